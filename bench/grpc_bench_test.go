@@ -1,0 +1,118 @@
+// Package bench holds load benchmarks that drive a real broker (gRPC server,
+// interceptors, bbolt on disk) over loopback, each next to a baseline
+// measured in the same run, because absolute figures on a shared 2-core
+// machine are noise. bench/run.sh runs them and prints ratios.
+//
+// Nothing here passes or fails on time: these are benchmarks, not tests.
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server"
+	"github.com/tokenbroker/tokenbroker/server/policy"
+)
+
+// callers is the number of concurrent gRPC callers: GOMAXPROCS (2 here) ×
+// this parallelism factor ≈ 64.
+const parallelism = 32
+
+type env struct {
+	srv   *server.Server
+	conns []*grpc.ClientConn
+	ctx   context.Context // carries the admin bearer token
+}
+
+func start(b *testing.B) *env {
+	b.Helper()
+	dir := b.TempDir() // a real disk here: fsync costs are real
+	srv, err := server.Start(context.Background(), server.Config{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		DataPath:     filepath.Join(dir, "tb.db"),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BootstrapOut: io.Discard,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &env{srv: srv}
+	// A few connections, as a pool of real clients would have; one HTTP/2
+	// connection would serialize every caller on one socket.
+	for range 4 {
+		c, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.conns = append(e.conns, c)
+	}
+	e.ctx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+srv.Bootstrap().Token)
+	b.Cleanup(func() {
+		for _, c := range e.conns {
+			c.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return e
+}
+
+// run drives op from parallelism×GOMAXPROCS goroutines and reports calls/s.
+func (e *env) run(b *testing.B, op func(ctx context.Context, conn *grpc.ClientConn) error) {
+	var next atomic.Uint32
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		conn := e.conns[int(next.Add(1))%len(e.conns)]
+		for pb.Next() {
+			if err := op(e.ctx, conn); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+}
+
+// BenchmarkGRPC compares, on one server and at the same concurrency:
+//   - EmptyHandler: grpc.health.v1 Check, a handler that does nothing, behind
+//     the same interceptor chain (public rule, so no authentication);
+//   - AuthenticatedRead: GetCurrentOrg with an application token: the full
+//     authentication + authorization hot path, no disk write;
+//   - CreateToken: a durable token creation (group-committed fsync).
+func BenchmarkGRPC(b *testing.B) {
+	e := start(b)
+	b.Run("EmptyHandler", func(b *testing.B) {
+		e.run(b, func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		})
+	})
+	b.Run("AuthenticatedRead", func(b *testing.B) {
+		e.run(b, func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := tbv1.NewTokenServiceClient(conn).GetCurrentOrg(ctx, &tbv1.GetCurrentOrgRequest{})
+			return err
+		})
+	})
+	b.Run("CreateToken", func(b *testing.B) {
+		e.run(b, func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := tbv1.NewTokenServiceClient(conn).CreateToken(ctx, &tbv1.CreateTokenRequest{
+				Roles: []string{policy.RWSvcAcctID}, Description: "bench",
+			})
+			return err
+		})
+	})
+}

@@ -1,0 +1,117 @@
+// Command tokenbroker is a self-hosted broker for Astra-style application
+// tokens. `tokenbroker serve` starts the gRPC server and its REST facade over
+// an embedded bbolt store.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/server"
+)
+
+const usage = `tokenbroker: a self-hosted token broker (Astra-style application tokens)
+
+Usage:
+  tokenbroker serve [flags]
+
+Run 'tokenbroker serve -h' for the flags. Every flag can also be set with an
+environment variable: --grpc-addr is TOKENBROKER_GRPC_ADDR, and so on; a flag
+given on the command line wins over the environment.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenbroker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return errors.New("missing command")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := server.Config{}
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "REST (grpc-gateway) listen address")
+	fs.StringVar(&cfg.DataPath, "data", server.DefaultDataPath, "bbolt database file (its directory is created; the key file is <data>.key)")
+	fs.StringVar(&cfg.BootstrapFile, "bootstrap-file", "", "on first start, also write the admin credential to this file (mode 0600)")
+	fs.StringVar(&cfg.OrgName, "org-name", server.DefaultOrgName, "organization name, used on first start")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		return err
+	}
+
+	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.BootstrapOut = stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+	case serveErr = <-srv.Err():
+		cfg.Logger.Error("listener failed; shutting down", "err", serveErr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, srv.Shutdown(shutdownCtx))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// TOKENBROKER_* variable (--grpc-addr → TOKENBROKER_GRPC_ADDR).
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := "TOKENBROKER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if setErr := fs.Set(f.Name, v); setErr != nil {
+				err = fmt.Errorf("%s: %w", name, setErr)
+			}
+		}
+	})
+	return err
+}

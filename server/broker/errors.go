@@ -1,0 +1,74 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a domain error; server/rpcerr maps each kind to one gRPC
+// code (and through it one HTTP status) in a single table.
+type Kind uint8
+
+const (
+	KindInvalid            Kind = iota + 1 // bad input: InvalidArgument / 400
+	KindUnauthenticated                    // missing, malformed, unknown, revoked or expired credential: 401
+	KindPermissionDenied                   // valid credential lacking a permission: 403
+	KindNotFound                           // 404
+	KindAlreadyExists                      // 409
+	KindFailedPrecondition                 // state forbids it (role in use, default role): 409
+	KindExhausted                          // quota or rate limit: 429
+)
+
+// Reason codes name the specific condition; rpcerr attaches them to the
+// status (and the Astra error ID they map to) so clients can tell apart two
+// 401s without parsing text.
+const (
+	ReasonMissingToken   = "MISSING_TOKEN"
+	ReasonMalformedToken = "INVALID_TOKEN_FORMAT"
+	ReasonUnknownToken   = "TOKEN_NOT_FOUND" // unknown, revoked or expired: indistinguishable by design
+)
+
+// Error is a domain error whose Msg is safe to show to the caller: it never
+// contains a secret, a token or a storage detail.
+type Error struct {
+	Kind   Kind
+	Reason string // optional, one of the Reason constants
+	Msg    string
+	Err    error // optional cause, for logs only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func newErr(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns a KindInvalid error with a user-facing message.
+func Invalid(format string, args ...any) error { return newErr(KindInvalid, format, args...) }
+
+// Denied returns a KindPermissionDenied error with a user-facing message.
+func Denied(format string, args ...any) error { return newErr(KindPermissionDenied, format, args...) }
+
+// NotFound returns a KindNotFound error with a user-facing message.
+func NotFound(format string, args ...any) error { return newErr(KindNotFound, format, args...) }
+
+// Unauthenticated returns a KindUnauthenticated error with a reason code.
+func Unauthenticated(reason, msg string) error {
+	return &Error{Kind: KindUnauthenticated, Reason: reason, Msg: msg}
+}
+
+// KindOf returns the kind of err, or 0 if it is not a domain error.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}

@@ -1,0 +1,184 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/tokenbroker/tokenbroker/server/policy"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// RoleSpec is the writable part of a custom role.
+type RoleSpec struct {
+	Name        string
+	Description string
+	Resources   []string
+	Actions     []string
+	Effect      string
+}
+
+func (s RoleSpec) validate() error {
+	if err := policy.ValidateRoleSpec(s.Name, s.Description, s.Resources, s.Actions, s.Effect); err != nil {
+		return &Error{Kind: KindInvalid, Msg: err.Error()}
+	}
+	return nil
+}
+
+// ListRoles returns default and custom roles.
+func (b *Broker) ListRoles(ctx context.Context) ([]store.Role, error) {
+	roles, err := b.st.ListRoles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	return roles, nil
+}
+
+// GetRole returns one role.
+func (b *Broker) GetRole(ctx context.Context, id string) (store.Role, error) {
+	if err := validateRoleID(id); err != nil {
+		return store.Role{}, err
+	}
+	r, err := b.st.GetRole(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Role{}, NotFound("role %q not found", id)
+	}
+	if err != nil {
+		return store.Role{}, fmt.Errorf("get role: %w", err)
+	}
+	return r, nil
+}
+
+// CreateRole creates a custom role. Role names are unique (case-insensitive);
+// a caller may only create a role whose permissions it holds itself.
+func (b *Broker) CreateRole(ctx context.Context, caller *Principal, spec RoleSpec) (store.Role, error) {
+	if err := spec.validate(); err != nil {
+		return store.Role{}, err
+	}
+	r := store.Role{
+		ID: uuid.NewString(), OrgID: b.org.ID,
+		Name: spec.Name, Description: spec.Description,
+		Resources: slices.Clone(spec.Resources), Actions: slices.Clone(spec.Actions), Effect: spec.Effect,
+		UpdatedAt: b.now().UTC(), UpdatedBy: caller.ID,
+	}
+	if err := b.mayGrant(caller, r); err != nil {
+		return store.Role{}, err
+	}
+	// Role writes are rare; serializing them makes the name-uniqueness check
+	// and the cache update race-free.
+	b.roles.writeMu.Lock()
+	defer b.roles.writeMu.Unlock()
+	if err := b.checkNameFree(spec.Name, ""); err != nil {
+		return store.Role{}, err
+	}
+	if err := b.st.CreateRole(ctx, r); err != nil {
+		return store.Role{}, fmt.Errorf("create role: %w", err)
+	}
+	b.roles.put(r)
+	b.log.InfoContext(ctx, "role created", "role_id", r.ID, "name", r.Name, "by", caller.ID)
+	return r, nil
+}
+
+// UpdateRole replaces a custom role's name and policy. Tokens holding it get
+// the new permissions from their next call.
+func (b *Broker) UpdateRole(ctx context.Context, caller *Principal, id string, spec RoleSpec) (store.Role, error) {
+	if err := validateRoleID(id); err != nil {
+		return store.Role{}, err
+	}
+	if err := spec.validate(); err != nil {
+		return store.Role{}, err
+	}
+	probe := store.Role{Name: spec.Name, Resources: spec.Resources, Actions: spec.Actions, Effect: spec.Effect}
+	if err := b.mayGrant(caller, probe); err != nil {
+		return store.Role{}, err
+	}
+	b.roles.writeMu.Lock()
+	defer b.roles.writeMu.Unlock()
+	if err := b.checkNameFree(spec.Name, id); err != nil {
+		return store.Role{}, err
+	}
+	now := b.now().UTC()
+	updated, err := b.st.UpdateRole(ctx, id, func(r store.Role) (store.Role, error) {
+		if r.Builtin {
+			return r, errDefaultRole(r)
+		}
+		// Changing a role also takes permissions away from its holders, so
+		// the caller must hold everything the role grants today as well:
+		// otherwise a role writer could strip an administrator's role.
+		if err := b.mayGrant(caller, r); err != nil {
+			return r, err
+		}
+		r.Name, r.Description = spec.Name, spec.Description
+		r.Resources, r.Actions, r.Effect = slices.Clone(spec.Resources), slices.Clone(spec.Actions), spec.Effect
+		r.UpdatedAt, r.UpdatedBy = now, caller.ID
+		return r, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Role{}, NotFound("role %q not found", id)
+	case KindOf(err) != 0:
+		return store.Role{}, err
+	case err != nil:
+		return store.Role{}, fmt.Errorf("update role: %w", err)
+	}
+	b.roles.put(updated)
+	b.log.InfoContext(ctx, "role updated", "role_id", id, "by", caller.ID)
+	return updated, nil
+}
+
+// DeleteRole deletes a custom role no live token holds.
+func (b *Broker) DeleteRole(ctx context.Context, caller *Principal, id string) error {
+	if err := validateRoleID(id); err != nil {
+		return err
+	}
+	if policy.IsDefaultRoleID(id) {
+		r, _ := b.roles.get(id)
+		return errDefaultRole(r)
+	}
+	b.roles.writeMu.Lock()
+	defer b.roles.writeMu.Unlock()
+	err := b.st.DeleteRole(ctx, id, b.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return NotFound("role %q not found", id)
+	case errors.Is(err, store.ErrInUse):
+		return &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("role %q is held by at least one live token; delete those tokens first", id)}
+	case err != nil:
+		return fmt.Errorf("delete role: %w", err)
+	}
+	b.roles.remove(id)
+	b.log.InfoContext(ctx, "role deleted", "role_id", id, "by", caller.ID)
+	return nil
+}
+
+// checkNameFree fails if another role (not except) has the name, ignoring case.
+// Callers hold writeMu.
+func (b *Broker) checkNameFree(name, except string) error {
+	b.roles.mu.RLock()
+	defer b.roles.mu.RUnlock()
+	for id, r := range b.roles.byID {
+		if id != except && strings.EqualFold(r.Name, name) {
+			return &Error{Kind: KindAlreadyExists, Msg: fmt.Sprintf("a role named %q exists already (id %s)", r.Name, id)}
+		}
+	}
+	return nil
+}
+
+func errDefaultRole(r store.Role) error {
+	name := r.Name
+	if name == "" {
+		name = r.ID
+	}
+	return Invalid("role %q is a default role and cannot be changed or deleted", name)
+}
+
+func validateRoleID(id string) error {
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return Invalid("roleID: %q is not a UUID", id)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+const (
+	maxTokenRoles      = 50
+	maxDescriptionLen  = 1024
+	maxCreateRetries   = 3
+	tokensListPageSize = 500
+)
+
+// CreateTokenInput is what a caller asks for.
+type CreateTokenInput struct {
+	Roles       []string
+	Description string
+	Expiry      time.Time // zero: never
+	OrgID       string    // optional; must be this broker's org
+}
+
+// IssuedToken is a created token with its one-time secret and bearer value.
+type IssuedToken struct {
+	store.Token
+	Secret string
+	Bearer string
+}
+
+// CreateToken issues an application token bound to roles the caller may
+// grant. Nothing is written unless every check passes.
+func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTokenInput) (IssuedToken, error) {
+	now := b.now()
+	if in.OrgID != "" && in.OrgID != b.org.ID {
+		return IssuedToken{}, Denied("no access to organization %q", in.OrgID)
+	}
+	if len(in.Roles) == 0 {
+		return IssuedToken{}, Invalid("roles: at least one role id is required")
+	}
+	if len(in.Roles) > maxTokenRoles {
+		return IssuedToken{}, Invalid("roles: at most %d roles per token", maxTokenRoles)
+	}
+	if err := validateDescription("description", in.Description); err != nil {
+		return IssuedToken{}, err
+	}
+	if !in.Expiry.IsZero() && !in.Expiry.After(now) {
+		return IssuedToken{}, Invalid("tokenExpiry: %s is not in the future", in.Expiry.UTC().Format(time.RFC3339))
+	}
+	seen := make(map[string]bool, len(in.Roles))
+	for i, id := range in.Roles {
+		if seen[id] {
+			return IssuedToken{}, Invalid("roles[%d]: duplicate role id %q", i, id)
+		}
+		seen[id] = true
+		role, ok := b.roles.get(id)
+		if !ok {
+			return IssuedToken{}, Invalid("roles[%d]: unknown role id %q", i, id)
+		}
+		if err := b.mayGrant(caller, role); err != nil {
+			return IssuedToken{}, err
+		}
+	}
+
+	for attempt := 0; ; attempt++ {
+		cred, err := credential.New()
+		if err != nil {
+			return IssuedToken{}, fmt.Errorf("generate credential: %w", err)
+		}
+		t := store.Token{
+			ClientID:    cred.ClientID,
+			OrgID:       b.org.ID,
+			Roles:       append([]string(nil), in.Roles...),
+			Description: in.Description,
+			SecretMAC:   b.mac.Sum(cred.Token),
+			GeneratedOn: now.UTC(),
+			CreatedBy:   caller.ID,
+		}
+		if !in.Expiry.IsZero() {
+			t.Expiry = in.Expiry.UTC()
+		}
+		err = b.st.CreateToken(ctx, t)
+		switch {
+		case err == nil:
+			b.log.InfoContext(ctx, "application token created", "client_id", t.ClientID, "roles", t.Roles, "by", caller.ID)
+			return IssuedToken{Token: t, Secret: cred.Secret, Bearer: cred.Token}, nil
+		case errors.Is(err, store.ErrAlreadyExists) && attempt < maxCreateRetries:
+			continue // a 137-bit client ID collided: astronomically rare, but retry
+		case errors.Is(err, store.ErrNotFound):
+			// A role was deleted between our check and the write.
+			return IssuedToken{}, Invalid("roles: %v", err)
+		default:
+			return IssuedToken{}, fmt.Errorf("create token: %w", err)
+		}
+	}
+}
+
+// ListTokens returns every token (without secrets), with last-use times
+// merged from memory so they are current.
+func (b *Broker) ListTokens(ctx context.Context) ([]store.Token, error) {
+	var out []store.Token
+	after := ""
+	for {
+		page, next, err := b.st.ListTokens(ctx, after, tokensListPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		for _, t := range page {
+			if mem := b.usage.lastUsed(t.ClientID); mem.After(t.LastUsed) {
+				t.LastUsed = mem
+			}
+			out = append(out, t)
+		}
+		if next == "" {
+			return out, nil
+		}
+		after = next
+	}
+}
+
+// DeleteToken revokes a token. A caller may delete its own token, or one
+// whose roles it could grant: otherwise a Database Administrator could lock
+// the Organization Administrator out.
+func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID string) error {
+	if !credential.ValidClientID(clientID) {
+		return Invalid("clientId: must be %d ASCII letters", credential.ClientIDLen)
+	}
+	t, err := b.st.GetToken(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound("token with clientId %q not found", clientID)
+	}
+	if err != nil {
+		return fmt.Errorf("get token: %w", err)
+	}
+	if caller.ID != clientID {
+		for _, id := range t.Roles {
+			if role, ok := b.roles.get(id); ok {
+				if err := b.mayGrant(caller, role); err != nil {
+					return Denied("cannot delete a token holding role %q: %s", role.Name, err.(*Error).Msg)
+				}
+			}
+		}
+	}
+	if err := b.st.DeleteToken(ctx, clientID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return NotFound("token with clientId %q not found", clientID)
+		}
+		return fmt.Errorf("delete token: %w", err)
+	}
+	b.usage.forget(clientID)
+	b.log.InfoContext(ctx, "application token deleted", "client_id", clientID, "by", caller.ID)
+	return nil
+}
+
+// mayGrant enforces the no-escalation rule: the caller must hold every
+// permission of the role.
+func (b *Broker) mayGrant(caller *Principal, role store.Role) error {
+	if caller == nil || caller.perms == nil {
+		return Denied("cannot grant role %q", role.Name)
+	}
+	if action, resource, ok := caller.perms.Covers(role); !ok {
+		return Denied("cannot grant role %q: caller lacks %q on %q", role.Name, action, resource)
+	}
+	return nil
+}
+
+func validateDescription(field, s string) error {
+	if len(s) > maxDescriptionLen {
+		return Invalid("%s: at most %d bytes", field, maxDescriptionLen)
+	}
+	if !utf8.ValidString(s) {
+		return Invalid("%s: not valid UTF-8", field)
+	}
+	return nil
+}

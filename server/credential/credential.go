@@ -1,0 +1,162 @@
+// Package credential owns the format of Astra application tokens
+// (AstraCS:<clientId>:<hex(sha256(secret))>): generating them, parsing them,
+// and the keyed MAC that is the only form in which they are stored.
+//
+// The token's hex part is itself a bearer credential (anyone holding it holds
+// the token), and the secret derives it, so neither is ever stored: the store
+// keeps HMAC-SHA256(key, token) where the key lives outside the database file.
+// Tokens have >= 256 bits of entropy, so a per-token salt adds nothing; the
+// key makes an offline dictionary attack on a stolen database impossible.
+package credential
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"sync"
+)
+
+const (
+	// Prefix starts every application token.
+	Prefix = "AstraCS:"
+	// ClientIDLen is the length of a client ID (ASCII letters), as Astra's.
+	ClientIDLen = 24
+	// TokenLen is the length of a whole token: prefix, client ID, ':' and 64 hex digits.
+	TokenLen = len(Prefix) + ClientIDLen + 1 + sha256.Size*2
+	// secretBytes of randomness make the secret: 384 bits, above the 256 required.
+	secretBytes = 48
+)
+
+// ErrMalformed: the string is not shaped like an application token.
+var ErrMalformed = errors.New("invalid token format")
+
+// Issued is a freshly generated credential. Secret and Token are shown once
+// and then forgotten.
+type Issued struct {
+	ClientID string
+	Secret   string
+	Token    string
+}
+
+const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// New generates a client ID (24 random ASCII letters, ~137 bits), a secret
+// (48 random bytes, base64url) and the token derived from them.
+func New() (Issued, error) {
+	id, err := randomLetters(ClientIDLen)
+	if err != nil {
+		return Issued{}, err
+	}
+	raw := make([]byte, secretBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return Issued{}, err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	return Issued{ClientID: id, Secret: secret, Token: TokenFor(id, secret)}, nil
+}
+
+// TokenFor derives the bearer token from a client ID and secret, as Astra
+// does: AstraCS:<clientId>:<hex(sha256(secret))>.
+func TokenFor(clientID, secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	buf := make([]byte, 0, TokenLen)
+	buf = append(buf, Prefix...)
+	buf = append(buf, clientID...)
+	buf = append(buf, ':')
+	buf = hex.AppendEncode(buf, sum[:])
+	return string(buf)
+}
+
+// Parse checks the token's shape and returns its client ID. It never echoes
+// the token in its error.
+func Parse(token string) (clientID string, err error) {
+	if len(token) != TokenLen || token[:len(Prefix)] != Prefix {
+		return "", ErrMalformed
+	}
+	id := token[len(Prefix) : len(Prefix)+ClientIDLen]
+	if !ValidClientID(id) || token[len(Prefix)+ClientIDLen] != ':' {
+		return "", ErrMalformed
+	}
+	for _, c := range []byte(token[len(Prefix)+ClientIDLen+1:]) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", ErrMalformed
+		}
+	}
+	return id, nil
+}
+
+// ValidClientID reports whether s has the client-ID shape (24 ASCII letters).
+func ValidClientID(s string) bool {
+	if len(s) != ClientIDLen {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// MAC computes and verifies the keyed MAC under which tokens are stored.
+type MAC struct {
+	pool sync.Pool // of hash.Hash; HMAC setup is the costly part on the hot path
+}
+
+// NewMAC returns a MAC keyed with key (at least 32 bytes).
+func NewMAC(key []byte) (*MAC, error) {
+	if len(key) < 32 {
+		return nil, errors.New("credential: MAC key shorter than 32 bytes")
+	}
+	k := append([]byte(nil), key...)
+	m := &MAC{}
+	m.pool.New = func() any { return hmac.New(sha256.New, k) }
+	return m, nil
+}
+
+// Sum returns HMAC-SHA256(key, token).
+func (m *MAC) Sum(token string) []byte {
+	h := m.pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write([]byte(token))
+	out := h.Sum(make([]byte, 0, sha256.Size))
+	m.pool.Put(h)
+	return out
+}
+
+// Verify reports, in constant time, whether mac is the MAC of token.
+func (m *MAC) Verify(token string, mac []byte) bool {
+	h := m.pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write([]byte(token))
+	var buf [sha256.Size]byte
+	ok := hmac.Equal(h.Sum(buf[:0]), mac)
+	m.pool.Put(h)
+	return ok
+}
+
+// randomLetters returns n uniformly random ASCII letters (rejection sampling
+// keeps the distribution uniform: 52 does not divide 256).
+func randomLetters(n int) (string, error) {
+	out := make([]byte, 0, n)
+	buf := make([]byte, 2*n)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			if b >= 52*4 { // 208: largest multiple of 52 below 256
+				continue
+			}
+			out = append(out, letters[b%52])
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return string(out), nil
+}

@@ -1,0 +1,325 @@
+// Package server wires tokenbroker together: store, keyring, broker, the
+// gRPC server with its interceptors, and the REST gateway. Start builds and
+// starts everything; Shutdown stops it gracefully.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
+
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/keyring"
+	"github.com/tokenbroker/tokenbroker/server/token"
+	"github.com/tokenbroker/tokenbroker/store/bolt"
+)
+
+// Defaults of the serve command.
+const (
+	DefaultGRPCAddr = "127.0.0.1:50051"
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	DefaultDataPath = "data/tokenbroker.db"
+	DefaultOrgName  = "default"
+
+	// DefaultUsageFlushInterval bounds how stale persisted last-use times may
+	// be: a crash loses at most this much of them (never a token).
+	DefaultUsageFlushInterval = 30 * time.Second
+	// DefaultGCInterval is how often expired tokens are deleted. Expiry is
+	// enforced on every check regardless; GC only reclaims space.
+	DefaultGCInterval = time.Minute
+
+	maxRequestBytes = 1 << 20
+)
+
+// Config configures a broker process.
+type Config struct {
+	GRPCAddr      string
+	HTTPAddr      string
+	DataPath      string // bbolt file; its directory is created; the key file sits beside it
+	BootstrapFile string // optional: where the first admin credential is written (0600)
+	OrgName       string
+
+	Logger *slog.Logger
+	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
+	BootstrapOut io.Writer
+	// Now is the clock; default time.Now.
+	Now                func() time.Time
+	UsageFlushInterval time.Duration
+	GCInterval         time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = DefaultGRPCAddr
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.DataPath == "" {
+		c.DataPath = DefaultDataPath
+	}
+	if c.OrgName == "" {
+		c.OrgName = DefaultOrgName
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.BootstrapOut == nil {
+		c.BootstrapOut = os.Stderr
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.UsageFlushInterval <= 0 {
+		c.UsageFlushInterval = DefaultUsageFlushInterval
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = DefaultGCInterval
+	}
+}
+
+// Server is a running broker.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *bolt.Store
+	broker   *broker.Broker
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	gwConn   *grpc.ClientConn
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	bootstrp *broker.BootstrapCredential
+
+	stopLoops context.CancelFunc
+	loops     sync.WaitGroup
+	serveErr  chan error
+	closeOnce sync.Once
+}
+
+// Start opens the store, bootstraps it on first use, and starts serving
+// gRPC and REST. It returns once both listeners accept connections.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
+	defer func() {
+		if err != nil {
+			s.closeResources()
+		}
+	}()
+
+	if err := os.MkdirAll(filepath.Dir(cfg.DataPath), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s.store, err = bolt.Open(cfg.DataPath, bolt.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.DataPath, err)
+	}
+
+	// A key may be created only while the database holds no organization:
+	// for an existing one, a new key would orphan every stored token.
+	_, orgErr := s.store.GetOrganization(ctx)
+	keyPath := keyring.PathFor(cfg.DataPath)
+	keys, created, err := keyring.Load(keyPath, orgErr != nil, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.log.Info("created key file", "path", keyPath)
+	}
+	mac, err := credential.NewMAC(keys.Derive(keyring.PurposeTokenMAC))
+	if err != nil {
+		return nil, err
+	}
+	setup, err := broker.Setup(ctx, s.store, keys, mac, cfg.OrgName, cfg.BootstrapFile, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.bootstrp = setup.Bootstrap
+	s.broker, err = broker.New(ctx, broker.Config{Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+
+	g := &guard{b: s.broker, log: cfg.Logger, rules: rules}
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(g.unary),
+		grpc.ChainStreamInterceptor(g.stream),
+		grpc.MaxRecvMsgSize(maxRequestBytes),
+	)
+	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.health.SetServingStatus(tbv1.TokenService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(s.grpc)
+
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+
+	// The gateway reaches the same grpc.Server, with the same interceptors,
+	// over an in-memory listener: no dependence on the gRPC address being
+	// dialable, and the server can tell gateway calls (peer "bufconn") from
+	// outside ones, which later lets it trust X-Forwarded-For only from the
+	// gateway.
+	inproc := bufconn.Listen(1 << 20)
+	s.gwConn, err = grpc.NewClient("passthrough:///tokenbroker-gateway",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("gateway client: %w", err)
+	}
+	gw, err := gateway.New(ctx, s.gwConn, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler: http.MaxBytesHandler(gw, maxRequestBytes),
+		// Bounded timeouts so slow or idle clients cannot pin connections.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+
+	go func() { s.serveErr <- s.grpc.Serve(s.grpcLis) }()
+	go func() { s.serveErr <- s.grpc.Serve(inproc) }()
+	go func() {
+		if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- err
+		}
+	}()
+
+	loopCtx, cancel := context.WithCancel(context.Background())
+	s.stopLoops = cancel
+	s.every(loopCtx, cfg.UsageFlushInterval, "flush token use", s.broker.FlushUsage)
+	s.every(loopCtx, cfg.GCInterval, "delete expired tokens", func(ctx context.Context) error {
+		n, err := s.broker.CollectGarbage(ctx)
+		if n > 0 {
+			s.log.Info("deleted expired tokens", "count", n)
+		}
+		return err
+	})
+
+	if s.bootstrp != nil {
+		s.announceBootstrap()
+	}
+	s.log.Info("tokenbroker serving", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String(),
+		"data", cfg.DataPath, "org_id", setup.Org.ID)
+	return s, nil
+}
+
+// every runs fn every interval until ctx is done.
+func (s *Server) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := fn(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("background task failed", "task", what, "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// announceBootstrap prints the first admin credential once. This is the one
+// place a secret is ever printed, deliberately to stderr and not through the
+// logger, so log pipelines never carry it.
+func (s *Server) announceBootstrap() {
+	b, _ := json.MarshalIndent(s.bootstrp, "", "  ")
+	where := "it is not stored anywhere: save it now"
+	if s.cfg.BootstrapFile != "" {
+		where = "also written to " + s.cfg.BootstrapFile + " (mode 0600)"
+	}
+	fmt.Fprintf(s.cfg.BootstrapOut, "\n=== tokenbroker: first start, created the organization and an Organization Administrator token ===\n"+
+		"This is shown only once (%s).\n%s\n===\n\n", where, b)
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the address the REST gateway listens on.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// Bootstrap returns the first admin credential if this start created it.
+func (s *Server) Bootstrap() *broker.BootstrapCredential { return s.bootstrp }
+
+// Broker exposes the domain layer (for tests and benchmarks in this module).
+func (s *Server) Broker() *broker.Broker { return s.broker }
+
+// Err reports a listener that failed while serving.
+func (s *Server) Err() <-chan error { return s.serveErr }
+
+// Shutdown stops accepting calls, lets in-flight ones finish (until ctx is
+// done), persists pending last-use times and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.health.Shutdown() // report NOT_SERVING while draining
+	httpErr := s.http.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+	flushErr := s.broker.FlushUsage(context.Background())
+	s.closeResources()
+	return errors.Join(httpErr, flushErr)
+}
+
+func (s *Server) closeResources() {
+	s.closeOnce.Do(func() {
+		if s.stopLoops != nil {
+			s.stopLoops()
+			s.loops.Wait()
+		}
+		if s.gwConn != nil {
+			s.gwConn.Close()
+		}
+		if s.grpc != nil {
+			s.grpc.Stop()
+		}
+		for _, l := range []net.Listener{s.grpcLis, s.httpLis} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		if s.store != nil {
+			if err := s.store.Close(); err != nil {
+				s.log.Warn("close store", "err", err)
+			}
+		}
+	})
+}

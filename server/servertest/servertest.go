@@ -1,0 +1,346 @@
+// Package servertest starts a real tokenbroker server for tests: real gRPC
+// and REST listeners on 127.0.0.1 ephemeral ports, a bbolt file in the
+// test's temporary directory, and a fake clock the test controls.
+//
+//	env := servertest.Start(t)
+//	resp := env.CreateToken(t, env.AdminToken, policy.RWSvcAcctID)
+//	code, body, _ := env.REST(t, "GET", "/v2/clientIdSecrets", resp.Token, nil)
+//	env.Clock.Advance(2 * time.Hour)
+//
+// Logs are discarded unless the WithLog option is given or the environment
+// variable TOKENBROKER_TEST_LOG is non-empty; then they go to t.Log at Debug.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server"
+	"github.com/tokenbroker/tokenbroker/server/broker"
+)
+
+// DefaultStart is where every Env's clock starts: far from the wall clock
+// (so a test that accidentally relies on time.Now fails visibly) and with
+// nanoseconds (so time formatting is exercised).
+var DefaultStart = time.Date(2040, time.January, 2, 3, 4, 5, 123456789, time.UTC)
+
+// Clock is a fake clock, safe for concurrent use. It only moves when told.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock reading start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now returns the current fake time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d (backward if d is negative).
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Set sets the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// Option configures Start.
+type Option func(*options)
+
+type options struct {
+	orgName       string
+	bootstrapFile bool
+	log           bool
+	start         time.Time
+	configure     []func(*server.Config)
+}
+
+// WithOrgName sets the organization name used on first start.
+func WithOrgName(name string) Option { return func(o *options) { o.orgName = name } }
+
+// WithBootstrapFile makes the first start also write the bootstrap
+// credential to Env.BootstrapFile.
+func WithBootstrapFile() Option { return func(o *options) { o.bootstrapFile = true } }
+
+// WithLog sends the server's logs to t.Log at Debug level.
+func WithLog() Option { return func(o *options) { o.log = true } }
+
+// WithClockStart sets the fake clock's initial time.
+func WithClockStart(t time.Time) Option { return func(o *options) { o.start = t } }
+
+// WithConfig lets a test adjust the server configuration of every start
+// (addresses, paths, clock and logger are set before it runs).
+func WithConfig(fn func(*server.Config)) Option {
+	return func(o *options) { o.configure = append(o.configure, fn) }
+}
+
+// Env is a running (or, between Shutdown and Restart, stopped) server and
+// clients for it.
+type Env struct {
+	Clock *Clock
+	// Server is the running server; nil while stopped.
+	Server *server.Server
+
+	Dir           string // the temporary directory holding the data
+	DataPath      string // the bbolt file; the key file is DataPath+".key"
+	BootstrapFile string // "" unless WithBootstrapFile
+	OrgName       string
+
+	// Admin is the bootstrap credential of the first start (kept across
+	// restarts, which do not bootstrap again).
+	Admin         *broker.BootstrapCredential
+	AdminToken    string
+	AdminClientID string
+	OrgID         string
+
+	// Conn and Tokens reach the gRPC server; both are replaced by Restart.
+	Conn   *grpc.ClientConn
+	Tokens tbv1.TokenServiceClient
+	// HTTPBase is "http://<rest addr>"; replaced by Restart.
+	HTTPBase string
+
+	opts   options
+	logw   *testWriter
+	client *http.Client
+}
+
+// Start starts a server over a fresh data directory and registers its
+// shutdown with t.Cleanup.
+func Start(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	o := options{orgName: "servertest-org", start: DefaultStart}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if os.Getenv("TOKENBROKER_TEST_LOG") != "" {
+		o.log = true
+	}
+	dir := t.TempDir()
+	e := &Env{
+		Clock:    NewClock(o.start),
+		Dir:      dir,
+		DataPath: filepath.Join(dir, "data", "tokenbroker.db"),
+		OrgName:  o.orgName,
+		opts:     o,
+		client:   &http.Client{Timeout: 30 * time.Second},
+	}
+	if o.bootstrapFile {
+		e.BootstrapFile = filepath.Join(dir, "bootstrap.json")
+	}
+	if o.log {
+		e.logw = &testWriter{t: t}
+	}
+	// Registered after TempDir, so it runs before the directory is removed.
+	t.Cleanup(func() {
+		e.Shutdown()
+		if e.logw != nil {
+			e.logw.stop()
+		}
+	})
+	if err := e.start(); err != nil {
+		t.Fatalf("servertest: start server: %v", err)
+	}
+	b := e.Server.Bootstrap()
+	if b == nil {
+		t.Fatal("servertest: first start returned no bootstrap credential")
+	}
+	e.Admin = b
+	e.AdminToken = b.Token
+	e.AdminClientID = b.ClientID
+	e.OrgID = b.OrgID
+	return e
+}
+
+func (e *Env) config() server.Config {
+	logger := slog.New(slog.DiscardHandler)
+	if e.logw != nil {
+		logger = slog.New(slog.NewTextHandler(e.logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cfg := server.Config{
+		GRPCAddr:      "127.0.0.1:0",
+		HTTPAddr:      "127.0.0.1:0",
+		DataPath:      e.DataPath,
+		BootstrapFile: e.BootstrapFile,
+		OrgName:       e.OrgName,
+		Logger:        logger,
+		BootstrapOut:  io.Discard,
+		Now:           e.Clock.Now,
+	}
+	for _, fn := range e.opts.configure {
+		fn(&cfg)
+	}
+	return cfg
+}
+
+func (e *Env) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := server.Start(ctx, e.config())
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		_ = srv.Shutdown(ctx)
+		return fmt.Errorf("gRPC client: %w", err)
+	}
+	e.Server = srv
+	e.Conn = conn
+	e.Tokens = tbv1.NewTokenServiceClient(conn)
+	e.HTTPBase = "http://" + srv.HTTPAddr()
+	return nil
+}
+
+// Shutdown stops the server gracefully (flushing last-use times and closing
+// the store) and closes the clients. It is idempotent, and registered with
+// t.Cleanup by Start.
+func (e *Env) Shutdown() {
+	if e.Conn != nil {
+		_ = e.Conn.Close()
+		e.Conn = nil
+	}
+	if e.Server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Server.Shutdown(ctx); err != nil && e.logw != nil {
+			fmt.Fprintf(e.logw, "servertest: shutdown: %v\n", err)
+		}
+		e.Server = nil
+	}
+	e.client.CloseIdleConnections()
+}
+
+// Restart shuts the server down and starts it again on the same data file
+// (and key file); the ports change. It fails the test if the start fails.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	if err := e.TryRestart(); err != nil {
+		t.Fatalf("servertest: restart: %v", err)
+	}
+}
+
+// TryRestart is Restart returning the start error instead of failing the
+// test; after an error the Env stays stopped.
+func (e *Env) TryRestart() error {
+	e.Shutdown()
+	return e.start()
+}
+
+// GRPCCtx returns a context carrying "authorization: Bearer <bearer>"
+// metadata (no metadata when bearer is "").
+func (e *Env) GRPCCtx(bearer string) context.Context {
+	ctx := context.Background()
+	if bearer == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
+}
+
+// CreateToken creates a token over gRPC with the given roles, failing the
+// test on error.
+func (e *Env) CreateToken(t testing.TB, bearer string, roleIDs ...string) *tbv1.CreateTokenResponse {
+	t.Helper()
+	resp, err := e.Tokens.CreateToken(e.GRPCCtx(bearer), &tbv1.CreateTokenRequest{Roles: roleIDs})
+	if err != nil {
+		t.Fatalf("servertest: CreateToken(%v): %v", roleIDs, err)
+	}
+	return resp
+}
+
+// REST performs one HTTP call against the REST gateway. body may be nil (no
+// body), a []byte or string (sent as is), or any value (sent as JSON).
+// bearer, when not "", is sent as "Authorization: Bearer <bearer>". It
+// returns the status, the raw response body and the response headers.
+func (e *Env) REST(t testing.TB, method, path, bearer string, body any) (int, []byte, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("servertest: marshal request body: %v", err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, e.HTTPBase+path, rd)
+	if err != nil {
+		t.Fatalf("servertest: %s %s: %v", method, path, err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return e.Do(t, req)
+}
+
+// Do sends a prepared request (for headers REST does not set) and returns
+// the status, raw body and headers.
+func (e *Env) Do(t testing.TB, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("servertest: %s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("servertest: read %s %s response: %v", req.Method, req.URL.Path, err)
+	}
+	return resp.StatusCode, raw, resp.Header
+}
+
+// testWriter forwards log lines to t.Log until stopped, so a late log line
+// after the test ended cannot panic.
+type testWriter struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+}

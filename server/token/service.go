@@ -1,0 +1,185 @@
+// Package token implements the gRPC TokenService: application tokens, roles
+// and the current organization. Handlers are thin: validate the shape of the
+// request, call the broker, convert the result, and send every error through
+// rpcerr.ToStatus. Authentication and authorization already happened in the
+// interceptors (server/rules.go).
+package token
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/rpcerr"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Config holds the service's dependencies.
+type Config struct {
+	Broker *broker.Broker
+	Logger *slog.Logger
+}
+
+// Service implements tbv1.TokenServiceServer.
+type Service struct {
+	// Embedded so that adding an RPC to the proto breaks the build until it
+	// is implemented here (and given a rule in server/rules.go).
+	tbv1.UnsafeTokenServiceServer
+	b   *broker.Broker
+	log *slog.Logger
+}
+
+// New returns the service.
+func New(cfg Config) *Service { return &Service{b: cfg.Broker, log: cfg.Logger} }
+
+// Register adds the service to a gRPC server.
+func (s *Service) Register(r grpc.ServiceRegistrar) { tbv1.RegisterTokenServiceServer(r, s) }
+
+func (s *Service) fail(ctx context.Context, err error) error { return rpcerr.ToStatus(ctx, s.log, err) }
+
+func (s *Service) CreateToken(ctx context.Context, req *tbv1.CreateTokenRequest) (*tbv1.CreateTokenResponse, error) {
+	in := broker.CreateTokenInput{Roles: req.GetRoles(), Description: req.GetDescription(), OrgID: req.GetOrgId()}
+	if req.TokenExpiry != nil {
+		if err := req.TokenExpiry.CheckValid(); err != nil {
+			return nil, s.fail(ctx, broker.Invalid("tokenExpiry: %v", err))
+		}
+		in.Expiry = req.TokenExpiry.AsTime()
+	}
+	t, err := s.b.CreateToken(ctx, broker.PrincipalFrom(ctx), in)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.CreateTokenResponse{
+		ClientId:    t.ClientID,
+		Secret:      t.Secret,
+		OrgId:       t.OrgID,
+		Roles:       t.Roles,
+		Token:       t.Bearer,
+		GeneratedOn: timestamppb.New(t.GeneratedOn),
+		Description: t.Description,
+		TokenExpiry: optionalTime(t.Expiry),
+	}, nil
+}
+
+func (s *Service) ListTokens(ctx context.Context, _ *tbv1.ListTokensRequest) (*tbv1.ListTokensResponse, error) {
+	tokens, err := s.b.ListTokens(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.ListTokensResponse{Clients: make([]*tbv1.TokenInfo, 0, len(tokens))}
+	for _, t := range tokens {
+		out.Clients = append(out.Clients, &tbv1.TokenInfo{
+			ClientId:    t.ClientID,
+			Roles:       t.Roles,
+			GeneratedOn: timestamppb.New(t.GeneratedOn),
+			Description: t.Description,
+			TokenExpiry: optionalTime(t.Expiry),
+			LastUsedOn:  optionalTime(t.LastUsed),
+		})
+	}
+	return out, nil
+}
+
+func (s *Service) DeleteToken(ctx context.Context, req *tbv1.DeleteTokenRequest) (*tbv1.DeleteTokenResponse, error) {
+	if err := s.b.DeleteToken(ctx, broker.PrincipalFrom(ctx), req.GetClientId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusOK, true)
+	return &tbv1.DeleteTokenResponse{}, nil
+}
+
+func (s *Service) ListRoles(ctx context.Context, _ *tbv1.ListRolesRequest) (*tbv1.ListRolesResponse, error) {
+	roles, err := s.b.ListRoles(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.ListRolesResponse{Roles: make([]*tbv1.Role, 0, len(roles))}
+	for _, r := range roles {
+		out.Roles = append(out.Roles, roleToProto(r))
+	}
+	return out, nil
+}
+
+func (s *Service) CreateRole(ctx context.Context, req *tbv1.CreateRoleRequest) (*tbv1.CreateRoleResponse, error) {
+	r, err := s.b.CreateRole(ctx, broker.PrincipalFrom(ctx), specFromProto(req.GetName(), req.GetPolicy()))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusCreated, false)
+	return &tbv1.CreateRoleResponse{Role: roleToProto(r)}, nil
+}
+
+func (s *Service) GetRole(ctx context.Context, req *tbv1.GetRoleRequest) (*tbv1.GetRoleResponse, error) {
+	r, err := s.b.GetRole(ctx, req.GetRoleId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.GetRoleResponse{Role: roleToProto(r)}, nil
+}
+
+func (s *Service) UpdateRole(ctx context.Context, req *tbv1.UpdateRoleRequest) (*tbv1.UpdateRoleResponse, error) {
+	r, err := s.b.UpdateRole(ctx, broker.PrincipalFrom(ctx), req.GetRoleId(), specFromProto(req.GetName(), req.GetPolicy()))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.UpdateRoleResponse{Role: roleToProto(r)}, nil
+}
+
+func (s *Service) DeleteRole(ctx context.Context, req *tbv1.DeleteRoleRequest) (*tbv1.DeleteRoleResponse, error) {
+	if err := s.b.DeleteRole(ctx, broker.PrincipalFrom(ctx), req.GetRoleId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusNoContent, true)
+	return &tbv1.DeleteRoleResponse{}, nil
+}
+
+func (s *Service) GetCurrentOrg(_ context.Context, _ *tbv1.GetCurrentOrgRequest) (*tbv1.GetCurrentOrgResponse, error) {
+	org := s.b.Org()
+	return &tbv1.GetCurrentOrgResponse{Id: org.ID, Name: org.Name}, nil
+}
+
+func specFromProto(name string, p *tbv1.Policy) broker.RoleSpec {
+	return broker.RoleSpec{
+		Name:        name,
+		Description: p.GetDescription(),
+		Resources:   p.GetResources(),
+		Actions:     p.GetActions(),
+		Effect:      p.GetEffect(),
+	}
+}
+
+func roleToProto(r store.Role) *tbv1.Role {
+	out := &tbv1.Role{
+		Id:   r.ID,
+		Name: r.Name,
+		Policy: &tbv1.Policy{
+			Description: r.Description,
+			Resources:   r.Resources,
+			Actions:     r.Actions,
+			Effect:      r.Effect,
+		},
+		OrgId: r.OrgID,
+		Type:  "custom",
+	}
+	if r.Builtin {
+		out.Type = "default"
+	} else {
+		out.LastUpdateDateTime = r.UpdatedAt.UTC().Format(time.RFC3339Nano)
+		out.LastUpdateUserId = r.UpdatedBy
+	}
+	return out
+}
+
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

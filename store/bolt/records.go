@@ -1,0 +1,160 @@
+package bolt
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Stored encodings. They are private and separate from the store domain
+// types so that either can evolve without silently changing the other: a
+// renamed Go field must not rename a stored field. Times are converted to
+// UTC before encoding, so they are stored as RFC 3339 with nanoseconds and
+// a "Z" suffix and decode exactly, in UTC. json.Unmarshal allocates fresh
+// strings and slices, so decoded records never alias bbolt's memory map.
+
+type orgRecord struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	KeyCheck  []byte    `json:"key_check"`
+}
+
+type roleRecord struct {
+	ID          string    `json:"id"`
+	OrgID       string    `json:"org_id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Resources   []string  `json:"resources"`
+	Actions     []string  `json:"actions"`
+	Effect      string    `json:"effect"`
+	Builtin     bool      `json:"builtin"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	UpdatedBy   string    `json:"updated_by"`
+}
+
+type tokenRecord struct {
+	ClientID    string    `json:"client_id"`
+	OrgID       string    `json:"org_id"`
+	Roles       []string  `json:"roles"`
+	Description string    `json:"description"`
+	SecretMAC   []byte    `json:"secret_mac"`
+	GeneratedOn time.Time `json:"generated_on"`
+	Expiry      time.Time `json:"expiry"`
+	CreatedBy   string    `json:"created_by"`
+	LastUsed    time.Time `json:"last_used"`
+}
+
+func encodeOrg(o store.Organization) ([]byte, error) {
+	return marshal(orgRecord{
+		ID:        o.ID,
+		Name:      o.Name,
+		CreatedAt: o.CreatedAt.UTC(),
+		KeyCheck:  o.KeyCheck,
+	})
+}
+
+func decodeOrg(b []byte) (store.Organization, error) {
+	var r orgRecord
+	if err := unmarshal(b, &r); err != nil {
+		return store.Organization{}, err
+	}
+	return store.Organization{
+		ID:        r.ID,
+		Name:      r.Name,
+		CreatedAt: r.CreatedAt,
+		KeyCheck:  r.KeyCheck,
+	}, nil
+}
+
+func encodeRole(r store.Role) ([]byte, error) {
+	return marshal(roleRecord{
+		ID:          r.ID,
+		OrgID:       r.OrgID,
+		Name:        r.Name,
+		Description: r.Description,
+		Resources:   r.Resources,
+		Actions:     r.Actions,
+		Effect:      r.Effect,
+		Builtin:     r.Builtin,
+		UpdatedAt:   r.UpdatedAt.UTC(),
+		UpdatedBy:   r.UpdatedBy,
+	})
+}
+
+func decodeRole(b []byte) (store.Role, error) {
+	var r roleRecord
+	if err := unmarshal(b, &r); err != nil {
+		return store.Role{}, err
+	}
+	return store.Role{
+		ID:          r.ID,
+		OrgID:       r.OrgID,
+		Name:        r.Name,
+		Description: r.Description,
+		Resources:   r.Resources,
+		Actions:     r.Actions,
+		Effect:      r.Effect,
+		Builtin:     r.Builtin,
+		UpdatedAt:   r.UpdatedAt,
+		UpdatedBy:   r.UpdatedBy,
+	}, nil
+}
+
+func toTokenRecord(t store.Token) tokenRecord {
+	return tokenRecord{
+		ClientID:    t.ClientID,
+		OrgID:       t.OrgID,
+		Roles:       t.Roles,
+		Description: t.Description,
+		SecretMAC:   t.SecretMAC,
+		GeneratedOn: t.GeneratedOn.UTC(),
+		Expiry:      t.Expiry.UTC(),
+		CreatedBy:   t.CreatedBy,
+		LastUsed:    t.LastUsed.UTC(),
+	}
+}
+
+func (r tokenRecord) token() store.Token {
+	return store.Token{
+		ClientID:    r.ClientID,
+		OrgID:       r.OrgID,
+		Roles:       r.Roles,
+		Description: r.Description,
+		SecretMAC:   r.SecretMAC,
+		GeneratedOn: r.GeneratedOn,
+		Expiry:      r.Expiry,
+		CreatedBy:   r.CreatedBy,
+		LastUsed:    r.LastUsed,
+	}
+}
+
+func decodeTokenRecord(b []byte) (tokenRecord, error) {
+	var r tokenRecord
+	err := unmarshal(b, &r)
+	return r, err
+}
+
+func decodeToken(b []byte) (store.Token, error) {
+	r, err := decodeTokenRecord(b)
+	return r.token(), err
+}
+
+// marshal fails for times outside years 0-9999, which is the validation we
+// want: such a time cannot be stored faithfully.
+func marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return b, nil
+}
+
+func unmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode stored record (corrupt file?): %w", err)
+	}
+	return nil
+}

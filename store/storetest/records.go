@@ -1,0 +1,113 @@
+package storetest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Base is the fixed point in time the suite's records are built around. It
+// has microsecond precision, the least every backend must keep.
+var Base = time.Date(2030, time.January, 2, 3, 4, 5, 123456000, time.UTC)
+
+const orgID = "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab"
+
+// ClientID returns the n-th of a sequence of valid client IDs (24 ASCII
+// letters). Their lexical order is the numeric order of n, which makes
+// pagination order easy to check.
+func ClientID(n int) string {
+	b := make([]byte, 24)
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = 'A' + byte(n%26)
+		n /= 26
+	}
+	return string(b)
+}
+
+// RoleID returns the n-th of a sequence of UUID-shaped role IDs, in
+// ascending order of n.
+func RoleID(n int) string {
+	return fmt.Sprintf("00000000-0000-4000-8000-%012x", n)
+}
+
+// NewOrganization returns a complete organization record.
+func NewOrganization() store.Organization {
+	mac := sha256.Sum256([]byte("key check"))
+	return store.Organization{
+		ID:        orgID,
+		Name:      "example-org",
+		CreatedAt: Base,
+		KeyCheck:  mac[:],
+	}
+}
+
+// NewRole returns a complete role record with the given ID.
+func NewRole(id string) store.Role {
+	return store.Role{
+		ID:          id,
+		OrgID:       orgID,
+		Name:        "role-" + id,
+		Description: "test role",
+		Resources:   []string{"drn:astra:org:" + orgID, "drn:astra:org:" + orgID + ":db:*"},
+		Actions:     []string{"org-read", "db-cql"},
+		Effect:      "allow",
+		UpdatedAt:   Base,
+		UpdatedBy:   ClientID(0),
+	}
+}
+
+// NewToken returns a complete, never-expiring token record holding roles,
+// with a 32-byte MAC derived from the client ID.
+func NewToken(clientID string, roles ...string) store.Token {
+	mac := sha256.Sum256([]byte("secret of " + clientID))
+	return store.Token{
+		ClientID:    clientID,
+		OrgID:       orgID,
+		Roles:       roles,
+		Description: "token " + clientID,
+		SecretMAC:   mac[:],
+		GeneratedOn: Base,
+		CreatedBy:   ClientID(0),
+	}
+}
+
+// sameToken reports whether two tokens hold the same data: times compare by
+// instant, and nil and empty slices are the same.
+func sameToken(a, b store.Token) bool {
+	norm := func(t store.Token) store.Token {
+		t.Roles = emptyToNil(t.Roles)
+		t.SecretMAC = emptyToNil(t.SecretMAC)
+		t.GeneratedOn, t.Expiry, t.LastUsed = t.GeneratedOn.UTC(), t.Expiry.UTC(), t.LastUsed.UTC()
+		return t
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func sameRole(a, b store.Role) bool {
+	norm := func(r store.Role) store.Role {
+		r.Resources = emptyToNil(r.Resources)
+		r.Actions = emptyToNil(r.Actions)
+		r.UpdatedAt = r.UpdatedAt.UTC()
+		return r
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func sameOrg(a, b store.Organization) bool {
+	norm := func(o store.Organization) store.Organization {
+		o.KeyCheck = emptyToNil(o.KeyCheck)
+		o.CreatedAt = o.CreatedAt.UTC()
+		return o
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func emptyToNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
