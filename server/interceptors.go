@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 )
 
@@ -26,9 +27,15 @@ const slowCall = 250 * time.Millisecond
 // and logging, authentication, and authorization from the rules table. One
 // implementation serves unary and streaming calls.
 type guard struct {
-	b     *broker.Broker
-	log   *slog.Logger
-	rules map[string]rule
+	b        *broker.Broker
+	log      *slog.Logger
+	rules    map[string]rule
+	idPrefix string        // random per process, so request IDs are unique across restarts
+	seq      atomic.Uint64 // request counter
+}
+
+func newGuard(b *broker.Broker, log *slog.Logger, rules map[string]rule) *guard {
+	return &guard{b: b, log: log, rules: rules, idPrefix: uuid.NewString()[:8] + "-"}
 }
 
 // admit authenticates and authorizes one call and returns the context the
@@ -42,9 +49,16 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 	if r.public {
 		return ctx, nil
 	}
-	p, err := g.b.Authenticate(ctx, bearer(ctx))
+	p, err := g.b.Authenticate(ctx, callctx.Credential(ctx))
 	if err != nil {
 		return ctx, rpcerr.ToStatus(ctx, g.log, err)
+	}
+	if r.anyPrincipal {
+		return broker.WithPrincipal(ctx, p), nil
+	}
+	if r.action == "" { // a rule that grants nothing by mistake must not grant everything
+		g.log.ErrorContext(ctx, "authorization rule has no action; denied", "method", method)
+		return ctx, status.Error(codes.PermissionDenied, "method has no authorization rule")
 	}
 	resource := r.resourceFor(g.b.Org().ID, req)
 	if !p.Allows(r.action, resource) {
@@ -54,54 +68,34 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 	return broker.WithPrincipal(ctx, p), nil
 }
 
-// bearer extracts the credential from the "authorization" metadata (which
-// the REST gateway fills from the Authorization header). The scheme is
-// matched case-insensitively, as RFC 9110 requires.
-func bearer(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return ""
-	}
-	v := strings.TrimSpace(vals[0])
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return v // a bare token: Parse will reject anything that is not one
-}
-
-// requestLogger returns a logger carrying the call's request ID, taken from
-// x-request-id metadata (or X-Request-Id over REST) or generated.
-func (g *guard) requestLogger(ctx context.Context, method string) (*slog.Logger, string) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	id := ""
-	for _, k := range []string{"x-request-id", "x-cassandra-request-id"} {
-		if v := md.Get(k); len(v) > 0 && len(v[0]) <= 128 {
-			id = v[0]
-			break
-		}
-	}
+// begin gives the call its request ID: the client's (x-request-id or
+// x-cassandra-request-id) or a cheap process-unique one (no crypto/rand on
+// the hot path).
+func (g *guard) begin(ctx context.Context) context.Context {
+	id := callctx.IncomingRequestID(ctx)
 	if id == "" {
-		id = uuid.NewString()
+		id = g.idPrefix + strconv.FormatUint(g.seq.Add(1), 36)
 	}
-	return g.log.With("request_id", id, "method", method), id
+	return callctx.WithRequestID(ctx, id)
 }
 
-func (g *guard) finish(ctx context.Context, log *slog.Logger, start time.Time, err error) {
+// finish logs the call: at Debug normally, at Info when slow or failed
+// internally. Nothing is built unless the level is enabled.
+func (g *guard) finish(ctx context.Context, method string, start time.Time, err error) {
 	d := time.Since(start)
 	code := status.Code(err)
 	level := slog.LevelDebug
 	if d > slowCall || code == codes.Internal || code == codes.Unknown {
 		level = slog.LevelInfo
 	}
-	if !log.Enabled(ctx, level) {
+	if !g.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("code", code.String()), slog.Duration("duration", d)}
+	attrs := []slog.Attr{slog.String("method", method), slog.String("code", code.String()), slog.Duration("duration", d)}
 	if p := broker.PrincipalFrom(ctx); p != nil {
-		attrs = append(attrs, slog.String("client_id", p.ID))
+		attrs = append(attrs, slog.String("principal", p.ID))
 	}
-	log.LogAttrs(ctx, level, "rpc", attrs...)
+	g.log.LogAttrs(ctx, level, "rpc", attrs...)
 }
 
 func recovered(log *slog.Logger, ctx context.Context, v any) error {
@@ -111,12 +105,12 @@ func recovered(log *slog.Logger, ctx context.Context, v any) error {
 
 func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
-	log, _ := g.requestLogger(ctx, info.FullMethod)
+	ctx = g.begin(ctx)
 	defer func() {
 		if v := recover(); v != nil {
-			err = recovered(log, ctx, v)
+			err = recovered(g.log, ctx, v)
 		}
-		g.finish(ctx, log, start, err)
+		g.finish(ctx, info.FullMethod, start, err)
 	}()
 	ctx, err = g.admit(ctx, info.FullMethod, req)
 	if err != nil {
@@ -127,13 +121,12 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 
 func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
-	ctx := ss.Context()
-	log, _ := g.requestLogger(ctx, info.FullMethod)
+	ctx := g.begin(ss.Context())
 	defer func() {
 		if v := recover(); v != nil {
-			err = recovered(log, ctx, v)
+			err = recovered(g.log, ctx, v)
 		}
-		g.finish(ctx, log, start, err)
+		g.finish(ctx, info.FullMethod, start, err)
 	}()
 	ctx, err = g.admit(ctx, info.FullMethod, nil)
 	if err != nil {

@@ -7,8 +7,13 @@ import (
 
 // rule is the authorization rule of one RPC.
 type rule struct {
-	// public methods need no credential (health and reflection only).
+	// public methods need no credential of the caller: health and
+	// reflection, and the calls whose credential is in the request itself
+	// (login, Check), which the broker throttles instead.
 	public bool
+	// anyPrincipal methods need a valid credential but no permission: they
+	// act only on the credential presented (revoking it).
+	anyPrincipal bool
 	// action the caller's roles must allow, on resource.
 	action string
 	// resource returns the DRN the action is checked on; nil means the
@@ -49,6 +54,17 @@ var rules = map[string]rule{
 	tbv1.TokenService_DeleteRole_FullMethodName: {action: "org-role-delete"},
 
 	tbv1.TokenService_GetCurrentOrg_FullMethodName: {action: "org-read"},
+
+	tbv1.AuthService_CreateAuthToken_FullMethodName:   {public: true},
+	tbv1.AuthService_GenerateAuthToken_FullMethodName: {public: true},
+	tbv1.AuthService_Check_FullMethodName:             {public: true},
+	tbv1.AuthService_RevokeAuthToken_FullMethodName:   {anyPrincipal: true},
+
+	tbv1.AuthService_CreateUser_FullMethodName:        {action: "org-user-write"},
+	tbv1.AuthService_ListUsers_FullMethodName:         {action: "org-user-read"},
+	tbv1.AuthService_GetUser_FullMethodName:           {action: "org-user-read"},
+	tbv1.AuthService_DeleteUser_FullMethodName:        {action: "org-user-write"},
+	tbv1.AuthService_ResetUserPassword_FullMethodName: {action: "org-user-write"},
 }
 
 // resourceFor returns the DRN a rule is checked on.

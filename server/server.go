@@ -25,10 +25,13 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/auth"
 	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
 	"github.com/tokenbroker/tokenbroker/server/keyring"
+	"github.com/tokenbroker/tokenbroker/server/password"
 	"github.com/tokenbroker/tokenbroker/server/token"
 	"github.com/tokenbroker/tokenbroker/store/bolt"
 )
@@ -40,9 +43,10 @@ const (
 	DefaultDataPath = "data/tokenbroker.db"
 	DefaultOrgName  = "default"
 
-	// DefaultUsageFlushInterval bounds how stale persisted last-use times may
-	// be: a crash loses at most this much of them (never a token).
-	DefaultUsageFlushInterval = 30 * time.Second
+	// DefaultUsageFlushInterval bounds how stale persisted last-use times
+	// may be. A crash loses at most this much of them, so after a crash an
+	// authorization token may expire up to this much early; never late.
+	DefaultUsageFlushInterval = 10 * time.Second
 	// DefaultGCInterval is how often expired tokens are deleted. Expiry is
 	// enforced on every check regardless; GC only reclaims space.
 	DefaultGCInterval = time.Minute
@@ -57,6 +61,9 @@ type Config struct {
 	DataPath      string // bbolt file; its directory is created; the key file sits beside it
 	BootstrapFile string // optional: where the first admin credential is written (0600)
 	OrgName       string
+	// AuthTokenTTL: an authorization token stays valid this long after its
+	// most recent use (default 30m, Stargate's).
+	AuthTokenTTL time.Duration
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -95,6 +102,9 @@ func (c *Config) setDefaults() {
 	if c.GCInterval <= 0 {
 		c.GCInterval = DefaultGCInterval
 	}
+	if c.AuthTokenTTL <= 0 {
+		c.AuthTokenTTL = broker.DefaultAuthTokenTTL
+	}
 }
 
 // Server is a running broker.
@@ -121,6 +131,8 @@ type Server struct {
 // gRPC and REST. It returns once both listeners accept connections.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.setDefaults()
+	// Every line logged with a call's context carries its request ID.
+	cfg.Logger = slog.New(callctx.LogHandler{Handler: cfg.Logger.Handler()})
 	s := &Server{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
 	defer func() {
 		if err != nil {
@@ -151,26 +163,40 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	authMAC, err := credential.NewMAC(keys.Derive(keyring.PurposeAuthTokenMAC))
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := password.NewHasher(password.DefaultParams)
+	if err != nil {
+		return nil, err
+	}
 	setup, err := broker.Setup(ctx, s.store, keys, mac, cfg.OrgName, cfg.BootstrapFile, cfg.Now())
 	if err != nil {
 		return nil, err
 	}
 	s.bootstrp = setup.Bootstrap
-	s.broker, err = broker.New(ctx, broker.Config{Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now})
+	s.broker, err = broker.New(ctx, broker.Config{
+		Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now,
+		AuthMAC: authMAC, AuthTokenTTL: cfg.AuthTokenTTL, Passwords: hasher,
+	})
 	if err != nil {
 		return nil, err
 	}
 
-	g := &guard{b: s.broker, log: cfg.Logger, rules: rules}
+	g := newGuard(s.broker, cfg.Logger, rules)
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(g.unary),
 		grpc.ChainStreamInterceptor(g.stream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
 	)
 	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	s.health.SetServingStatus(tbv1.TokenService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
 	reflection.Register(s.grpc)
 
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -219,9 +245,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.stopLoops = cancel
 	s.every(loopCtx, cfg.UsageFlushInterval, "flush token use", s.broker.FlushUsage)
 	s.every(loopCtx, cfg.GCInterval, "delete expired tokens", func(ctx context.Context) error {
-		n, err := s.broker.CollectGarbage(ctx)
+		n, err := s.broker.CollectGarbage(ctx, 2*cfg.UsageFlushInterval)
 		if n > 0 {
-			s.log.Info("deleted expired tokens", "count", n)
+			s.log.Info("deleted expired and idle tokens", "count", n)
 		}
 		return err
 	})

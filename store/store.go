@@ -43,12 +43,14 @@ type Store interface {
 	// one transaction. If update returns an error, nothing is written and
 	// that error is returned unchanged (wrapped). update may run more than
 	// once (backends with optimistic concurrency retry it), so it must have
-	// no side effects, and it should modify the record it is given rather
-	// than build a new one. The ID cannot be changed. ErrNotFound if absent.
+	// no side effects, must be quick and must not call the Store (it may run
+	// on the backend's single writer); it should modify the record it is
+	// given rather than build a new one. The ID cannot be changed.
+	// ErrNotFound if absent.
 	UpdateRole(ctx context.Context, id string, update func(Role) (Role, error)) (Role, error)
 	// DeleteRole removes a role. It returns ErrNotFound for an unknown ID and
-	// ErrInUse when a live token (one without an expiry, or whose expiry is
-	// after now) still holds the role; then nothing is deleted.
+	// ErrInUse when a user or a live token (one without an expiry, or whose
+	// expiry is after now) still holds the role; then nothing is deleted.
 	DeleteRole(ctx context.Context, id string, now time.Time) error
 
 	// CreateToken stores a new application token. It returns
@@ -64,7 +66,8 @@ type Store interface {
 	// Pages are stable: paging through with the returned cursor visits
 	// every token that existed throughout, exactly once.
 	ListTokens(ctx context.Context, after string, limit int) (tokens []Token, next string, err error)
-	// DeleteToken removes a token and its index entries; ErrNotFound if absent.
+	// DeleteToken removes a token, its index entries and, in the same
+	// transaction, every auth token minted from it; ErrNotFound if absent.
 	DeleteToken(ctx context.Context, clientID string) error
 	// RecordTokenUse sets LastUsed for each client ID in one transaction,
 	// keeping the later of the stored and given times. Unknown IDs (tokens
@@ -74,8 +77,73 @@ type Store interface {
 	// now and returns how many it removed.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 
+	// CreateUser stores a database user. ErrAlreadyExists if the ID or the
+	// username is taken (usernames are unique, compared exactly); an error
+	// wrapping ErrNotFound if one of its roles does not exist.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns ErrNotFound for an unknown ID.
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByName returns the user with that exact username, or ErrNotFound.
+	GetUserByName(ctx context.Context, username string) (User, error)
+	// ListUsers returns every user, ordered by username.
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser is UpdateRole's counterpart for users (same closure rules).
+	// ID and Username cannot be changed.
+	UpdateUser(ctx context.Context, id string, update func(User) (User, error)) (User, error)
+	// DeleteUser removes a user and, in the same transaction, every auth
+	// token minted from it. ErrNotFound if absent.
+	DeleteUser(ctx context.Context, id string) error
+
+	// CreateAuthToken stores an authorization token. Its principal (the
+	// application token or user named by PrincipalKind/PrincipalID) must
+	// exist, checked in the same transaction: an error wrapping ErrNotFound
+	// otherwise. ErrAlreadyExists if the MAC is taken.
+	CreateAuthToken(ctx context.Context, t AuthToken) error
+	// GetAuthToken returns the auth token with this MAC, or ErrNotFound.
+	GetAuthToken(ctx context.Context, mac []byte) (AuthToken, error)
+	// DeleteAuthToken removes one auth token; ErrNotFound if absent.
+	DeleteAuthToken(ctx context.Context, mac []byte) error
+	// RecordAuthTokenUse sets LastUsed for each auth token (keyed by
+	// string(mac)), keeping the later time; unknown ones are skipped.
+	RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time.Time) error
+	// DeleteIdleAuthTokens removes every auth token whose LastUsed is at or
+	// before idleSince, and every auth token whose principal no longer
+	// exists; it returns how many it removed.
+	DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (int, error)
+
 	// Close releases the backend. Calls after Close fail.
 	Close() error
+}
+
+// Principal kinds: who an auth token was minted for.
+const (
+	PrincipalApplicationToken = "application-token"
+	PrincipalUser             = "user"
+)
+
+// User is a database user: a username and password (stored only as a slow
+// salted hash) bound to roles, who can log in for auth tokens.
+type User struct {
+	ID           string // UUID
+	OrgID        string
+	Username     string
+	PasswordHash string // PHC-format argon2id hash; never the password
+	Roles        []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time // last change (e.g. password reset)
+	CreatedBy    string
+}
+
+// AuthToken is an authorization token (a random UUID given to the client),
+// stored under a keyed MAC of its value. It slides: it stays valid until
+// the broker's TTL after LastUsed.
+type AuthToken struct {
+	MAC           []byte // HMAC-SHA256(auth-token key, token): the lookup key
+	OrgID         string
+	PrincipalKind string // PrincipalApplicationToken or PrincipalUser
+	PrincipalID   string // client ID or user ID
+	CreatedAt     time.Time
+	LastUsed      time.Time // persisted coarsely; the broker keeps the live value in memory
 }
 
 // Organization is the single organization a broker instance serves.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server"
+	"github.com/tokenbroker/tokenbroker/server/broker"
 )
 
 const usage = `tokenbroker: a self-hosted token broker (Astra-style application tokens)
@@ -62,6 +63,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataPath, "data", server.DefaultDataPath, "bbolt database file (its directory is created; the key file is <data>.key)")
 	fs.StringVar(&cfg.BootstrapFile, "bootstrap-file", "", "on first start, also write the admin credential to this file (mode 0600)")
 	fs.StringVar(&cfg.OrgName, "org-name", server.DefaultOrgName, "organization name, used on first start")
+	fs.DurationVar(&cfg.AuthTokenTTL, "auth-token-ttl", broker.DefaultAuthTokenTTL, "an authorization token stays valid this long after its most recent use")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

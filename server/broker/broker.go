@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/server/password"
 	"github.com/tokenbroker/tokenbroker/server/policy"
+	"github.com/tokenbroker/tokenbroker/server/throttle"
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
@@ -24,6 +27,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (injected so tests can move time); default time.Now.
 	Now func() time.Time
+
+	// AuthMAC keys the MACs under which authorization tokens are stored.
+	AuthMAC *credential.MAC
+	// AuthTokenTTL is how long an authorization token stays valid after its
+	// most recent use (Stargate's default: 30 minutes).
+	AuthTokenTTL time.Duration
+	// Passwords hashes and verifies database users' passwords.
+	Passwords *password.Hasher
+	// LoginThrottle and CheckThrottle limit failed logins and failed
+	// credential checks (see docs/auth.md for the policies).
+	LoginThrottle *throttle.Limiter
+	CheckThrottle *throttle.Limiter
 }
 
 // Broker implements the domain operations. Safe for concurrent use.
@@ -34,13 +49,23 @@ type Broker struct {
 	log   *slog.Logger
 	now   func() time.Time
 	roles *roleCache
-	usage *usageTracker
+	usage *usageTracker // application tokens' last use
+
+	authMAC   *credential.MAC
+	authTTL   time.Duration
+	authUse   *usageTracker // authorization tokens' last use: their sliding expiry
+	passwords *password.Hasher
+	logins    *throttle.Limiter
+	checks    *throttle.Limiter
 }
+
+// DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
+const DefaultAuthTokenTTL = 30 * time.Minute
 
 // New builds a broker and loads the role cache.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
-	if cfg.Store == nil || cfg.MAC == nil || cfg.Org.ID == "" {
-		return nil, errors.New("broker: Store, MAC and Org are required")
+	if cfg.Store == nil || cfg.MAC == nil || cfg.AuthMAC == nil || cfg.Passwords == nil || cfg.Org.ID == "" {
+		return nil, errors.New("broker: Store, MAC, AuthMAC, Passwords and Org are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -48,10 +73,25 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AuthTokenTTL <= 0 {
+		cfg.AuthTokenTTL = DefaultAuthTokenTTL
+	}
+	if cfg.LoginThrottle == nil {
+		cfg.LoginThrottle = throttle.New(DefaultLoginPolicy, cfg.Now)
+	}
+	if cfg.CheckThrottle == nil {
+		cfg.CheckThrottle = throttle.New(DefaultCheckPolicy, cfg.Now)
+	}
 	b := &Broker{
 		st: cfg.Store, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now,
 		roles: newRoleCache(cfg.Org.ID),
-		usage: newUsageTracker(),
+		usage: newUsageTracker(appTokenUseGranularity),
+
+		authMAC: cfg.AuthMAC, authTTL: cfg.AuthTokenTTL,
+		authUse:   newUsageTracker(authTokenUseGranularity),
+		passwords: cfg.Passwords,
+		logins:    cfg.LoginThrottle,
+		checks:    cfg.CheckThrottle,
 	}
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {
@@ -66,33 +106,51 @@ func (b *Broker) Org() store.Organization { return b.org }
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Kind  string // "application-token"
-	ID    string // the client ID: what audit records and LastUpdateUserID show
-	OrgID string
-	Roles []string
-	perms *policy.Set
+	Kind       string // store.PrincipalApplicationToken or store.PrincipalUser
+	ID         string // client ID or user ID: what logs and LastUpdateUserID show
+	OrgID      string
+	Roles      []string
+	Credential string // what was presented: CredentialAppToken or CredentialAuthToken
+
+	authTokenMAC []byte // the presented auth token's MAC (for revocation)
+	perms        *policy.Set
 }
 
-// PrincipalKindAppToken marks a principal authenticated by an AstraCS token.
-const PrincipalKindAppToken = "application-token"
+// Credential types.
+const (
+	CredentialAppToken  = "application-token"
+	CredentialAuthToken = "auth-token"
+)
 
 // Allows reports whether the principal may do action on resource.
 func (p *Principal) Allows(action, resource string) bool {
 	return p != nil && p.perms != nil && p.perms.Allows(action, resource)
 }
 
-// dummyMAC is verified against when no token exists for a client ID, so an
-// unknown client ID and a wrong secret cost the same time.
+// dummyMAC is verified against when no record exists, so an unknown
+// identifier and a wrong secret cost the same time.
 var dummyMAC = make([]byte, 32)
 
-// Authenticate verifies a bearer credential and returns its principal. It
-// reads the store but never writes: last-use times go to an in-memory tracker
-// that FlushUsage persists in the background. Unknown, revoked, expired and
-// wrongly-keyed tokens get one indistinguishable error.
-func (b *Broker) Authenticate(ctx context.Context, bearer string) (*Principal, error) {
-	if bearer == "" {
+// Authenticate verifies a credential (an application token or an
+// authorization token) and returns its principal. It reads the store but
+// never writes: last-use times (and with them the auth tokens' sliding
+// expiry) are kept in memory and persisted by FlushUsage in the background.
+// Unknown, revoked, expired and wrongly-keyed credentials get one
+// indistinguishable error.
+func (b *Broker) Authenticate(ctx context.Context, cred string) (*Principal, error) {
+	switch {
+	case cred == "":
 		return nil, Unauthenticated(ReasonMissingToken, "missing bearer token: send 'Authorization: Bearer <application token>'")
+	case strings.HasPrefix(cred, credential.Prefix):
+		return b.authenticateAppToken(ctx, cred)
+	case isAuthTokenShape(cred):
+		return b.authenticateAuthToken(ctx, cred)
+	default:
+		return nil, Unauthenticated(ReasonMalformedToken, "invalid token format")
 	}
+}
+
+func (b *Broker) authenticateAppToken(ctx context.Context, bearer string) (*Principal, error) {
 	clientID, err := credential.Parse(bearer)
 	if err != nil {
 		return nil, Unauthenticated(ReasonMalformedToken, "invalid token format")
@@ -112,34 +170,54 @@ func (b *Broker) Authenticate(ctx context.Context, bearer string) (*Principal, e
 	}
 	b.usage.touch(clientID, now)
 	return &Principal{
-		Kind:  PrincipalKindAppToken,
-		ID:    t.ClientID,
-		OrgID: t.OrgID,
-		Roles: t.Roles,
-		perms: b.roles.setFor(t.Roles),
+		Kind:       store.PrincipalApplicationToken,
+		ID:         t.ClientID,
+		OrgID:      t.OrgID,
+		Roles:      t.Roles,
+		Credential: CredentialAppToken,
+		perms:      b.roles.setFor(t.Roles),
 	}, nil
 }
 
 // FlushUsage persists last-use times recorded since the previous flush.
 func (b *Broker) FlushUsage(ctx context.Context) error {
-	pending := b.usage.pending()
-	if len(pending) == 0 {
-		return nil
+	if pending := b.usage.pending(); len(pending) > 0 {
+		if err := b.st.RecordTokenUse(ctx, pending); err != nil {
+			return fmt.Errorf("flush token use: %w", err)
+		}
+		b.usage.flushed(pending)
 	}
-	if err := b.st.RecordTokenUse(ctx, pending); err != nil {
-		return fmt.Errorf("flush token use: %w", err)
+	if pending := b.authUse.pending(); len(pending) > 0 {
+		if err := b.st.RecordAuthTokenUse(ctx, pending); err != nil {
+			return fmt.Errorf("flush auth token use: %w", err)
+		}
+		b.authUse.flushed(pending)
 	}
-	b.usage.flushed(pending)
 	return nil
 }
 
-// CollectGarbage deletes expired tokens.
-func (b *Broker) CollectGarbage(ctx context.Context) (int, error) {
-	n, err := b.st.DeleteExpiredTokens(ctx, b.now())
+// CollectGarbage deletes expired application tokens and idle
+// authorization tokens, and forgets in-memory state nobody needs.
+//
+// An auth token's live last use may be newer in memory than in the store
+// by up to one flush interval, so only tokens idle for longer than
+// TTL + idleMargin in the store are deleted: one that was used within its
+// TTL has been flushed by then. (Validity never depends on GC: every check
+// compares the newest known use with the TTL.)
+func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (int, error) {
+	now := b.now()
+	n, err := b.st.DeleteExpiredTokens(ctx, now)
 	if err != nil {
 		return n, fmt.Errorf("delete expired tokens: %w", err)
 	}
-	return n, nil
+	m, err := b.st.DeleteIdleAuthTokens(ctx, now.Add(-b.authTTL-idleMargin))
+	if err != nil {
+		return n + m, fmt.Errorf("delete idle auth tokens: %w", err)
+	}
+	b.authUse.forgetOlderThan(now.Add(-b.authTTL - idleMargin))
+	b.logins.Sweep()
+	b.checks.Sweep()
+	return n + m, nil
 }
 
 type principalKey struct{}

@@ -98,7 +98,8 @@ func (c *roleCache) setFor(ids []string) *policy.Set {
 // contend on its cache line. The broker's background loop persists the
 // changes (Broker.FlushUsage); a crash loses at most one flush interval.
 type usageTracker struct {
-	m sync.Map // client ID → *usageEntry
+	m           sync.Map // key (client ID, or an auth token's MAC) → *usageEntry
+	granularity int64    // nanoseconds; uses closer together than this are not recorded
 }
 
 type usageEntry struct {
@@ -106,9 +107,18 @@ type usageEntry struct {
 	flushed atomic.Int64 // unix nanos last written to the store
 }
 
-const usageGranularity = int64(time.Second)
+// Granularities of last-use tracking. Application tokens' last use is
+// informational, so a second is plenty. An auth token's last use is its
+// expiry clock, so it is recorded more finely: it may expire at most this
+// much earlier than exactly TTL after its last use.
+const (
+	appTokenUseGranularity  = time.Second
+	authTokenUseGranularity = 100 * time.Millisecond
+)
 
-func newUsageTracker() *usageTracker { return &usageTracker{} }
+func newUsageTracker(granularity time.Duration) *usageTracker {
+	return &usageTracker{granularity: int64(granularity)}
+}
 
 func (u *usageTracker) touch(clientID string, now time.Time) {
 	n := now.UnixNano()
@@ -117,7 +127,7 @@ func (u *usageTracker) touch(clientID string, now time.Time) {
 		v, _ = u.m.LoadOrStore(clientID, new(usageEntry))
 	}
 	e := v.(*usageEntry)
-	if n-e.last.Load() >= usageGranularity {
+	if n-e.last.Load() >= u.granularity {
 		e.last.Store(n)
 	}
 }
@@ -161,4 +171,18 @@ func (u *usageTracker) flushed(done map[string]time.Time) {
 			}
 		}
 	}
+}
+
+// forgetOlderThan drops entries whose last use is before cutoff (expired
+// auth tokens), so memory does not grow with every token ever used. An
+// entry that is not yet persisted is kept.
+func (u *usageTracker) forgetOlderThan(cutoff time.Time) {
+	c := cutoff.UnixNano()
+	u.m.Range(func(k, v any) bool {
+		e := v.(*usageEntry)
+		if last := e.last.Load(); last < c && e.flushed.Load() >= last {
+			u.m.Delete(k)
+		}
+		return true
+	})
 }

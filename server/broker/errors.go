@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies a domain error; server/rpcerr maps each kind to one gRPC
@@ -26,6 +27,7 @@ const (
 	ReasonMissingToken   = "MISSING_TOKEN"
 	ReasonMalformedToken = "INVALID_TOKEN_FORMAT"
 	ReasonUnknownToken   = "TOKEN_NOT_FOUND" // unknown, revoked or expired: indistinguishable by design
+	ReasonBadLogin       = "BAD_CREDENTIALS" // unknown user or wrong password: indistinguishable by design
 )
 
 // Error is a domain error whose Msg is safe to show to the caller: it never
@@ -35,6 +37,8 @@ type Error struct {
 	Reason string // optional, one of the Reason constants
 	Msg    string
 	Err    error // optional cause, for logs only
+	// RetryAfter, for KindExhausted: when the caller may try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -146,7 +146,7 @@ func (b *Broker) DeleteRole(ctx context.Context, caller *Principal, id string) e
 	case errors.Is(err, store.ErrNotFound):
 		return NotFound("role %q not found", id)
 	case errors.Is(err, store.ErrInUse):
-		return &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("role %q is held by at least one live token; delete those tokens first", id)}
+		return &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("role %q is held by at least one user or live token; delete those first", id)}
 	case err != nil:
 		return fmt.Errorf("delete role: %w", err)
 	}

@@ -138,12 +138,8 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 		return fmt.Errorf("get token: %w", err)
 	}
 	if caller.ID != clientID {
-		for _, id := range t.Roles {
-			if role, ok := b.roles.get(id); ok {
-				if err := b.mayGrant(caller, role); err != nil {
-					return Denied("cannot delete a token holding role %q: %s", role.Name, err.(*Error).Msg)
-				}
-			}
+		if err := b.mayManage(caller, "a token", t.Roles); err != nil {
+			return err
 		}
 	}
 	if err := b.st.DeleteToken(ctx, clientID); err != nil {

@@ -5,13 +5,18 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -24,13 +29,16 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/gen/openapiv2"
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 )
 
-// Metadata keys by which handlers ask for an HTTP status other than 200.
+// Metadata keys by which handlers shape the HTTP response: a status other
+// than 200, no body, extra headers.
 const (
-	mdHTTPCode   = "x-http-code"
-	mdHTTPNoBody = "x-http-no-body"
+	mdHTTPCode         = "x-http-code"
+	mdHTTPNoBody       = "x-http-no-body"
+	mdHTTPHeaderPrefix = "x-http-header-"
 )
 
 // SetHTTPStatus asks the REST gateway to answer with code (e.g. 201, 204),
@@ -42,6 +50,11 @@ func SetHTTPStatus(ctx context.Context, code int, noBody bool) {
 		md.Set(mdHTTPNoBody, "1")
 	}
 	_ = grpc.SetHeader(ctx, md) // fails only outside a unary RPC
+}
+
+// SetHTTPHeader asks the REST gateway to set a response header.
+func SetHTTPHeader(ctx context.Context, key, value string) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(mdHTTPHeaderPrefix+strings.ToLower(key), value))
 }
 
 // forwardedHeaders are the only HTTP request headers passed on as gRPC
@@ -78,9 +91,20 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Han
 		runtime.WithForwardResponseOption(forwardStatus),
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
+		// The client's address, from the TCP connection, for per-address
+		// throttling; annotators override any client-sent metadata.
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+				return metadata.Pairs(callctx.ClientAddrKey, host)
+			}
+			return nil
+		}),
 	)
 	if err := tbv1.RegisterTokenServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register TokenService gateway: %w", err)
+	}
+	if err := tbv1.RegisterAuthServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register AuthService gateway: %w", err)
 	}
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -88,7 +112,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Han
 	}); err != nil {
 		return nil, err
 	}
-	return bodyGate(mux), nil
+	return bodyGate(requireLoginBody(mux)), nil
 }
 
 // forwardStatus applies the status a handler chose with SetHTTPStatus.
@@ -96,6 +120,11 @@ func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 	md, ok := runtime.ServerMetadataFromContext(ctx)
 	if !ok {
 		return nil
+	}
+	for k, vals := range md.HeaderMD {
+		if name, ok := strings.CutPrefix(k, mdHTTPHeaderPrefix); ok && len(vals) > 0 {
+			w.Header().Set(name, vals[0])
+		}
 	}
 	if vals := md.HeaderMD.Get(mdHTTPCode); len(vals) > 0 {
 		code, err := strconv.Atoi(vals[0])
@@ -154,20 +183,44 @@ type astraErrorItem struct {
 	Message string `json:"message"`
 }
 
-func writeError(w http.ResponseWriter, code int, id int, msg string) {
-	if id == 0 {
-		id = code // documented in docs/api.md: no known Astra ID → the HTTP status
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+// stargateError is the Stargate Auth API's error body.
+type stargateError struct {
+	Description string `json:"description"`
+}
+
+// isStargatePath reports whether path belongs to the Stargate-compatible
+// auth API, whose errors are {"description": ...} with no-store caching.
+func isStargatePath(path string) bool {
+	return path == "/v1/auth" || strings.HasPrefix(path, "/v1/auth/") ||
+		path == "/api/rest/v1/auth" || strings.HasPrefix(path, "/api/rest/v1/auth/")
+}
+
+// writeError writes an error in the body style of the path's API.
+func writeError(w http.ResponseWriter, r *http.Request, code int, id int, msg string, retryAfter time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
 	if code == http.StatusUnauthorized {
 		// A fixed challenge: never echo the status message here.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tokenbroker"`)
+		h.Set("WWW-Authenticate", `Bearer realm="tokenbroker"`)
+	}
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+	}
+	var body any
+	if isStargatePath(r.URL.Path) {
+		h.Set("Cache-Control", "no-store, no-transform, max-age=0, s-maxage=0")
+		body = stargateError{Description: msg}
+	} else {
+		h.Set("Cache-Control", "no-store")
+		if id == 0 {
+			id = code // documented in docs/api.md: no known Astra ID → the HTTP status
+		}
+		body = astraError{Errors: []astraErrorItem{{ID: id, Message: msg}}}
 	}
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // messages quote user input like "<token>"; keep them readable
-	_ = enc.Encode(astraError{Errors: []astraErrorItem{{ID: id, Message: msg}}})
+	_ = enc.Encode(body)
 }
 
 func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
@@ -177,7 +230,7 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 		if code >= 500 && log != nil {
 			log.WarnContext(ctx, "REST call failed", "path", r.URL.Path, "code", st.Code().String())
 		}
-		writeError(w, code, rpcerr.AstraID(st), st.Message())
+		writeError(w, r, code, rpcerr.AstraID(st), st.Message(), rpcerr.RetryAfter(st))
 	}
 }
 
@@ -190,6 +243,35 @@ func routingErrorHandler(_ *slog.Logger) runtime.RoutingErrorHandlerFunc {
 		case http.StatusMethodNotAllowed:
 			msg = fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)
 		}
-		writeError(w, code, 0, msg)
+		writeError(w, r, code, 0, msg, 0)
 	}
+}
+
+// loginPaths are the Stargate login calls, which answer a missing body
+// with their own message before looking at any field.
+var loginPaths = map[string]bool{
+	"/v1/auth": true, "/api/rest/v1/auth": true, "/v1/auth/token/generate": true,
+}
+
+// requireLoginBody answers Stargate's 400 "Must provide a body to the
+// request" for a login call whose body is empty or JSON null; grpc-gateway
+// would otherwise decode both as an empty request.
+func requireLoginBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !loginPaths[r.URL.Path] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, 0, "Must provide a body to the request", 0)
+			return
+		}
+		if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+			writeError(w, r, http.StatusBadRequest, 0, "Must provide a body to the request", 0)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
 }

@@ -24,8 +24,9 @@ const masterLen = 32
 // Purposes of derived keys. Changing a label invalidates every value made
 // with it, so they are versioned and never edited.
 const (
-	PurposeTokenMAC = "tokenbroker/v1/token-mac"
-	purposeKeyCheck = "tokenbroker/v1/key-check"
+	PurposeTokenMAC     = "tokenbroker/v1/token-mac"
+	PurposeAuthTokenMAC = "tokenbroker/v1/auth-token-mac"
+	purposeKeyCheck     = "tokenbroker/v1/key-check"
 )
 
 // Keyring derives purpose-bound keys from the master key.

@@ -12,10 +12,12 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -64,7 +66,13 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		if !ok {
 			code = codes.Internal
 		}
-		return withInfo(code, de.Msg, de.Reason)
+		st := withInfo(code, de.Msg, de.Reason)
+		if de.RetryAfter > 0 {
+			if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(de.RetryAfter)}); err == nil {
+				st = withRetry
+			}
+		}
+		return st.Err()
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -72,7 +80,7 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
 	case errors.Is(err, store.ErrConflict):
-		return withInfo(codes.Aborted, "concurrent update; retry", "")
+		return withInfo(codes.Aborted, "concurrent update; retry", "").Err()
 	}
 	if log != nil {
 		log.ErrorContext(ctx, "internal error", "err", err)
@@ -80,10 +88,10 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-func withInfo(code codes.Code, msg, reason string) error {
+func withInfo(code codes.Code, msg, reason string) *status.Status {
 	st := status.New(code, msg)
 	if reason == "" {
-		return st.Err()
+		return st
 	}
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: Domain}
 	if id, ok := astraIDs[reason]; ok {
@@ -92,7 +100,17 @@ func withInfo(code codes.Code, msg, reason string) error {
 	if withDetails, err := st.WithDetails(info); err == nil {
 		st = withDetails
 	}
-	return st.Err()
+	return st
+}
+
+// RetryAfter returns the retry delay carried by st, or 0.
+func RetryAfter(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
 
 // AstraID returns the Astra error ID carried by st, or 0.

@@ -15,7 +15,14 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openTemp(t, filepath.Join(t.TempDir(), "tokenbroker.db"))
+		s := openTemp(t, filepath.Join(t.TempDir(), "tokenbroker.db"))
+		// Cleanups run last-in first-out: this one before the Close.
+		t.Cleanup(func() {
+			if err := bolt.VerifyIndexes(s); err != nil {
+				t.Errorf("indexes disagree with records after the case:\n%v", err)
+			}
+		})
+		return s
 	})
 }
 

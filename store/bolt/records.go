@@ -142,6 +142,95 @@ func decodeToken(b []byte) (store.Token, error) {
 	return r.token(), err
 }
 
+type userRecord struct {
+	ID           string    `json:"id"`
+	OrgID        string    `json:"org_id"`
+	Username     string    `json:"username"`
+	PasswordHash string    `json:"password_hash"`
+	Roles        []string  `json:"roles"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	CreatedBy    string    `json:"created_by"`
+}
+
+func toUserRecord(u store.User) userRecord {
+	return userRecord{
+		ID:           u.ID,
+		OrgID:        u.OrgID,
+		Username:     u.Username,
+		PasswordHash: u.PasswordHash,
+		Roles:        u.Roles,
+		CreatedAt:    u.CreatedAt.UTC(),
+		UpdatedAt:    u.UpdatedAt.UTC(),
+		CreatedBy:    u.CreatedBy,
+	}
+}
+
+func (r userRecord) user() store.User {
+	return store.User{
+		ID:           r.ID,
+		OrgID:        r.OrgID,
+		Username:     r.Username,
+		PasswordHash: r.PasswordHash,
+		Roles:        r.Roles,
+		CreatedAt:    r.CreatedAt,
+		UpdatedAt:    r.UpdatedAt,
+		CreatedBy:    r.CreatedBy,
+	}
+}
+
+func encodeUser(u store.User) ([]byte, error) {
+	return marshal(toUserRecord(u))
+}
+
+func decodeUserRecord(b []byte) (userRecord, error) {
+	var r userRecord
+	err := unmarshal(b, &r)
+	return r, err
+}
+
+func decodeUser(b []byte) (store.User, error) {
+	r, err := decodeUserRecord(b)
+	return r.user(), err
+}
+
+type authTokenRecord struct {
+	MAC           []byte    `json:"mac"`
+	OrgID         string    `json:"org_id"`
+	PrincipalKind string    `json:"principal_kind"`
+	PrincipalID   string    `json:"principal_id"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastUsed      time.Time `json:"last_used"`
+}
+
+func toAuthTokenRecord(t store.AuthToken) authTokenRecord {
+	return authTokenRecord{
+		MAC:           t.MAC,
+		OrgID:         t.OrgID,
+		PrincipalKind: t.PrincipalKind,
+		PrincipalID:   t.PrincipalID,
+		CreatedAt:     t.CreatedAt.UTC(),
+		LastUsed:      t.LastUsed.UTC(),
+	}
+}
+
+func (r authTokenRecord) authToken() store.AuthToken {
+	return store.AuthToken{
+		MAC:           r.MAC,
+		OrgID:         r.OrgID,
+		PrincipalKind: r.PrincipalKind,
+		PrincipalID:   r.PrincipalID,
+		CreatedAt:     r.CreatedAt,
+		LastUsed:      r.LastUsed,
+	}
+}
+
+func decodeAuthTokenRecord(b []byte) (authTokenRecord, error) {
+	var r authTokenRecord
+	err := unmarshal(b, &r)
+	return r, err
+}
+
 // marshal fails for times outside years 0-9999, which is the validation we
 // want: such a time cannot be stored faithfully.
 func marshal(v any) ([]byte, error) {

@@ -118,8 +118,9 @@ func (s *Store) UpdateRole(ctx context.Context, id string, update func(store.Rol
 	return r, nil
 }
 
-// DeleteRole implements store.Store. Liveness comes from the expiry kept in
-// tokens_by_role, so the check reads one index range, not every token.
+// DeleteRole implements store.Store. Any users_by_role entry makes the role
+// in use; token liveness comes from the expiry kept in tokens_by_role. So
+// the check reads two index ranges, not every user and token.
 func (s *Store) DeleteRole(ctx context.Context, id string, now time.Time) error {
 	key := []byte(id)
 	nowNanos := expiryNanos(now)
@@ -129,6 +130,9 @@ func (s *Store) DeleteRole(ctx context.Context, id string, now time.Time) error 
 			return store.ErrNotFound
 		}
 		prefix := roleIndexPrefix(id)
+		if k, _ := tx.Bucket(bucketUsersByRole).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+			return fmt.Errorf("held by user %q: %w", k[len(prefix):], store.ErrInUse)
+		}
 		tokens := tx.Bucket(bucketTokens)
 		c := tx.Bucket(bucketTokensByRole).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,9 +23,23 @@ import (
 //	tokens            clientID                     → tokenRecord (JSON)
 //	tokens_by_role    roleID 0x00 clientID         → be64 expiry unix nanos (0 = never)
 //	tokens_by_expiry  be64 expiry unix nanos ‖ clientID → "" (tokens with an expiry only)
+//	users             userID                       → userRecord (JSON)
+//	users_by_name     username                     → userID
+//	users_by_role     roleID 0x00 userID           → ""
+//	auth_tokens       mac                          → authTokenRecord (JSON)
+//	auth_tokens_by_principal  kind 0x00 principalID 0x00 mac → ""
+//	auth_tokens_by_use        be64 last-used unix nanos ‖ mac → ""
 //
-// The two token indexes are written and deleted in the same transaction as
-// the token record, so they never disagree with it.
+// Every index is written and deleted in the same transaction as the record
+// it derives from, so it never disagrees with it; deletions derive the keys
+// from the stored record, never from what a caller passed in.
+//
+// The users and auth_tokens buckets were added within version 1: adding an
+// empty bucket changes no existing layout, and initSchema creates missing
+// buckets in files written before. (A binary from before their addition
+// ignores them, so after a downgrade DeleteToken would not cascade and
+// DeleteRole would not see users. The orphan pass of DeleteIdleAuthTokens
+// collects what the first leaves behind.)
 const schemaVersion = "1"
 
 var (
@@ -34,10 +49,18 @@ var (
 	bucketTokens         = []byte("tokens")
 	bucketTokensByRole   = []byte("tokens_by_role")
 	bucketTokensByExpiry = []byte("tokens_by_expiry")
+	bucketUsers          = []byte("users")
+	bucketUsersByName    = []byte("users_by_name")
+	bucketUsersByRole    = []byte("users_by_role")
+	bucketAuthTokens     = []byte("auth_tokens")
+	bucketAuthByPrinc    = []byte("auth_tokens_by_principal")
+	bucketAuthByUse      = []byte("auth_tokens_by_use")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketOrg, bucketRoles, bucketTokens,
 		bucketTokensByRole, bucketTokensByExpiry,
+		bucketUsers, bucketUsersByName, bucketUsersByRole,
+		bucketAuthTokens, bucketAuthByPrinc, bucketAuthByUse,
 	}
 
 	keySchemaVersion = []byte("schema_version") // in meta
@@ -101,6 +124,27 @@ func checkID(kind, id string) error {
 	return nil
 }
 
+// maxUsernameLen bounds usernames, which are keys of users_by_name.
+const maxUsernameLen = 256
+
+func checkUsername(name string) error {
+	if name == "" || len(name) > maxUsernameLen {
+		return fmt.Errorf("username must be 1 to %d bytes, got %d", maxUsernameLen, len(name))
+	}
+	return nil
+}
+
+// maxMACLen bounds auth-token MACs (32 bytes for HMAC-SHA256), which are
+// keys of auth_tokens and suffixes of both auth-token index keys.
+const maxMACLen = 64
+
+func checkMAC(mac []byte) error {
+	if len(mac) == 0 || len(mac) > maxMACLen {
+		return fmt.Errorf("auth token MAC must be 1 to %d bytes, got %d", maxMACLen, len(mac))
+	}
+	return nil
+}
+
 // expiryNanos maps an expiry to the 8-byte index value: 0 for "never",
 // otherwise unix nanos clamped to [1, MaxInt64] (UnixNano is undefined
 // outside 1678-2262, and 0 is reserved). Clamping is monotonic, so range
@@ -133,4 +177,53 @@ func roleIndexKey(roleID, clientID string) []byte {
 
 func expiryIndexKey(nanos uint64, clientID string) []byte {
 	return append(be64(nanos), clientID...)
+}
+
+// usersByRoleKey is the users_by_role key of a user holding roleID; its
+// prefix is roleIndexPrefix(roleID), as in tokens_by_role.
+func usersByRoleKey(roleID, userID string) []byte {
+	return append(roleIndexPrefix(roleID), userID...)
+}
+
+// principalPrefix is the auth_tokens_by_principal prefix of every auth token
+// minted for one principal. Neither part contains 0x00 (checkID), so the
+// prefix of one principal is never a prefix of another's.
+func principalPrefix(kind, principalID string) []byte {
+	b := make([]byte, 0, len(kind)+len(principalID)+2)
+	b = append(append(b, kind...), 0)
+	return append(append(b, principalID...), 0)
+}
+
+func principalKey(kind, principalID string, mac []byte) []byte {
+	return append(principalPrefix(kind, principalID), mac...)
+}
+
+// splitPrincipalKey parses an auth_tokens_by_principal key. The MAC is the
+// rest of the key after the second 0x00 and may itself contain 0x00.
+func splitPrincipalKey(k []byte) (kind, principalID string, mac []byte, err error) {
+	i := bytes.IndexByte(k, 0)
+	if i > 0 {
+		if j := bytes.IndexByte(k[i+1:], 0); j > 0 && i+1+j+1 < len(k) {
+			return string(k[:i]), string(k[i+1 : i+1+j]), k[i+1+j+1:], nil
+		}
+	}
+	return "", "", nil, fmt.Errorf("corrupt auth_tokens_by_principal key %x", k)
+}
+
+// useNanos maps LastUsed to the 8-byte prefix of auth_tokens_by_use: unix
+// nanos clamped to [0, MaxInt64], the zero time ("never used") included in
+// 0. Clamping is monotonic, so a range scan up to useNanos(idleSince) finds
+// every candidate; the exact comparison uses the record.
+func useNanos(t time.Time) uint64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return uint64(t.UnixNano())
+}
+
+func useIndexKey(lastUsed time.Time, mac []byte) []byte {
+	return append(be64(useNanos(lastUsed)), mac...)
 }

@@ -61,9 +61,13 @@ func createTokenTx(tx *bbolt.Tx, t store.Token, val []byte) error {
 	return nil
 }
 
-// deleteTokenTx removes a token record and the index entries derived from
-// the stored record (not from anything the caller passed in).
+// deleteTokenTx removes a token record, the index entries derived from the
+// stored record (not from anything the caller passed in) and every auth
+// token minted from it.
 func deleteTokenTx(tx *bbolt.Tx, clientID string, rec tokenRecord) error {
+	if _, err := deleteAuthTokensOfTx(tx, store.PrincipalApplicationToken, clientID); err != nil {
+		return err
+	}
 	exp := expiryNanos(rec.Expiry)
 	byRole := tx.Bucket(bucketTokensByRole)
 	for _, r := range rec.Roles {
@@ -213,7 +217,9 @@ func (s *Store) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Tim
 // DeleteExpiredTokens implements store.Store. It alternates a short read
 // transaction collecting up to gcChunk candidates from tokens_by_expiry with
 // a write transaction deleting them, so it never deletes under a live
-// cursor and never holds a long transaction. Each candidate is re-checked
+// cursor and never holds a long transaction. Like DeleteToken, it deletes
+// the auth tokens minted from each token it removes, so expiry leaves no
+// orphans behind. Each candidate is re-checked
 // inside the write, since the token may have been deleted (or re-created
 // with another expiry) in between. On error it returns how many it had
 // removed so far.

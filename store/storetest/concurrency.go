@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -143,4 +144,170 @@ func testUseAfterClose(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrClosed, "list roles after close")
 	wantErr(t, s.CreateToken(ctx, NewToken(ClientID(1), RoleID(1))), store.ErrClosed, "create token after close")
 	wantErr(t, s.DeleteRole(ctx, RoleID(1), Base), store.ErrClosed, "delete role after close")
+}
+
+// testConcurrentAuthTokenUseAndIdleGC races RecordAuthTokenUse from 32
+// goroutines against DeleteIdleAuthTokens looping in another. Each round
+// creates idle tokens, then releases the GC and the workers together: all
+// workers use one shared "hot" token and each its own one, at times after
+// idleSince. Per token, the GC may win (the token is gone and later uses
+// are skipped) or a use may win (the token is no longer idle and must
+// survive). What must never happen is a lost update: a token seen with a
+// recorded use after idleSince that is deleted afterwards, or a survivor
+// whose LastUsed is not the latest use.
+func testConcurrentAuthTokenUseAndIdleGC(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	client, user := principals(t, s)
+	idleSince := Base.Add(time.Hour)
+	const workers, rounds = 32, 30
+	hot := func(r int) int { return r * (workers + 1) }
+	own := func(g, r int) int { return r*(workers+1) + 1 + g }
+	newToken := func(n int) store.AuthToken {
+		if n%2 == 1 {
+			return NewAuthToken(n, store.PrincipalUser, user)
+		}
+		return NewAuthToken(n, store.PrincipalApplicationToken, client)
+	}
+	// Recently used ones, which no GC may touch.
+	const freshBase, freshN = rounds * (workers + 1), 10
+	var fresh []store.AuthToken
+	for n := freshBase; n < freshBase+freshN; n++ {
+		tk := newToken(n)
+		tk.LastUsed = idleSince.Add(time.Second)
+		fresh = append(fresh, tk)
+	}
+	createAuthTokens(t, s, fresh)
+
+	var (
+		mu       sync.Mutex
+		latest   = map[int]time.Time{} // latest use recorded per token
+		observed = map[int]bool{}      // seen alive after a use was recorded
+		removed  int                   // as reported by DeleteIdleAuthTokens
+	)
+	gc := func(start <-chan struct{}, stop <-chan struct{}) {
+		<-start
+		for {
+			n, err := s.DeleteIdleAuthTokens(ctx, idleSince)
+			mu.Lock()
+			removed += n
+			mu.Unlock()
+			if err != nil {
+				t.Errorf("delete idle auth tokens: %v", err)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}
+	use := func(g, r int) {
+		at := idleSince.Add(time.Duration(r*workers+g+1) * time.Microsecond)
+		used := []int{hot(r), own(g, r)}
+		mu.Lock()
+		for _, n := range used {
+			if at.After(latest[n]) {
+				latest[n] = at
+			}
+		}
+		mu.Unlock()
+		if err := s.RecordAuthTokenUse(ctx, map[string]time.Time{
+			string(AuthMAC(used[0])): at, string(AuthMAC(used[1])): at,
+		}); err != nil {
+			t.Errorf("record auth token use: %v", err)
+			return
+		}
+		for _, n := range used {
+			got, err := s.GetAuthToken(ctx, AuthMAC(n))
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				continue // the GC won
+			case err != nil:
+				t.Errorf("get auth token %d: %v", n, err)
+				return
+			case got.LastUsed.Before(at):
+				t.Errorf("auth token %d: LastUsed %v right after a use at %v was recorded", n, got.LastUsed, at)
+				return
+			}
+			mu.Lock()
+			observed[n] = true
+			mu.Unlock()
+		}
+	}
+
+	for r := range rounds {
+		var toks []store.AuthToken
+		for n := hot(r); n <= own(workers-1, r); n++ {
+			toks = append(toks, newToken(n)) // idle: LastUsed is Base
+		}
+		createAuthTokens(t, s, toks)
+
+		start, stop := make(chan struct{}), make(chan struct{})
+		var gcDone, wg sync.WaitGroup
+		gcDone.Go(func() { gc(start, stop) })
+		for g := range workers {
+			wg.Go(func() {
+				<-start
+				use(g, r)
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(stop)
+		gcDone.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+
+	survivors, seen := 0, 0
+	for n := range freshBase {
+		got, err := s.GetAuthToken(ctx, AuthMAC(n))
+		if errors.Is(err, store.ErrNotFound) {
+			if observed[n] {
+				t.Errorf("lost update: auth token %d was seen used after idleSince, then deleted as idle", n)
+			}
+			continue
+		}
+		must(t, err, "get auth token")
+		survivors++
+		if observed[n] {
+			seen++
+		}
+		if !got.LastUsed.Equal(latest[n]) {
+			t.Errorf("lost update: auth token %d has LastUsed %v, latest recorded use %v", n, got.LastUsed, latest[n])
+		}
+	}
+	for _, tk := range fresh {
+		wantAuthToken(t, s, tk)
+	}
+	if want := freshBase - survivors; removed != want {
+		t.Errorf("DeleteIdleAuthTokens reported %d removals, but %d tokens are gone", removed, want)
+	}
+	t.Logf("%d of %d contested tokens survived (%d seen alive after use)", survivors, freshBase, seen)
+}
+
+// testCreateAuthTokenAndDeleteTokenRace: an auth token minted while its
+// application token is deleted either fails with ErrNotFound or is removed
+// by the cascade; it never outlives its principal.
+func testCreateAuthTokenAndDeleteTokenRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateRoles(t, s, RoleID(1))
+	for round := range 20 {
+		tok := NewToken(ClientID(round), RoleID(1))
+		must(t, s.CreateToken(ctx, tok), "create token")
+		at := NewAuthToken(round, store.PrincipalApplicationToken, tok.ClientID)
+		var createErr, deleteErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { createErr = s.CreateAuthToken(ctx, at) })
+		wg.Go(func() { deleteErr = s.DeleteToken(ctx, tok.ClientID) })
+		wg.Wait()
+
+		must(t, deleteErr, fmt.Sprintf("round %d: delete token", round))
+		if createErr != nil {
+			wantErr(t, createErr, store.ErrNotFound, fmt.Sprintf("round %d: create auth token", round))
+		}
+		wantNoAuthToken(t, s, at.MAC)
+	}
 }

@@ -74,6 +74,71 @@ func NewToken(clientID string, roles ...string) store.Token {
 	}
 }
 
+// UserID returns the n-th of a sequence of UUID-shaped user IDs, in
+// ascending order of n. They never equal a RoleID.
+func UserID(n int) string {
+	return fmt.Sprintf("00000000-0000-4000-9000-%012x", n)
+}
+
+// Username returns the n-th of a sequence of usernames, in ascending order
+// of n.
+func Username(n int) string {
+	return fmt.Sprintf("user-%04d", n)
+}
+
+// NewUser returns a complete user record holding roles.
+func NewUser(id, username string, roles ...string) store.User {
+	return store.User{
+		ID:           id,
+		OrgID:        orgID,
+		Username:     username,
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdCBvZiA" + id + "$aGFzaA",
+		Roles:        roles,
+		CreatedAt:    Base,
+		UpdatedAt:    Base,
+		CreatedBy:    ClientID(0),
+	}
+}
+
+// AuthMAC returns the 32-byte MAC of the n-th auth token. Distinct n give
+// distinct MACs; they are binary and may contain any byte.
+func AuthMAC(n int) []byte {
+	mac := sha256.Sum256(fmt.Appendf(nil, "auth token %d", n))
+	return mac[:]
+}
+
+// NewAuthToken returns a complete auth token record with MAC AuthMAC(n),
+// minted for the principal of kind (store.PrincipalApplicationToken or
+// store.PrincipalUser) and ID principalID, created and last used at Base.
+func NewAuthToken(n int, kind, principalID string) store.AuthToken {
+	return store.AuthToken{
+		MAC:           AuthMAC(n),
+		OrgID:         orgID,
+		PrincipalKind: kind,
+		PrincipalID:   principalID,
+		CreatedAt:     Base,
+		LastUsed:      Base,
+	}
+}
+
+func sameUser(a, b store.User) bool {
+	norm := func(u store.User) store.User {
+		u.Roles = emptyToNil(u.Roles)
+		u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+		return u
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func sameAuthToken(a, b store.AuthToken) bool {
+	norm := func(t store.AuthToken) store.AuthToken {
+		t.MAC = emptyToNil(t.MAC)
+		t.CreatedAt, t.LastUsed = t.CreatedAt.UTC(), t.LastUsed.UTC()
+		return t
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
 // sameToken reports whether two tokens hold the same data: times compare by
 // instant, and nil and empty slices are the same.
 func sameToken(a, b store.Token) bool {

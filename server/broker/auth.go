@@ -1,0 +1,278 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/server/policy"
+	"github.com/tokenbroker/tokenbroker/server/throttle"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Throttling policies (docs/auth.md explains them).
+var (
+	// DefaultLoginPolicy: per username and per client address, 10 failed
+	// logins are allowed at once and one more every 6 s (10/min sustained);
+	// from the 4th failure on, each failed answer is delayed by 200 ms more,
+	// up to 2 s. Beyond the budget: 429 with Retry-After.
+	DefaultLoginPolicy = throttle.Policy{
+		Burst: 10, Refill: 6 * time.Second,
+		SlowAfter: 3, SlowStep: 200 * time.Millisecond, MaxSlow: 2 * time.Second,
+		MaxKeys: 100_000,
+	}
+	// DefaultCheckPolicy: per client address, failed Checks (invalid
+	// credentials) are budgeted at 1000 at once and 100/s sustained, never
+	// delayed. Check's callers are internal services relaying many users'
+	// credentials, some of them stale, so the budget is generous; it only
+	// stops the port from serving as a fast oracle for guessing tokens.
+	DefaultCheckPolicy = throttle.Policy{
+		Burst: 1000, Refill: 10 * time.Millisecond,
+		SlowAfter: 1 << 30, MaxKeys: 10_000,
+	}
+)
+
+// Reasons in a Check answer.
+const (
+	CheckReasonCredentialInvalid = "CREDENTIAL_INVALID"
+	CheckReasonPermissionDenied  = "PERMISSION_DENIED"
+)
+
+// isAuthTokenShape reports whether s looks like an auth token: a UUID in
+// its canonical 36-character form.
+func isAuthTokenShape(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+// authRefused is the one answer for every unusable auth token.
+func authRefused() error {
+	return Unauthenticated(ReasonUnknownToken, "authorization failed: unknown or expired authorization token")
+}
+
+func (b *Broker) authenticateAuthToken(ctx context.Context, tok string) (*Principal, error) {
+	mac := b.authMAC.Sum(strings.ToLower(tok))
+	at, err := b.st.GetAuthToken(ctx, mac)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, authRefused()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	now := b.now()
+	key := string(mac)
+	last := at.LastUsed
+	if mem := b.authUse.lastUsed(key); mem.After(last) {
+		last = mem
+	}
+	if now.Sub(last) >= b.authTTL {
+		return nil, authRefused()
+	}
+	roles, err := b.principalRoles(ctx, at.PrincipalKind, at.PrincipalID, now)
+	if err != nil {
+		return nil, err
+	}
+	b.authUse.touch(key, now) // the sliding expiry: valid for TTL after this use
+	return &Principal{
+		Kind: at.PrincipalKind, ID: at.PrincipalID, OrgID: at.OrgID, Roles: roles,
+		Credential: CredentialAuthToken, authTokenMAC: mac,
+		perms: b.roles.setFor(roles),
+	}, nil
+}
+
+// principalRoles returns the roles of the principal an auth token was
+// minted for. A deleted (or expired) principal makes every auth token
+// minted from it unusable at once, whatever cleanup has or has not run.
+func (b *Broker) principalRoles(ctx context.Context, kind, id string, now time.Time) ([]string, error) {
+	switch kind {
+	case store.PrincipalApplicationToken:
+		t, err := b.st.GetToken(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && t.Expired(now)) {
+			return nil, authRefused()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		return t.Roles, nil
+	case store.PrincipalUser:
+		u, err := b.st.GetUser(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, authRefused()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		return u.Roles, nil
+	default:
+		return nil, authRefused()
+	}
+}
+
+// LoginInput is a login attempt.
+type LoginInput struct {
+	Username   string // a database user's name, or an application token's client ID
+	Password   string // the user's password, or the application token's secret
+	ClientAddr string // for per-address throttling ("" if unknown)
+	// Refused is the message for bad credentials (Stargate's wording
+	// differs between /v1/auth and /v1/auth/token/generate only in field names).
+	Refused string
+}
+
+// Login verifies a username and password (a database user, or an
+// application token's client ID and secret) and mints an authorization
+// token. Unknown users and wrong passwords get the same answer in similar
+// time; repeated failures are slowed and then refused (KindExhausted).
+func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
+	keys := []string{"login-user:" + truncate(in.Username, 256)}
+	if in.ClientAddr != "" {
+		keys = append(keys, "login-addr:"+in.ClientAddr)
+	}
+	if ok, retry := b.logins.Allow(keys...); !ok {
+		return "", &Error{Kind: KindExhausted, Msg: "too many failed logins; retry later", RetryAfter: retry}
+	}
+	kind, id, err := b.verifyLogin(ctx, in.Username, in.Password)
+	if err != nil {
+		return "", err
+	}
+	if id == "" {
+		delay := b.logins.Failure(keys...)
+		b.log.InfoContext(ctx, "login refused", "username", truncate(in.Username, 64), "client_addr", in.ClientAddr)
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		return "", &Error{Kind: KindUnauthenticated, Reason: ReasonBadLogin, Msg: in.Refused}
+	}
+
+	tok := uuid.NewString() // version 4, from crypto/rand
+	now := b.now().UTC()
+	err = b.st.CreateAuthToken(ctx, store.AuthToken{
+		MAC: b.authMAC.Sum(tok), OrgID: b.org.ID,
+		PrincipalKind: kind, PrincipalID: id,
+		CreatedAt: now, LastUsed: now,
+	})
+	if errors.Is(err, store.ErrNotFound) { // the principal was deleted meanwhile
+		return "", &Error{Kind: KindUnauthenticated, Reason: ReasonBadLogin, Msg: in.Refused}
+	}
+	if err != nil {
+		return "", fmt.Errorf("create auth token: %w", err)
+	}
+	b.log.InfoContext(ctx, "auth token issued", "principal_kind", kind, "principal_id", id)
+	return tok, nil
+}
+
+// verifyLogin returns the principal a username and password belong to, or
+// id "" when they do not match. Usernames never have the client-ID shape
+// (CreateUser refuses it), so the two namespaces cannot collide.
+func (b *Broker) verifyLogin(ctx context.Context, username, pw string) (kind, id string, err error) {
+	if credential.ValidClientID(username) {
+		// An application token's secret has ≥ 256 bits of entropy, so a
+		// keyed MAC suffices: no slow hash is needed to resist guessing.
+		bearer := credential.TokenFor(username, pw)
+		t, err := b.st.GetToken(ctx, username)
+		if errors.Is(err, store.ErrNotFound) {
+			b.mac.Verify(bearer, dummyMAC)
+			return "", "", nil
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("login: %w", err)
+		}
+		if !b.mac.Verify(bearer, t.SecretMAC) || t.Expired(b.now()) {
+			return "", "", nil
+		}
+		return store.PrincipalApplicationToken, t.ClientID, nil
+	}
+	u, err := b.st.GetUserByName(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		_ = b.passwords.DummyVerify(ctx, pw) // same cost as a real verification
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("login: %w", err)
+	}
+	ok, err := b.passwords.Verify(ctx, pw, u.PasswordHash)
+	if err != nil && ctx.Err() != nil {
+		return "", "", ctx.Err()
+	}
+	if err != nil {
+		b.log.WarnContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", err)
+	}
+	if !ok {
+		return "", "", nil
+	}
+	return store.PrincipalUser, u.ID, nil
+}
+
+// RevokeAuthToken revokes the authorization token the caller presented.
+func (b *Broker) RevokeAuthToken(ctx context.Context, caller *Principal) error {
+	if caller == nil || caller.Credential != CredentialAuthToken {
+		return Invalid("only an authorization token can be revoked here (present it in X-Cassandra-Token or Authorization); application tokens are revoked with DELETE /v2/clientIdSecrets/{clientId}")
+	}
+	err := b.st.DeleteAuthToken(ctx, caller.authTokenMAC)
+	if err != nil && !errors.Is(err, store.ErrNotFound) { // already gone: the goal is met
+		return fmt.Errorf("revoke auth token: %w", err)
+	}
+	b.authUse.forget(string(caller.authTokenMAC))
+	return nil
+}
+
+// CheckResult is the answer to a Check.
+type CheckResult struct {
+	Allowed   bool
+	Reason    string     // "" when allowed
+	Principal *Principal // nil when the credential is invalid
+}
+
+// Check answers whether cred may do action on resource. An invalid
+// credential or a missing permission is an answer, not an error; a
+// malformed request (unknown action, bad DRN, no credential) is
+// KindInvalid. Failed checks are throttled per client address.
+func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr string) (CheckResult, error) {
+	if cred == "" {
+		return CheckResult{}, Invalid("credential: required (in the request, or as Authorization: Bearer / X-Cassandra-Token)")
+	}
+	if !policy.KnownAction(action) {
+		return CheckResult{}, Invalid("action: unknown action %q", truncate(action, 64))
+	}
+	if err := policy.ValidateResource(resource); err != nil {
+		return CheckResult{}, Invalid("%v", err)
+	}
+	key := "check-addr:" + clientAddr
+	if ok, retry := b.checks.Allow(key); !ok {
+		return CheckResult{}, &Error{Kind: KindExhausted, Msg: "too many failed checks from this address; retry later", RetryAfter: retry}
+	}
+	p, err := b.Authenticate(ctx, cred)
+	if KindOf(err) == KindUnauthenticated {
+		b.checks.Failure(key)
+		return CheckResult{Reason: CheckReasonCredentialInvalid}, nil
+	}
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if !p.Allows(action, resource) {
+		return CheckResult{Reason: CheckReasonPermissionDenied, Principal: p}, nil
+	}
+	return CheckResult{Allowed: true, Principal: p}, nil
+}
+
+// AuthTokenTTL is the idle lifetime of authorization tokens.
+func (b *Broker) AuthTokenTTL() time.Duration { return b.authTTL }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,86 @@
+// Package callctx reads what the transport says about a call: the
+// credential presented and the client's address. It is the one place that
+// decides which metadata to trust.
+package callctx
+
+import (
+	"context"
+	"net"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+// ClientAddrKey is the metadata key under which the REST gateway passes the
+// HTTP client's address. The gateway sets it from the TCP connection (its
+// annotators override any client-sent value), and it is believed only on
+// calls that arrive over the in-process gateway connection.
+const ClientAddrKey = "x-tokenbroker-client-addr"
+
+// GatewayNetwork is the network name of the in-process gateway listener.
+const GatewayNetwork = "bufconn"
+
+// Credential returns the credential presented with the call: the
+// "authorization" metadata (from the Authorization header over REST; the
+// "Bearer" scheme is matched case-insensitively) or, as Stargate clients
+// send it, "x-cassandra-token". "" if neither is present.
+func Credential(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if vals := md.Get("authorization"); len(vals) > 0 {
+		v := strings.TrimSpace(vals[0])
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+		return v // a bare credential: verification rejects anything else
+	}
+	if vals := md.Get("x-cassandra-token"); len(vals) > 0 {
+		return strings.TrimSpace(vals[0])
+	}
+	return ""
+}
+
+// ClientAddr returns the caller's IP address: the TCP peer for direct gRPC
+// calls, and the HTTP client's address for calls through the gateway.
+func ClientAddr(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if p.Addr.Network() == GatewayNetwork {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if vals := md.Get(ClientAddrKey); len(vals) > 0 {
+			return vals[0]
+		}
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the call's request ID.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the call's request ID, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// IncomingRequestID returns the request ID the client sent (x-request-id,
+// or Stargate's x-cassandra-request-id), or "" if none or too long.
+func IncomingRequestID(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, k := range []string{"x-request-id", "x-cassandra-request-id"} {
+		if v := md.Get(k); len(v) > 0 && len(v[0]) <= 128 {
+			return v[0]
+		}
+	}
+	return ""
+}

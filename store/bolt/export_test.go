@@ -1,0 +1,124 @@
+package bolt
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// VerifyIndexes checks, in one read transaction, that every index holds
+// exactly the entries its records derive (no missing and no stale ones) and
+// the references this backend maintains: users hold existing roles, and
+// auth tokens have existing principals (every deletion path cascades). It
+// returns nil for a closed store.
+func VerifyIndexes(s *Store) error {
+	err := s.view(func(tx *bbolt.Tx) error {
+		want := map[string]map[string]string{} // bucket → key → value
+		add := func(bucket []byte, k, v []byte) {
+			m := want[string(bucket)]
+			if m == nil {
+				m = map[string]string{}
+				want[string(bucket)] = m
+			}
+			m[string(k)] = string(v)
+		}
+		for _, b := range [][]byte{bucketTokensByRole, bucketTokensByExpiry, bucketUsersByName,
+			bucketUsersByRole, bucketAuthByPrinc, bucketAuthByUse} {
+			want[string(b)] = map[string]string{}
+		}
+
+		roles := tx.Bucket(bucketRoles)
+		err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+			rec, err := decodeTokenRecord(v)
+			if err != nil {
+				return err
+			}
+			if rec.ClientID != string(k) {
+				return fmt.Errorf("token under key %q has client ID %q", k, rec.ClientID)
+			}
+			exp := expiryNanos(rec.Expiry)
+			for _, r := range rec.Roles {
+				add(bucketTokensByRole, roleIndexKey(r, rec.ClientID), be64(exp))
+			}
+			if exp != 0 {
+				add(bucketTokensByExpiry, expiryIndexKey(exp, rec.ClientID), nil)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			rec, err := decodeUserRecord(v)
+			if err != nil {
+				return err
+			}
+			if rec.ID != string(k) {
+				return fmt.Errorf("user under key %q has ID %q", k, rec.ID)
+			}
+			add(bucketUsersByName, []byte(rec.Username), k)
+			for _, r := range rec.Roles {
+				if roles.Get([]byte(r)) == nil {
+					return fmt.Errorf("user %q holds deleted role %q", rec.ID, r)
+				}
+				add(bucketUsersByRole, usersByRoleKey(r, rec.ID), nil)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketAuthTokens).ForEach(func(k, v []byte) error {
+			rec, err := decodeAuthTokenRecord(v)
+			if err != nil {
+				return err
+			}
+			if string(rec.MAC) != string(k) {
+				return fmt.Errorf("auth token record under key %x has MAC %x", k, rec.MAC)
+			}
+			if isOrphan(tx, rec.PrincipalKind, rec.PrincipalID) {
+				return fmt.Errorf("auth token %x of missing %s %q", k, rec.PrincipalKind, rec.PrincipalID)
+			}
+			add(bucketAuthByPrinc, principalKey(rec.PrincipalKind, rec.PrincipalID, k), nil)
+			add(bucketAuthByUse, useIndexKey(rec.LastUsed, k), nil)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+
+		var errs []error
+		for _, name := range slices.Sorted(maps.Keys(want)) {
+			exp := want[name]
+			got := map[string]string{}
+			if err := tx.Bucket([]byte(name)).ForEach(func(k, v []byte) error {
+				got[string(k)] = string(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+			for k, v := range got {
+				if ev, ok := exp[k]; !ok {
+					errs = append(errs, fmt.Errorf("%s: stale entry %x", name, k))
+				} else if ev != v {
+					errs = append(errs, fmt.Errorf("%s: entry %x has value %x, want %x", name, k, v, ev))
+				}
+			}
+			for k := range exp {
+				if _, ok := got[k]; !ok {
+					errs = append(errs, fmt.Errorf("%s: missing entry %x", name, k))
+				}
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if errors.Is(err, store.ErrClosed) {
+		return nil
+	}
+	return err
+}
