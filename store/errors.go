@@ -10,7 +10,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrAlreadyExists: a record with that identifier exists already.
 	ErrAlreadyExists = errors.New("already exists")
-	// ErrInUse: the record is still referenced (a role held by a live token).
+	// ErrInUse: the record is still referenced (a role held by a user or a
+	// live token).
 	ErrInUse = errors.New("in use")
 	// ErrConflict: a concurrent writer won a compare-and-swap and retries ran
 	// out (optimistic backends such as etcd).

@@ -74,7 +74,9 @@ type Store interface {
 	// deleted meanwhile) are skipped, not an error.
 	RecordTokenUse(ctx context.Context, lastUsed map[string]time.Time) error
 	// DeleteExpiredTokens removes every token whose expiry is at or before
-	// now and returns how many it removed.
+	// now (with the same cascade as DeleteToken) and returns how many it
+	// removed. It may work in several transactions: after an error, some
+	// tokens may be removed, and the count says how many.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 
 	// CreateUser stores a database user. ErrAlreadyExists if the ID or the
@@ -85,10 +87,11 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	// GetUserByName returns the user with that exact username, or ErrNotFound.
 	GetUserByName(ctx context.Context, username string) (User, error)
-	// ListUsers returns every user, ordered by username.
+	// ListUsers returns every user, ordered by username (bytewise).
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser is UpdateRole's counterpart for users (same closure rules).
-	// ID and Username cannot be changed.
+	// ID and Username cannot be changed. Roles may change; new roles must
+	// exist (an error wrapping ErrNotFound otherwise).
 	UpdateUser(ctx context.Context, id string, update func(User) (User, error)) (User, error)
 	// DeleteUser removes a user and, in the same transaction, every auth
 	// token minted from it. ErrNotFound if absent.

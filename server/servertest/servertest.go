@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -119,15 +120,20 @@ type Env struct {
 	AdminClientID string
 	OrgID         string
 
-	// Conn and Tokens reach the gRPC server; both are replaced by Restart.
+	// Conn, Tokens and Auth reach the gRPC server; all are replaced by Restart.
 	Conn   *grpc.ClientConn
 	Tokens tbv1.TokenServiceClient
+	Auth   tbv1.AuthServiceClient
 	// HTTPBase is "http://<rest addr>"; replaced by Restart.
 	HTTPBase string
 
 	opts   options
 	logw   *testWriter
 	client *http.Client
+
+	fromMu    sync.Mutex
+	fromHTTP  map[string]*http.Client     // by source IP; kept across restarts
+	fromConns map[string]*grpc.ClientConn // by source IP; closed by Shutdown
 }
 
 // Start starts a server over a fresh data directory and registers its
@@ -213,6 +219,7 @@ func (e *Env) start() error {
 	e.Server = srv
 	e.Conn = conn
 	e.Tokens = tbv1.NewTokenServiceClient(conn)
+	e.Auth = tbv1.NewAuthServiceClient(conn)
 	e.HTTPBase = "http://" + srv.HTTPAddr()
 	return nil
 }
@@ -225,6 +232,12 @@ func (e *Env) Shutdown() {
 		_ = e.Conn.Close()
 		e.Conn = nil
 	}
+	e.fromMu.Lock()
+	for ip, c := range e.fromConns {
+		_ = c.Close()
+		delete(e.fromConns, ip)
+	}
+	e.fromMu.Unlock()
 	if e.Server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -234,6 +247,11 @@ func (e *Env) Shutdown() {
 		e.Server = nil
 	}
 	e.client.CloseIdleConnections()
+	e.fromMu.Lock()
+	for _, c := range e.fromHTTP {
+		c.CloseIdleConnections()
+	}
+	e.fromMu.Unlock()
 }
 
 // Restart shuts the server down and starts it again on the same data file
@@ -279,6 +297,13 @@ func (e *Env) CreateToken(t testing.TB, bearer string, roleIDs ...string) *tbv1.
 // returns the status, the raw response body and the response headers.
 func (e *Env) REST(t testing.TB, method, path, bearer string, body any) (int, []byte, http.Header) {
 	t.Helper()
+	return e.Do(t, e.NewRequest(t, method, path, bearer, body))
+}
+
+// NewRequest prepares the request REST would send (same body and bearer
+// rules), so a test can add headers before passing it to Do or DoFrom.
+func (e *Env) NewRequest(t testing.TB, method, path, bearer string, body any) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -303,14 +328,87 @@ func (e *Env) REST(t testing.TB, method, path, bearer string, body any) (int, []
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	return e.Do(t, req)
+	return req
 }
 
 // Do sends a prepared request (for headers REST does not set) and returns
 // the status, raw body and headers.
 func (e *Env) Do(t testing.TB, req *http.Request) (int, []byte, http.Header) {
 	t.Helper()
-	resp, err := e.client.Do(req)
+	return do(t, e.client, req)
+}
+
+// RESTFrom is REST with the TCP connection opened from the local address
+// ip, another loopback address such as "127.0.0.2" (all of 127.0.0.0/8 is
+// loopback on Linux), so the server sees a different client address: for
+// per-address throttling.
+func (e *Env) RESTFrom(t testing.TB, ip, method, path, bearer string, body any) (int, []byte, http.Header) {
+	t.Helper()
+	return e.DoFrom(t, ip, e.NewRequest(t, method, path, bearer, body))
+}
+
+// DoFrom is Do with the connection opened from the local address ip (see
+// RESTFrom).
+func (e *Env) DoFrom(t testing.TB, ip string, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
+	local := localAddr(t, ip)
+	e.fromMu.Lock()
+	c, ok := e.fromHTTP[ip]
+	if !ok {
+		d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+		c = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+		if e.fromHTTP == nil {
+			e.fromHTTP = map[string]*http.Client{}
+		}
+		e.fromHTTP[ip] = c
+	}
+	e.fromMu.Unlock()
+	return do(t, c, req)
+}
+
+// AuthFrom returns an AuthService client whose connection is opened from the
+// local address ip (see RESTFrom). It is valid until the next Shutdown or
+// Restart.
+func (e *Env) AuthFrom(t testing.TB, ip string) tbv1.AuthServiceClient {
+	t.Helper()
+	local := localAddr(t, ip)
+	e.fromMu.Lock()
+	defer e.fromMu.Unlock()
+	if e.Server == nil {
+		t.Fatalf("servertest: AuthFrom(%s) while the server is stopped", ip)
+	}
+	c, ok := e.fromConns[ip]
+	if !ok {
+		d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+		var err error
+		c, err = grpc.NewClient(e.Server.GRPCAddr(),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				return d.DialContext(ctx, "tcp", addr)
+			}))
+		if err != nil {
+			t.Fatalf("servertest: gRPC client from %s: %v", ip, err)
+		}
+		if e.fromConns == nil {
+			e.fromConns = map[string]*grpc.ClientConn{}
+		}
+		e.fromConns[ip] = c
+	}
+	return tbv1.NewAuthServiceClient(c)
+}
+
+func localAddr(t testing.TB, ip string) *net.TCPAddr {
+	t.Helper()
+	addr := net.ParseIP(ip)
+	if addr == nil || !addr.IsLoopback() {
+		t.Fatalf("servertest: %q is not a loopback IP address", ip)
+	}
+	return &net.TCPAddr{IP: addr}
+}
+
+func do(t testing.TB, c *http.Client, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("servertest: %s %s: %v", req.Method, req.URL.Path, err)
 	}
@@ -320,6 +418,29 @@ func (e *Env) Do(t testing.TB, req *http.Request) (int, []byte, http.Header) {
 		t.Fatalf("servertest: read %s %s response: %v", req.Method, req.URL.Path, err)
 	}
 	return resp.StatusCode, raw, resp.Header
+}
+
+// Login logs in over gRPC (CreateAuthToken: a database user's username and
+// password, or an application token's clientId and secret) and returns the
+// authorization token, failing the test on error.
+func (e *Env) Login(t testing.TB, username, password string) string {
+	t.Helper()
+	resp, err := e.Auth.CreateAuthToken(context.Background(), &tbv1.CreateAuthTokenRequest{Username: username, Password: password})
+	if err != nil {
+		t.Fatalf("servertest: login as %q: %v", username, err)
+	}
+	return resp.GetAuthToken()
+}
+
+// CreateUser creates a database user over gRPC as bearer, failing the test
+// on error.
+func (e *Env) CreateUser(t testing.TB, bearer, username, password string, roleIDs ...string) *tbv1.User {
+	t.Helper()
+	resp, err := e.Auth.CreateUser(e.GRPCCtx(bearer), &tbv1.CreateUserRequest{Username: username, Password: password, Roles: roleIDs})
+	if err != nil {
+		t.Fatalf("servertest: CreateUser(%q, %v): %v", username, roleIDs, err)
+	}
+	return resp.GetUser()
 }
 
 // testWriter forwards log lines to t.Log until stopped, so a late log line

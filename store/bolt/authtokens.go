@@ -45,7 +45,7 @@ func prepareAuthToken(t store.AuthToken) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unknown principal kind %q", t.PrincipalKind)
 	}
-	return marshal(toAuthTokenRecord(t))
+	return toAuthTokenRecord(t).encode()
 }
 
 // deleteAuthTokenTx removes an auth token record and the index entries
@@ -200,7 +200,7 @@ func (s *Store) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time
 			}
 			oldUse := useIndexKey(rec.LastUsed, key)
 			rec.LastUsed = used.UTC()
-			val, err := marshal(rec)
+			val, err := rec.encode()
 			if err != nil {
 				return fmt.Errorf("auth token of %s %q: %w", rec.PrincipalKind, rec.PrincipalID, err)
 			}

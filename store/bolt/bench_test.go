@@ -74,28 +74,7 @@ func BenchmarkCreateToken(b *testing.B) {
 func BenchmarkGetToken(b *testing.B) {
 	const n = 10_000
 	s := benchStore(b)
-	toks := make(chan store.Token)
-	errc := make(chan error, 32)
-	for range 32 {
-		go func() {
-			for t := range toks {
-				if err := s.CreateToken(context.Background(), t); err != nil {
-					errc <- err
-					return
-				}
-			}
-			errc <- nil
-		}()
-	}
-	for i := range n {
-		toks <- benchToken(i)
-	}
-	close(toks)
-	for range 32 {
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
-	}
+	fill(b, n, func(i int) error { return s.CreateToken(context.Background(), benchToken(i)) })
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -106,4 +85,73 @@ func BenchmarkGetToken(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
+
+// BenchmarkGetAuthToken measures parallel reads of random auth tokens among
+// 10,000 (ten per application token): alone, and followed by the GetToken
+// of its principal, which is the store's share of one credential check.
+func BenchmarkGetAuthToken(b *testing.B) {
+	const tokens, perToken = 1_000, 10
+	const n = tokens * perToken
+	s := benchStore(b)
+	fill(b, tokens, func(i int) error { return s.CreateToken(context.Background(), benchToken(i)) })
+	fill(b, n, func(i int) error {
+		return s.CreateAuthToken(context.Background(),
+			storetest.NewAuthToken(i, store.PrincipalApplicationToken, storetest.ClientID(i/perToken)))
+	})
+	macs := make([][]byte, n)
+	for i := range macs {
+		macs[i] = storetest.AuthMAC(i)
+	}
+
+	b.Run("alone", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.GetAuthToken(context.Background(), macs[rand.IntN(n)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+	})
+	b.Run("with-principal", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				at, err := s.GetAuthToken(context.Background(), macs[rand.IntN(n)])
+				if err == nil {
+					_, err = s.GetToken(context.Background(), at.PrincipalID)
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+	})
+}
+
+// fill runs create(0..n-1) from 32 goroutines, so that group commit makes
+// setting up a large fixture quick.
+func fill(b *testing.B, n int, create func(i int) error) {
+	b.Helper()
+	const workers = 32
+	errc := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				if err := create(i); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
 }

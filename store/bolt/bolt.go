@@ -30,7 +30,8 @@ const (
 	defaultMaxBatch    = 1000
 	defaultLockTimeout = 2 * time.Second
 	defaultListLimit   = 100
-	// gcChunk bounds DeleteExpiredTokens transactions so that collecting a
+	// gcChunk bounds DeleteExpiredTokens and DeleteIdleAuthTokens
+	// transactions (and their scans) so that collecting a
 	// large backlog neither holds a long read transaction nor builds one
 	// huge write transaction that stalls every other writer.
 	gcChunk = 1000

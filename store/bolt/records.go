@@ -2,9 +2,14 @@ package bolt
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	storagev1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1"
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
@@ -36,15 +41,15 @@ type roleRecord struct {
 }
 
 type tokenRecord struct {
-	ClientID    string    `json:"client_id"`
-	OrgID       string    `json:"org_id"`
-	Roles       []string  `json:"roles"`
-	Description string    `json:"description"`
-	SecretMAC   []byte    `json:"secret_mac"`
-	GeneratedOn time.Time `json:"generated_on"`
-	Expiry      time.Time `json:"expiry"`
-	CreatedBy   string    `json:"created_by"`
-	LastUsed    time.Time `json:"last_used"`
+	ClientID    string
+	OrgID       string
+	Roles       []string
+	Description string
+	SecretMAC   []byte
+	GeneratedOn time.Time
+	Expiry      time.Time
+	CreatedBy   string
+	LastUsed    time.Time
 }
 
 func encodeOrg(o store.Organization) ([]byte, error) {
@@ -131,10 +136,33 @@ func (r tokenRecord) token() store.Token {
 	}
 }
 
+// Token and auth-token records are read on every credential check, so
+// they are encoded with protobuf (proto/tokenbroker/storage/v1), which
+// decodes several times faster than JSON; times as unix nanoseconds.
+
+func (r tokenRecord) encode() ([]byte, error) {
+	gen, err1 := nanos(r.GeneratedOn)
+	exp, err2 := nanos(r.Expiry)
+	used, err3 := nanos(r.LastUsed)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.TokenRecord{
+		ClientId: r.ClientID, OrgId: r.OrgID, Roles: r.Roles, Description: r.Description,
+		SecretMac: r.SecretMAC, GeneratedOn: gen, Expiry: exp, CreatedBy: r.CreatedBy, LastUsed: used,
+	})
+}
+
 func decodeTokenRecord(b []byte) (tokenRecord, error) {
-	var r tokenRecord
-	err := unmarshal(b, &r)
-	return r, err
+	var m storagev1.TokenRecord
+	if err := decodeProto(b, &m); err != nil {
+		return tokenRecord{}, err
+	}
+	return tokenRecord{
+		ClientID: m.ClientId, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
+		SecretMAC: m.SecretMac, GeneratedOn: fromNanos(m.GeneratedOn), Expiry: fromNanos(m.Expiry),
+		CreatedBy: m.CreatedBy, LastUsed: fromNanos(m.LastUsed),
+	}, nil
 }
 
 func decodeToken(b []byte) (store.Token, error) {
@@ -195,12 +223,12 @@ func decodeUser(b []byte) (store.User, error) {
 }
 
 type authTokenRecord struct {
-	MAC           []byte    `json:"mac"`
-	OrgID         string    `json:"org_id"`
-	PrincipalKind string    `json:"principal_kind"`
-	PrincipalID   string    `json:"principal_id"`
-	CreatedAt     time.Time `json:"created_at"`
-	LastUsed      time.Time `json:"last_used"`
+	MAC           []byte
+	OrgID         string
+	PrincipalKind string
+	PrincipalID   string
+	CreatedAt     time.Time
+	LastUsed      time.Time
 }
 
 func toAuthTokenRecord(t store.AuthToken) authTokenRecord {
@@ -225,10 +253,71 @@ func (r authTokenRecord) authToken() store.AuthToken {
 	}
 }
 
+func (r authTokenRecord) encode() ([]byte, error) {
+	created, err1 := nanos(r.CreatedAt)
+	used, err2 := nanos(r.LastUsed)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.AuthTokenRecord{
+		Mac: r.MAC, OrgId: r.OrgID, PrincipalKind: r.PrincipalKind, PrincipalId: r.PrincipalID,
+		CreatedAt: created, LastUsed: used,
+	})
+}
+
 func decodeAuthTokenRecord(b []byte) (authTokenRecord, error) {
-	var r authTokenRecord
-	err := unmarshal(b, &r)
-	return r, err
+	var m storagev1.AuthTokenRecord
+	if err := decodeProto(b, &m); err != nil {
+		return authTokenRecord{}, err
+	}
+	return authTokenRecord{
+		MAC: m.Mac, OrgID: m.OrgId, PrincipalKind: m.PrincipalKind, PrincipalID: m.PrincipalId,
+		CreatedAt: fromNanos(m.CreatedAt), LastUsed: fromNanos(m.LastUsed),
+	}, nil
+}
+
+// Unix nanoseconds cover 1678-2262. Times outside cannot be stored
+// faithfully, so encoding refuses them. The zero time is stored as 0.
+var (
+	minNanosTime = time.Unix(0, math.MinInt64+1).UTC()
+	maxNanosTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+func nanos(t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, nil
+	}
+	if t.Before(minNanosTime) || t.After(maxNanosTime) {
+		return 0, fmt.Errorf("encode record: time %s is outside the storable range (%d-%d)", t.UTC().Format(time.RFC3339), minNanosTime.Year(), maxNanosTime.Year())
+	}
+	if t.UnixNano() == 0 { // the epoch itself would read back as "unset"
+		return 0, fmt.Errorf("encode record: time %s (the Unix epoch) is reserved for 'unset'", t.UTC().Format(time.RFC3339))
+	}
+	return t.UnixNano(), nil
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func encodeProto(m proto.Message) ([]byte, error) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return b, nil
+}
+
+// decodeProto copies everything it decodes (proto.Unmarshal never aliases
+// its input), so records never point into bbolt's memory map.
+func decodeProto(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("decode stored record (corrupt file?): %w", err)
+	}
+	return nil
 }
 
 // marshal fails for times outside years 0-9999, which is the validation we

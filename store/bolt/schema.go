@@ -20,13 +20,13 @@ import (
 //	meta              schema_version               → "1"
 //	org               "org"                        → orgRecord (JSON)
 //	roles             roleID                       → roleRecord (JSON)
-//	tokens            clientID                     → tokenRecord (JSON)
+//	tokens            clientID                     → tokenRecord (protobuf)
 //	tokens_by_role    roleID 0x00 clientID         → be64 expiry unix nanos (0 = never)
 //	tokens_by_expiry  be64 expiry unix nanos ‖ clientID → "" (tokens with an expiry only)
 //	users             userID                       → userRecord (JSON)
 //	users_by_name     username                     → userID
 //	users_by_role     roleID 0x00 userID           → ""
-//	auth_tokens       mac                          → authTokenRecord (JSON)
+//	auth_tokens       mac                          → authTokenRecord (protobuf)
 //	auth_tokens_by_principal  kind 0x00 principalID 0x00 mac → ""
 //	auth_tokens_by_use        be64 last-used unix nanos ‖ mac → ""
 //

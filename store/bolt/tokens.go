@@ -27,7 +27,7 @@ func prepareToken(t store.Token) ([]byte, error) {
 }
 
 func encodeToken(t store.Token) ([]byte, error) {
-	return marshal(toTokenRecord(t))
+	return toTokenRecord(t).encode()
 }
 
 // createTokenTx writes a token record and its index entries. val is the
@@ -198,7 +198,7 @@ func (s *Store) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Tim
 				continue
 			}
 			rec.LastUsed = used.UTC()
-			val, err := marshal(rec)
+			val, err := rec.encode()
 			if err != nil {
 				return fmt.Errorf("token %q: %w", id, err)
 			}

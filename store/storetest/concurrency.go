@@ -144,6 +144,15 @@ func testUseAfterClose(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrClosed, "list roles after close")
 	wantErr(t, s.CreateToken(ctx, NewToken(ClientID(1), RoleID(1))), store.ErrClosed, "create token after close")
 	wantErr(t, s.DeleteRole(ctx, RoleID(1), Base), store.ErrClosed, "delete role after close")
+	wantErr(t, s.CreateUser(ctx, NewUser(UserID(1), Username(1), RoleID(1))), store.ErrClosed, "create user after close")
+	_, err = s.GetUserByName(ctx, Username(1))
+	wantErr(t, err, store.ErrClosed, "get user by name after close")
+	_, err = s.GetAuthToken(ctx, AuthMAC(1))
+	wantErr(t, err, store.ErrClosed, "get auth token after close")
+	wantErr(t, s.RecordAuthTokenUse(ctx, map[string]time.Time{string(AuthMAC(1)): Base}), store.ErrClosed,
+		"record auth token use after close")
+	_, err = s.DeleteIdleAuthTokens(ctx, Base)
+	wantErr(t, err, store.ErrClosed, "delete idle auth tokens after close")
 }
 
 // testConcurrentAuthTokenUseAndIdleGC races RecordAuthTokenUse from 32

@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# Load-tests a real tokenbroker process over loopback with real clients (ghz
+# for gRPC, hey for REST) and prints one table. Every figure is shown next to
+# a baseline measured in the same run, on the same machine, with the same
+# client settings: for gRPC an empty grpc-go server (bench/baseline: only
+# grpc.health.v1, no interceptors), for REST the broker's own GET /healthz.
+# Nothing here passes or fails on timing; the script exits non-zero only if
+# something is broken (a setup step fails, a call returns an error).
+#
+#   bash bench/load.sh                   # ~10 s per run, about 3 minutes in all
+#   DURATION=5s bash bench/load.sh       # shorter runs
+#   LOGIN_COUNT=100 CONNECTIONS=4 bash bench/load.sh
+#
+# Needs Go, curl and python3. ghz and hey (pinned in tools/load/go.mod) are
+# installed into tools/bin. The table is also written to
+# bench/results/load-<UTC timestamp>.txt (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+duration=${DURATION:-10s}          # each duration-bound run (ghz -z, hey -z)
+login_count=${LOGIN_COUNT:-200}    # database-user logins per run (argon2id: slow on purpose)
+connections=${CONNECTIONS:-4}      # gRPC connections at c=50 (c=1 uses one)
+rw_role=b4ed0e9e-67e8-47b6-8b58-c6629be961a9 # "R/W Svc Acct" default role
+action=db-table-select
+started=$(date +%s)
+
+bin=$root/tools/bin
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tokenbroker-load.XXXXXX")
+server_pids=()
+load_pid=
+
+# stop kills one process we started: SIGTERM (graceful drain), SIGKILL after 10 s.
+stop() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local pid
+  if [[ -n $load_pid ]]; then stop "$load_pid"; fi
+  for pid in "${server_pids[@]}"; do stop "$pid"; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
+
+log() { echo "load.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# ---------------------------------------------------------------- 1. build
+log "building tokenbroker and bench/baseline into $tmp"
+go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
+go build -o "$tmp/baseline" ./bench/baseline
+log "installing ghz and hey (tools/load/go.mod) into tools/bin"
+mkdir -p "$bin"
+(cd tools/load && GOBIN="$bin" go install tool)
+
+# The health service's proto, for ghz: the baseline server has no reflection,
+# and both health runs (baseline and broker) then use the same descriptor.
+cat >"$tmp/health.proto" <<'EOF'
+syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+EOF
+
+# jget FILE KEY: one top-level field of a JSON file.
+jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+# ---------------------------------------------------------------- 2. servers
+# Port 0 everywhere: each server picks a free loopback port and logs it.
+"$tmp/tokenbroker" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+  --data "$tmp/data/tokenbroker.db" --bootstrap-file "$tmp/data/admin.json" \
+  >"$tmp/broker.log" 2>&1 &
+broker_pid=$!
+server_pids+=("$broker_pid")
+"$tmp/baseline" --addr 127.0.0.1:0 >"$tmp/baseline.log" 2>&1 &
+baseline_pid=$!
+server_pids+=("$baseline_pid")
+
+for ((i = 0; ; i++)); do
+  kill -0 "$broker_pid" 2>/dev/null || { cat "$tmp/broker.log" >&2; die "the broker exited"; }
+  kill -0 "$baseline_pid" 2>/dev/null || { cat "$tmp/baseline.log" >&2; die "the baseline server exited"; }
+  if grep -q '"msg":"tokenbroker serving"' "$tmp/broker.log" && grep -q '^listening on ' "$tmp/baseline.log"; then
+    break
+  fi
+  ((i < 300)) || die "servers not up after 30 s (logs in $tmp)"
+  sleep 0.1
+done
+read -r grpc_addr http_addr < <(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{") and "tokenbroker serving" in line:
+        m = json.loads(line); print(m["grpc"], m["http"]); break
+' "$tmp/broker.log")
+baseline_addr=$(sed -n 's/^listening on //p' "$tmp/baseline.log")
+for ((i = 0; ; i++)); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$http_addr/healthz") == 200 ]] && break
+  ((i < 100)) || die "GET /healthz is not 200 after 10 s"
+  sleep 0.1
+done
+log "broker: gRPC $grpc_addr, REST $http_addr (pid $broker_pid); baseline: $baseline_addr (pid $baseline_pid)"
+
+# ---------------------------------------------------------------- 3. credentials
+# api METHOD PATH WANT_STATUS [curl args...]: the response body goes to
+# $tmp/resp; any other status is fatal.
+api() {
+  local method=$1 path=$2 want=$3 status
+  shift 3
+  status=$(curl -sS -o "$tmp/resp" -w '%{http_code}' -X "$method" "http://$http_addr$path" \
+    -H 'Content-Type: application/json' "$@")
+  [[ $status == "$want" ]] || die "$method $path: HTTP $status, want $want: $(cat "$tmp/resp")"
+}
+
+admin=$(jget "$tmp/data/admin.json" token)
+org_id=$(jget "$tmp/data/admin.json" orgId)
+resource="drn:astra:org:$org_id:db:db1:keyspace:ks:table:t"
+
+api POST /v2/clientIdSecrets 200 -H "Authorization: Bearer $admin" \
+  -d "{\"roles\":[\"$rw_role\"],\"description\":\"load benchmark\"}"
+app_client_id=$(jget "$tmp/resp" clientId)
+app_secret=$(jget "$tmp/resp" secret)
+app_token=$(jget "$tmp/resp" token)
+
+api POST /v1/auth 201 -d "{\"username\":\"$app_client_id\",\"password\":\"$app_secret\"}"
+auth_token=$(jget "$tmp/resp" authToken)
+
+user_login='{"username":"bench-user","password":"bench-password-123"}'
+api POST /v2/organizations/users 201 -H "Authorization: Bearer $admin" \
+  -d "{\"username\":\"bench-user\",\"password\":\"bench-password-123\",\"roles\":[\"$rw_role\"]}"
+api POST /v1/auth 201 -d "$user_login" # the user can log in
+
+# Every Check below must be an "allowed": a denial would measure another path.
+check_body="{\"action\":\"$action\",\"resource\":\"$resource\"}"
+check_app="{\"credential\":\"$app_token\",\"action\":\"$action\",\"resource\":\"$resource\"}"
+check_auth="{\"credential\":\"$auth_token\",\"action\":\"$action\",\"resource\":\"$resource\"}"
+# want_allowed [curl args...]: POST /v1/auth/check must answer allowed=true.
+want_allowed() {
+  api POST /v1/auth/check 200 "$@"
+  [[ $(jget "$tmp/resp" allowed) == True ]] || die "Check is not allowed: $(cat "$tmp/resp")"
+}
+want_allowed -d "$check_app"
+want_allowed -d "$check_auth"
+want_allowed -H "X-Cassandra-Token: $auth_token" -d "$check_body"
+want_allowed -H "Authorization: Bearer $app_token" -d "$check_body"
+log "credentials ready: application token $app_client_id, an auth token, user bench-user"
+
+# ---------------------------------------------------------------- 4. runs
+clk_tck=$(getconf CLK_TCK)
+results=$tmp/results.tsv
+: >"$results"
+errors=0
+
+# cpu_ticks PID: utime + stime (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() {
+  local stat f
+  stat=$(<"/proc/$1/stat")
+  read -r -a f <<<"${stat##*) }" # fields from 3 (state) on
+  echo $((f[11] + f[12]))
+}
+
+# measure KEY CONCURRENCY SERVER_PID PARSER -- COMMAND...: runs one load
+# command (in the background, so Ctrl-C stops it at once), records the
+# server's CPU time around it and appends one line to $results.
+measure() {
+  local key=$1 c=$2 pid=$3 parser=$4 before after rc=0 line
+  shift 5
+  log "run $key c=$c"
+  before=$(cpu_ticks "$pid")
+  "$@" >"$tmp/out" 2>"$tmp/err" &
+  load_pid=$!
+  wait "$load_pid" || rc=$?
+  load_pid=
+  after=$(cpu_ticks "$pid")
+  if ((rc != 0)); then
+    log "$key c=$c: $1 exited with status $rc: $(head -c 2000 "$tmp/err")"
+    errors=$((errors + 1))
+    printf '%s\t%s\t0\t0\t0\t0\t0\t%s exited %s\n' "$key" "$c" "$(basename "$1")" "$rc" >>"$results"
+    return 0
+  fi
+  line=$(python3 "$tmp/parse.py" "$parser" "$tmp/out")
+  printf '%s\t%s\t%s\t%s\n' "$key" "$c" "$((after - before))" "$line" >>"$results"
+  if [[ $line == *$'\t'ERR* ]]; then
+    log "$key c=$c: calls failed: ${line##*$'\t'}"
+    errors=$((errors + 1))
+  fi
+}
+
+# parse.py ghz|hey FILE → calls, req/s, p50 s, p99 s, errors ("-" or "ERR ...")
+cat >"$tmp/parse.py" <<'PY'
+import json, re, sys
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "ghz":
+    r = json.load(open(path))
+    lat = {d["percentage"]: d["latency"] / 1e9 for d in r.get("latencyDistribution") or []}
+    bad = {k: v for k, v in (r.get("statusCodeDistribution") or {}).items() if k != "OK"}
+    bad.update(r.get("errorDistribution") or {})
+    calls, rps = r["count"], r["rps"]
+else:  # hey's text summary (it rounds every latency to 0.1 ms)
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    lat = {int(p): float(s) for p, s in re.findall(r"^\s+(\d+)%+ in ([\d.]+) secs", text, re.M)}
+    codes = {int(c): int(n) for c, n in re.findall(r"^\s+\[(\d+)\]\s+(\d+) responses", text, re.M)}
+    bad = {f"HTTP {c}": n for c, n in codes.items() if c != 200}
+    errs = text.split("Error distribution:", 1)
+    if len(errs) == 2:
+        for n, msg in re.findall(r"^\s+\[(\d+)\]\s+(.*)$", errs[1], re.M):
+            bad[msg] = int(n)
+    calls = sum(codes.values()) + sum(n for k, n in bad.items() if not k.startswith("HTTP "))
+err = "-" if not bad else "ERR " + "; ".join(f"{n}x {k}" for k, n in bad.items())
+print(f"{calls}\t{rps:.1f}\t{lat.get(50, 0):.6f}\t{lat.get(99, 0):.6f}\t{err}".replace("\n", " "))
+PY
+
+ghz=("$bin/ghz" --insecure -O json --duration-stop ignore)
+# grpc_run KEY C SERVER_PID ADDR CALL DATA [ghz args...]; connections scale with c.
+grpc_run() {
+  local key=$1 c=$2 pid=$3 addr=$4 call=$5 data=$6 conns=1
+  shift 6
+  if ((c > 1)); then conns=$connections; fi
+  measure "$key" "$c" "$pid" ghz -- "${ghz[@]}" -c "$c" --connections "$conns" \
+    --call "$call" -d "$data" "$@" "$addr"
+}
+# rest_run KEY C [hey args...] URL
+rest_run() {
+  local key=$1 c=$2
+  shift 2
+  measure "$key" "$c" "$broker_pid" hey -- "$bin/hey" -c "$c" -z "$duration" "$@"
+}
+
+health=(--proto "$tmp/health.proto")
+for c in 50 1; do
+  grpc_run grpc-baseline "$c" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
+  grpc_run grpc-health "$c" "$broker_pid" "$grpc_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
+  grpc_run grpc-check-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_app" -z "$duration"
+  grpc_run grpc-check-auth "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_auth" -z "$duration"
+  rest_run rest-healthz "$c" "http://$http_addr/healthz"
+  rest_run rest-check-xct "$c" -m POST -T application/json -H "X-Cassandra-Token: $auth_token" \
+    -d "$check_body" "http://$http_addr/v1/auth/check"
+  rest_run rest-check-bearer "$c" -m POST -T application/json -H "Authorization: Bearer $app_token" \
+    -d "$check_body" "http://$http_addr/v1/auth/check"
+done
+# Logins last: each one stores a new auth token, so the Checks above ran on
+# the store as it was. Login is throttled on failures only.
+for c in 50 1; do
+  grpc_run grpc-login-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
+    "{\"username\":\"$app_client_id\",\"password\":\"$app_secret\"}" -z "$duration"
+  grpc_run grpc-login-user "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
+    "$user_login" -n "$login_count"
+done
+
+# ---------------------------------------------------------------- 5. report
+mkdir -p bench/results
+report=bench/results/load-$(date -u +%Y%m%dT%H%M%SZ).txt
+{
+  echo "tokenbroker load run: $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "each run: ${duration} (database-user login: ${login_count} calls); gRPC: ghz, ${connections} connections at c=50, 1 at c=1; REST: hey"
+  echo
+  python3 - "$results" "$clk_tck" "$login_count" <<'PY'
+import sys
+path, clk_tck, login_count = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = {}
+for line in open(path):
+    key, c, ticks, calls, rps, p50, p99, err = line.rstrip("\n").split("\t")
+    rows[(key, int(c))] = dict(ticks=int(ticks), calls=int(calls), rps=float(rps),
+                               p50=float(p50), p99=float(p99), err=err)
+
+scenarios = [
+    ("grpc-baseline",     "gRPC baseline: empty server, Health/Check", None),
+    ("grpc-health",       "gRPC broker Health/Check (interceptors only)", "grpc-baseline"),
+    ("grpc-check-app",    "gRPC Check, application token", "grpc-baseline"),
+    ("grpc-check-auth",   "gRPC Check, auth token", "grpc-baseline"),
+    ("grpc-login-app",    "gRPC CreateAuthToken, app token clientId/secret", "grpc-baseline"),
+    ("grpc-login-user",   f"gRPC CreateAuthToken, database user (n={login_count})", "grpc-baseline"),
+    ("rest-healthz",      "REST baseline: GET /healthz (broker)", None),
+    ("rest-check-xct",    "REST POST /v1/auth/check, X-Cassandra-Token", "rest-healthz"),
+    ("rest-check-bearer", "REST POST /v1/auth/check, Bearer AstraCS", "rest-healthz"),
+]
+targets = {"grpc-check-app", "grpc-check-auth"}
+
+def ms(s): return f"{s * 1e3:.3f}"
+
+head = ["scenario", "c", "req/s", "p50 ms", "p99 ms", "CPU us/call",
+        "req/s / base", "p99 / base", "p50 - base", "issue target (info only)"]
+out = []
+for key, label, base_key in scenarios:
+    for c in (50, 1):
+        r = rows.get((key, c))
+        if r is None:
+            continue
+        cpu = f"{r['ticks'] / clk_tck * 1e6 / r['calls']:.0f}" if r["calls"] else "-"
+        cells = [label, str(c), f"{r['rps']:,.0f}", ms(r["p50"]), ms(r["p99"]), cpu, "", "", "", ""]
+        b = rows.get((base_key, c)) if base_key else None
+        if b and b["rps"] and b["p99"]:
+            rps_x, p99_x, d50 = r["rps"] / b["rps"], r["p99"] / b["p99"], (r["p50"] - b["p50"]) * 1e6
+            cells[6], cells[7] = f"{rps_x:.2f}x", f"{p99_x:.2f}x"
+            if c == 1:
+                cells[8] = f"{d50:+.0f} us"
+            if key in targets:
+                yn = lambda ok: "met" if ok else "not met"
+                cells[9] = (f">=0.70x req/s ({yn(rps_x >= 0.70)}), p99 <=1.5x ({yn(p99_x <= 1.5)})" if c == 50
+                            else f"p50 within 100 us ({yn(d50 <= 100)})")
+        if r["err"] != "-":
+            cells[9] = r["err"][:120]
+        out.append(cells)
+
+w = [max(len(x[i]) for x in out + [head]) for i in range(len(head))]
+right = {1, 2, 3, 4, 5, 6, 7, 8}
+fmt = lambda cells: "  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(cells)).rstrip()
+print(fmt(head))
+print("  ".join("-" * x for x in w))
+prev = None
+for cells in out:
+    if prev is not None and cells[0] != prev and cells[0].startswith("REST baseline"):
+        print()
+    print(fmt(cells))
+    prev = cells[0]
+PY
+  echo
+  echo "Ratios compare with the baseline of the same group at the same concurrency (gRPC: the empty"
+  echo "server; REST: GET /healthz on the broker). CPU us/call = the server process's utime+stime over"
+  echo "the run / calls (ghz and hey share the same cores, so req/s is partly the client's limit)."
+  echo "Targets (issue, informational, no pass/fail) apply to gRPC Check: >= 0.70x baseline req/s and"
+  echo "p99 <= 1.5x baseline p99 at c=50, p50 within 100 us of baseline at c=1."
+  echo "hey rounds latencies to 0.1 ms, so REST p50/p99 have 100 us resolution."
+} | tee "$report"
+log "written to $report ($(($(date +%s) - started)) s in all)"
+
+if ((errors > 0)); then
+  die "$errors run(s) had failing calls (see the table)"
+fi
