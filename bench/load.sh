@@ -7,7 +7,7 @@
 # Nothing here passes or fails on timing; the script exits non-zero only if
 # something is broken (a setup step fails, a call returns an error).
 #
-#   bash bench/load.sh                   # ~10 s per run, about 3 minutes in all
+#   bash bench/load.sh                   # ~10 s per run, about 3-4 minutes in all
 #   DURATION=5s bash bench/load.sh       # shorter runs
 #   LOGIN_COUNT=100 CONNECTIONS=4 bash bench/load.sh
 #

@@ -104,6 +104,11 @@ type Store interface {
 	CreateAuthToken(ctx context.Context, t AuthToken) error
 	// GetAuthToken returns the auth token with this MAC, or ErrNotFound.
 	GetAuthToken(ctx context.Context, mac []byte) (AuthToken, error)
+	// ResolveAuthToken returns the auth token with this MAC together with
+	// its principal's current roles and expiry, read in one transaction (a
+	// consistent snapshot, and one read instead of two on the hot path).
+	// ErrNotFound if the token or its principal does not exist.
+	ResolveAuthToken(ctx context.Context, mac []byte) (ResolvedAuthToken, error)
 	// DeleteAuthToken removes one auth token; ErrNotFound if absent.
 	DeleteAuthToken(ctx context.Context, mac []byte) error
 	// RecordAuthTokenUse sets LastUsed for each auth token (keyed by
@@ -135,6 +140,13 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time // last change (e.g. password reset)
 	CreatedBy    string
+}
+
+// ResolvedAuthToken is an auth token with the state of its principal.
+type ResolvedAuthToken struct {
+	AuthToken
+	Roles  []string  // the principal's roles
+	Expiry time.Time // the principal's expiry (application tokens); zero: none
 }
 
 // AuthToken is an authorization token (a random UUID given to the client),

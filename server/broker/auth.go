@@ -49,8 +49,20 @@ func isAuthTokenShape(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
-	_, err := uuid.Parse(s)
-	return err == nil
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // authRefused is the one answer for every unusable auth token.
@@ -60,7 +72,10 @@ func authRefused() error {
 
 func (b *Broker) authenticateAuthToken(ctx context.Context, tok string) (*Principal, error) {
 	mac := b.authMAC.Sum(strings.ToLower(tok))
-	at, err := b.st.GetAuthToken(ctx, mac)
+	// One read: the auth token and its principal's current roles. A
+	// deleted principal makes every auth token minted from it unusable at
+	// once, whatever cleanup has or has not run.
+	at, err := b.st.ResolveAuthToken(ctx, mac)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, authRefused()
 	}
@@ -73,47 +88,15 @@ func (b *Broker) authenticateAuthToken(ctx context.Context, tok string) (*Princi
 	if mem := b.authUse.lastUsed(key); mem.After(last) {
 		last = mem
 	}
-	if now.Sub(last) >= b.authTTL {
+	if now.Sub(last) >= b.authTTL || (!at.Expiry.IsZero() && !at.Expiry.After(now)) {
 		return nil, authRefused()
-	}
-	roles, err := b.principalRoles(ctx, at.PrincipalKind, at.PrincipalID, now)
-	if err != nil {
-		return nil, err
 	}
 	b.authUse.touch(key, now) // the sliding expiry: valid for TTL after this use
 	return &Principal{
-		Kind: at.PrincipalKind, ID: at.PrincipalID, OrgID: at.OrgID, Roles: roles,
+		Kind: at.PrincipalKind, ID: at.PrincipalID, OrgID: at.OrgID, Roles: at.Roles,
 		Credential: CredentialAuthToken, authTokenMAC: mac,
-		perms: b.roles.setFor(roles),
+		perms: b.roles.setFor(at.Roles),
 	}, nil
-}
-
-// principalRoles returns the roles of the principal an auth token was
-// minted for. A deleted (or expired) principal makes every auth token
-// minted from it unusable at once, whatever cleanup has or has not run.
-func (b *Broker) principalRoles(ctx context.Context, kind, id string, now time.Time) ([]string, error) {
-	switch kind {
-	case store.PrincipalApplicationToken:
-		t, err := b.st.GetToken(ctx, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && t.Expired(now)) {
-			return nil, authRefused()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("authenticate: %w", err)
-		}
-		return t.Roles, nil
-	case store.PrincipalUser:
-		u, err := b.st.GetUser(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, authRefused()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("authenticate: %w", err)
-		}
-		return u.Roles, nil
-	default:
-		return nil, authRefused()
-	}
 }
 
 // LoginInput is a login attempt.

@@ -149,6 +149,55 @@ func (s *Store) GetAuthToken(ctx context.Context, mac []byte) (store.AuthToken, 
 	return t, nil
 }
 
+// ResolveAuthToken implements store.Store: the auth token and its
+// principal in one read transaction.
+func (s *Store) ResolveAuthToken(ctx context.Context, mac []byte) (store.ResolvedAuthToken, error) {
+	var r store.ResolvedAuthToken
+	err := s.view(func(tx *bbolt.Tx) error {
+		if len(mac) == 0 {
+			return store.ErrNotFound // bbolt has no empty keys
+		}
+		v := tx.Bucket(bucketAuthTokens).Get(mac)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		rec, err := decodeAuthTokenRecord(v)
+		if err != nil {
+			return err
+		}
+		r.AuthToken = rec.authToken()
+		switch rec.PrincipalKind {
+		case store.PrincipalApplicationToken:
+			pv := tx.Bucket(bucketTokens).Get([]byte(rec.PrincipalID))
+			if pv == nil {
+				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
+			}
+			t, err := decodeTokenRecord(pv)
+			if err != nil {
+				return err
+			}
+			r.Roles, r.Expiry = t.Roles, t.Expiry
+		case store.PrincipalUser:
+			pv := tx.Bucket(bucketUsers).Get([]byte(rec.PrincipalID))
+			if pv == nil {
+				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
+			}
+			u, err := decodeUserRecord(pv)
+			if err != nil {
+				return err
+			}
+			r.Roles = u.Roles
+		default:
+			return fmt.Errorf("principal kind %q: %w", rec.PrincipalKind, store.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ResolvedAuthToken{}, fmt.Errorf("resolve auth token: %w", err)
+	}
+	return r, nil
+}
+
 // DeleteAuthToken implements store.Store.
 func (s *Store) DeleteAuthToken(ctx context.Context, mac []byte) error {
 	key := mac

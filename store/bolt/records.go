@@ -136,8 +136,8 @@ func (r tokenRecord) token() store.Token {
 	}
 }
 
-// Token and auth-token records are read on every credential check, so
-// they are encoded with protobuf (proto/tokenbroker/storage/v1), which
+// Token, auth-token and user records are read on every credential check,
+// so they are encoded with protobuf (proto/tokenbroker/storage/v1), which
 // decodes several times faster than JSON; times as unix nanoseconds.
 
 func (r tokenRecord) encode() ([]byte, error) {
@@ -171,14 +171,14 @@ func decodeToken(b []byte) (store.Token, error) {
 }
 
 type userRecord struct {
-	ID           string    `json:"id"`
-	OrgID        string    `json:"org_id"`
-	Username     string    `json:"username"`
-	PasswordHash string    `json:"password_hash"`
-	Roles        []string  `json:"roles"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	CreatedBy    string    `json:"created_by"`
+	ID           string
+	OrgID        string
+	Username     string
+	PasswordHash string
+	Roles        []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	CreatedBy    string
 }
 
 func toUserRecord(u store.User) userRecord {
@@ -208,13 +208,27 @@ func (r userRecord) user() store.User {
 }
 
 func encodeUser(u store.User) ([]byte, error) {
-	return marshal(toUserRecord(u))
+	r := toUserRecord(u)
+	created, err1 := nanos(r.CreatedAt)
+	updated, err2 := nanos(r.UpdatedAt)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.UserRecord{
+		Id: r.ID, OrgId: r.OrgID, Username: r.Username, PasswordHash: r.PasswordHash,
+		Roles: r.Roles, CreatedAt: created, UpdatedAt: updated, CreatedBy: r.CreatedBy,
+	})
 }
 
 func decodeUserRecord(b []byte) (userRecord, error) {
-	var r userRecord
-	err := unmarshal(b, &r)
-	return r, err
+	var m storagev1.UserRecord
+	if err := decodeProto(b, &m); err != nil {
+		return userRecord{}, err
+	}
+	return userRecord{
+		ID: m.Id, OrgID: m.OrgId, Username: m.Username, PasswordHash: m.PasswordHash,
+		Roles: m.Roles, CreatedAt: fromNanos(m.CreatedAt), UpdatedAt: fromNanos(m.UpdatedAt), CreatedBy: m.CreatedBy,
+	}, nil
 }
 
 func decodeUser(b []byte) (store.User, error) {

@@ -23,7 +23,7 @@ import (
 //	tokens            clientID                     → tokenRecord (protobuf)
 //	tokens_by_role    roleID 0x00 clientID         → be64 expiry unix nanos (0 = never)
 //	tokens_by_expiry  be64 expiry unix nanos ‖ clientID → "" (tokens with an expiry only)
-//	users             userID                       → userRecord (JSON)
+//	users             userID                       → userRecord (protobuf)
 //	users_by_name     username                     → userID
 //	users_by_role     roleID 0x00 userID           → ""
 //	auth_tokens       mac                          → authTokenRecord (protobuf)

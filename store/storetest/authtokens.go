@@ -419,3 +419,40 @@ func testAuthTokenTimesUTC(t *testing.T, s store.Store) {
 		t.Errorf("zero LastUsed came back as %v", got.LastUsed)
 	}
 }
+
+// testResolveAuthToken: the auth token comes back with its principal's
+// current roles (and expiry, for an application token), and an auth token
+// whose principal is gone resolves to ErrNotFound.
+func testResolveAuthToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateRoles(t, s, RoleID(1), RoleID(2))
+	tok := NewToken(ClientID(1), RoleID(1), RoleID(2))
+	tok.Expiry = Base.Add(time.Hour)
+	must(t, s.CreateToken(ctx, tok), "create token")
+	must(t, s.CreateUser(ctx, NewUser(UserID(1), Username(1), RoleID(2))), "create user")
+	viaApp := NewAuthToken(1, store.PrincipalApplicationToken, ClientID(1))
+	viaUser := NewAuthToken(2, store.PrincipalUser, UserID(1))
+	must(t, s.CreateAuthToken(ctx, viaApp), "create auth token (app)")
+	must(t, s.CreateAuthToken(ctx, viaUser), "create auth token (user)")
+
+	r, err := s.ResolveAuthToken(ctx, viaApp.MAC)
+	must(t, err, "resolve (app)")
+	if !sameAuthToken(r.AuthToken, viaApp) || !slices.Equal(r.Roles, tok.Roles) || !r.Expiry.Equal(tok.Expiry) {
+		t.Fatalf("resolve (app) = %+v, want token %+v with roles %v and expiry %v", r, viaApp, tok.Roles, tok.Expiry)
+	}
+	r, err = s.ResolveAuthToken(ctx, viaUser.MAC)
+	must(t, err, "resolve (user)")
+	if !sameAuthToken(r.AuthToken, viaUser) || !slices.Equal(r.Roles, []string{RoleID(2)}) || !r.Expiry.IsZero() {
+		t.Fatalf("resolve (user) = %+v, want roles [%s] and no expiry", r, RoleID(2))
+	}
+	r.Roles[0] = "mutated"
+	if r2, _ := s.ResolveAuthToken(ctx, viaUser.MAC); r2.Roles[0] != RoleID(2) {
+		t.Fatal("ResolveAuthToken returned roles aliasing stored state")
+	}
+
+	_, err = s.ResolveAuthToken(ctx, NewAuthToken(99, store.PrincipalUser, UserID(1)).MAC)
+	wantErr(t, err, store.ErrNotFound, "resolve unknown MAC")
+	must(t, s.DeleteUser(ctx, UserID(1)), "delete user")
+	_, err = s.ResolveAuthToken(ctx, viaUser.MAC)
+	wantErr(t, err, store.ErrNotFound, "resolve after the user is deleted")
+}

@@ -54,6 +54,7 @@ var cases = []testCase{
 	{"UserRecordsAreCopies", testUserCopies},
 	{"ConcurrentDeleteRoleAndCreateUser", testDeleteRoleAndCreateUserRace},
 	{"AuthTokenCRUD", testAuthTokenCRUD},
+	{"ResolveAuthToken", testResolveAuthToken},
 	{"CreateAuthTokenMissingPrincipal", testCreateAuthTokenMissingPrincipal},
 	{"RecordAuthTokenUse", testRecordAuthTokenUse},
 	{"DeleteIdleAuthTokens", testDeleteIdleAuthTokens},

@@ -223,6 +223,108 @@ func (x *AuthTokenRecord) GetLastUsed() int64 {
 	return 0
 }
 
+// UserRecord is a database user (bucket "users"): read on every check of an
+// auth token a user logged in for.
+type UserRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	OrgId         string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Username      string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	PasswordHash  string                 `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	Roles         []string               `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
+	CreatedAt     int64                  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     int64                  `protobuf:"varint,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserRecord) Reset() {
+	*x = UserRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserRecord) ProtoMessage() {}
+
+func (x *UserRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserRecord.ProtoReflect.Descriptor instead.
+func (*UserRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UserRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UserRecord) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *UserRecord) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *UserRecord) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *UserRecord) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *UserRecord) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *UserRecord) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *UserRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
 var File_tokenbroker_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
@@ -247,7 +349,20 @@ const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
 	"\fprincipal_id\x18\x04 \x01(\tR\vprincipalId\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x05 \x01(\x03R\tcreatedAt\x12\x1b\n" +
-	"\tlast_used\x18\x06 \x01(\x03R\blastUsedBIZGgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1;storagev1b\x06proto3"
+	"\tlast_used\x18\x06 \x01(\x03R\blastUsed\"\xe7\x01\n" +
+	"\n" +
+	"UserRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12#\n" +
+	"\rpassword_hash\x18\x04 \x01(\tR\fpasswordHash\x12\x14\n" +
+	"\x05roles\x18\x05 \x03(\tR\x05roles\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\x03R\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\b \x01(\tR\tcreatedByBIZGgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_tokenbroker_storage_v1_records_proto_rawDescOnce sync.Once
@@ -261,10 +376,11 @@ func file_tokenbroker_storage_v1_records_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_storage_v1_records_proto_rawDescData
 }
 
-var file_tokenbroker_storage_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_tokenbroker_storage_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_tokenbroker_storage_v1_records_proto_goTypes = []any{
 	(*TokenRecord)(nil),     // 0: tokenbroker.storage.v1.TokenRecord
 	(*AuthTokenRecord)(nil), // 1: tokenbroker.storage.v1.AuthTokenRecord
+	(*UserRecord)(nil),      // 2: tokenbroker.storage.v1.UserRecord
 }
 var file_tokenbroker_storage_v1_records_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -285,7 +401,7 @@ func file_tokenbroker_storage_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_storage_v1_records_proto_rawDesc), len(file_tokenbroker_storage_v1_records_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
