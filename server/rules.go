@@ -65,7 +65,39 @@ var rules = map[string]rule{
 	tbv1.AuthService_GetUser_FullMethodName:           {action: "org-user-read"},
 	tbv1.AuthService_DeleteUser_FullMethodName:        {action: "org-user-write"},
 	tbv1.AuthService_ResetUserPassword_FullMethodName: {action: "org-user-write"},
+
+	// Streaming: org-stream-manage on the tenant's DRN, or on stream:* for
+	// calls that span tenants.
+	tbv1.PulsarTokenService_CreateTenant_FullMethodName:       {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_ListTenants_FullMethodName:        {action: streamManage, resource: allTenantsDRN},
+	tbv1.PulsarTokenService_GetTenant_FullMethodName:          {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_DeleteTenant_FullMethodName:       {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_CreatePulsarToken_FullMethodName:  {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_ListPulsarTokens_FullMethodName:   {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_GetPulsarToken_FullMethodName:     {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_DeletePulsarToken_FullMethodName:  {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_GetTenantTokenKeys_FullMethodName: {action: streamManage, resource: tenantDRN},
+	tbv1.PulsarTokenService_RotateSigningKey_FullMethodName:   {action: streamManage, resource: allTenantsDRN},
 }
+
+const streamManage = "org-stream-manage"
+
+// tenantDRN is drn:astra:org:<org>:stream:<tenant> for requests naming a
+// tenant. A request without one is checked on an impossible DRN (the empty
+// tenant), so it is denied rather than widened to stream:*.
+func tenantDRN(orgID string, req any) string {
+	var name string
+	switch r := req.(type) {
+	case interface{ GetTenantName() string }:
+		name = r.GetTenantName()
+	case interface{ GetTenant() string }:
+		name = r.GetTenant()
+	}
+	return policy.StreamDRN(orgID, name)
+}
+
+// allTenantsDRN is drn:astra:org:<org>:stream:*.
+func allTenantsDRN(orgID string, _ any) string { return policy.StreamDRN(orgID, "*") }
 
 // resourceFor returns the DRN a rule is checked on.
 func (r rule) resourceFor(orgID string, req any) string {

@@ -32,6 +32,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/gateway"
 	"github.com/tokenbroker/tokenbroker/server/keyring"
 	"github.com/tokenbroker/tokenbroker/server/password"
+	"github.com/tokenbroker/tokenbroker/server/pulsartoken"
 	"github.com/tokenbroker/tokenbroker/server/token"
 	"github.com/tokenbroker/tokenbroker/store/bolt"
 )
@@ -52,6 +53,9 @@ const (
 	DefaultGCInterval = time.Minute
 
 	maxRequestBytes = 1 << 20
+
+	// DefaultPulsarAudience is the default aud claim of Pulsar JWTs.
+	DefaultPulsarAudience = "pulsar"
 )
 
 // Config configures a broker process.
@@ -64,6 +68,14 @@ type Config struct {
 	// AuthTokenTTL: an authorization token stays valid this long after its
 	// most recent use (default 30m, Stargate's).
 	AuthTokenTTL time.Duration
+	// IssuerURL is the iss claim of Pulsar JWTs and the OIDC issuer; default
+	// http://<HTTPAddr> (with the port actually bound).
+	IssuerURL string
+	// PulsarAudience is the aud claim of Pulsar JWTs (default "pulsar").
+	PulsarAudience string
+	// PulsarTokenLimit is the maximum number of live Pulsar tokens per
+	// tenant (default 100).
+	PulsarTokenLimit int
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -104,6 +116,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.AuthTokenTTL <= 0 {
 		c.AuthTokenTTL = broker.DefaultAuthTokenTTL
+	}
+	if c.PulsarAudience == "" {
+		c.PulsarAudience = DefaultPulsarAudience
+	}
+	if c.PulsarTokenLimit <= 0 {
+		c.PulsarTokenLimit = broker.DefaultPulsarTokenLimit
 	}
 }
 
@@ -167,6 +185,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	pulsarMAC, err := credential.NewMAC(keys.Derive(keyring.PurposePulsarTokenMAC))
+	if err != nil {
+		return nil, err
+	}
+	// Listen before building the broker: the default issuer URL names the
+	// HTTP port actually bound.
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.IssuerURL == "" {
+		cfg.IssuerURL = "http://" + s.httpLis.Addr().String()
+	}
 	hasher, err := password.NewHasher(password.DefaultParams)
 	if err != nil {
 		return nil, err
@@ -179,6 +212,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.broker, err = broker.New(ctx, broker.Config{
 		Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now,
 		AuthMAC: authMAC, AuthTokenTTL: cfg.AuthTokenTTL, Passwords: hasher,
+		PulsarMAC: pulsarMAC,
+		Pulsar: broker.PulsarConfig{
+			Issuer: cfg.IssuerURL, Audience: cfg.PulsarAudience, TokenLimit: cfg.PulsarTokenLimit,
+			SealKey: keys.Derive(keyring.PurposeSeal),
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -192,19 +230,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	)
 	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName} {
+	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)
-
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
-	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
 
 	// The gateway reaches the same grpc.Server, with the same interceptors,
 	// over an in-memory listener: no dependence on the gRPC address being
@@ -218,7 +250,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway client: %w", err)
 	}
-	gw, err := gateway.New(ctx, s.gwConn, cfg.Logger)
+	gw, err := gateway.New(ctx, s.gwConn, cfg.Logger, oidcRoutes(s.broker)...)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +288,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.announceBootstrap()
 	}
 	s.log.Info("tokenbroker serving", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String(),
-		"data", cfg.DataPath, "org_id", setup.Org.ID)
+		"data", cfg.DataPath, "org_id", setup.Org.ID, "issuer", cfg.IssuerURL)
 	return s, nil
 }
 

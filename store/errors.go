@@ -16,6 +16,8 @@ var (
 	// ErrConflict: a concurrent writer won a compare-and-swap and retries ran
 	// out (optimistic backends such as etcd).
 	ErrConflict = errors.New("conflict")
+	// ErrLimitReached: a quota would be exceeded (a tenant's token limit).
+	ErrLimitReached = errors.New("limit reached")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store closed")
 )

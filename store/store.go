@@ -119,8 +119,101 @@ type Store interface {
 	// exists; it returns how many it removed.
 	DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (int, error)
 
+	// CreateTenant stores a streaming tenant; ErrAlreadyExists if the name
+	// is taken.
+	CreateTenant(ctx context.Context, t Tenant) error
+	// GetTenant returns ErrNotFound for an unknown name.
+	GetTenant(ctx context.Context, name string) (Tenant, error)
+	// ListTenants returns every tenant, ordered by name.
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	// DeleteTenant removes a tenant and, in the same transaction, all of its
+	// Pulsar tokens. ErrNotFound if absent.
+	DeleteTenant(ctx context.Context, name string) error
+
+	// CreatePulsarToken stores a Pulsar token record. The tenant must exist
+	// (an error wrapping ErrNotFound otherwise); ErrAlreadyExists if the ID
+	// or MAC is taken; ErrLimitReached if the tenant already holds limit or
+	// more live tokens (not expired at t.IssuedAt) — counted and written in
+	// one transaction. limit <= 0 means no limit.
+	CreatePulsarToken(ctx context.Context, t PulsarToken, limit int) error
+	// GetPulsarToken returns the token with this ID, or ErrNotFound.
+	GetPulsarToken(ctx context.Context, id string) (PulsarToken, error)
+	// GetPulsarTokenByMAC returns the token whose JWT has this MAC, or
+	// ErrNotFound. This is how a presented JWT is found, whatever its
+	// format (plain-format JWTs carry no ID claim; their ID is the
+	// broker's own).
+	GetPulsarTokenByMAC(ctx context.Context, mac []byte) (PulsarToken, error)
+	// ListPulsarTokens returns a tenant's tokens, ordered by IssuedAt then ID
+	// (an unknown tenant has none).
+	ListPulsarTokens(ctx context.Context, tenant string) ([]PulsarToken, error)
+	// DeletePulsarToken removes one token; ErrNotFound if absent.
+	DeletePulsarToken(ctx context.Context, id string) error
+	// DeleteExpiredPulsarTokens removes every token whose expiry is at or
+	// before now and returns how many it removed. It may work in several
+	// transactions: after an error the count says how many were removed.
+	DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (int, error)
+
+	// SigningKeys returns the stored signing keys, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKeys replaces the key set with update's result, in one
+	// transaction (same closure rules as UpdateRole). Kids must be unique.
+	UpdateSigningKeys(ctx context.Context, update func([]SigningKey) ([]SigningKey, error)) error
+
 	// Close releases the backend. Calls after Close fail.
 	Close() error
+}
+
+// Tenant is an Astra Streaming tenant served by a self-hosted Pulsar cluster.
+type Tenant struct {
+	Name             string // Pulsar tenant name; the ID
+	OrgID            string
+	ClusterName      string
+	WebServiceURL    string
+	BrokerServiceURL string
+	WebsocketURL     string
+	CloudProvider    string
+	CloudRegion      string
+	// TokenFormat is "rs256" (OIDC-style JWTs signed with the broker's
+	// RSA key) or "hs256" (Pulsar's plain shared-secret format).
+	TokenFormat string
+	// SealedSecret is the tenant's HS256 secret, encrypted with a key that
+	// does not live in the database (nil for rs256 tenants).
+	SealedSecret []byte
+	CreatedAt    time.Time
+	CreatedBy    string
+}
+
+// PulsarToken records an issued Pulsar JWT. The JWT itself is never
+// stored: only MAC, a keyed MAC of it.
+type PulsarToken struct {
+	ID string // UUID; the tokenid claim of RS256 tokens
+	// IssuedAt is required; the live-token limit is counted at this time.
+	Tenant    string
+	Role      string // the sub claim: the Pulsar role
+	Type      string // "admin" or "non-admin" (informational, as Astra's)
+	Kid       string // signing key ID ("" for hs256 tokens)
+	MAC       []byte // HMAC-SHA256(pulsar-token key, jwt)
+	IssuedAt  time.Time
+	Expiry    time.Time // zero: never expires
+	CreatedBy string
+}
+
+// Expired reports whether the token's expiry is at or before now.
+func (t PulsarToken) Expired(now time.Time) bool {
+	return !t.Expiry.IsZero() && !t.Expiry.After(now)
+}
+
+// SigningKey is a JWT signing key pair. The private key is stored only
+// sealed (encrypted with a key outside the database).
+type SigningKey struct {
+	Kid           string
+	Alg           string // "RS256"
+	PublicDER     []byte // X.509 SubjectPublicKeyInfo
+	SealedPrivate []byte // PKCS#8, AES-256-GCM sealed
+	CreatedAt     time.Time
+	// RetiredAt is zero for the active key; a retired key signs nothing new
+	// but stays published while tokens it signed are live.
+	RetiredAt time.Time
 }
 
 // Principal kinds: who an auth token was minted for.

@@ -64,6 +64,9 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.BootstrapFile, "bootstrap-file", "", "on first start, also write the admin credential to this file (mode 0600)")
 	fs.StringVar(&cfg.OrgName, "org-name", server.DefaultOrgName, "organization name, used on first start")
 	fs.DurationVar(&cfg.AuthTokenTTL, "auth-token-ttl", broker.DefaultAuthTokenTTL, "an authorization token stays valid this long after its most recent use")
+	fs.StringVar(&cfg.IssuerURL, "issuer-url", "", "iss claim of Pulsar JWTs and OIDC issuer (default http://<http-addr>); Pulsar's OIDC provider wants https")
+	fs.StringVar(&cfg.PulsarAudience, "pulsar-audience", server.DefaultPulsarAudience, "aud claim of Pulsar JWTs")
+	fs.IntVar(&cfg.PulsarTokenLimit, "pulsar-token-limit", broker.DefaultPulsarTokenLimit, "maximum live Pulsar tokens per tenant")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

@@ -226,28 +226,47 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 	if cred == "" {
 		return CheckResult{}, Invalid("credential: required (in the request, or as Authorization: Bearer / X-Cassandra-Token)")
 	}
+	if isJWTShape(cred) {
+		// A Pulsar JWT: checked against its tenant's DRN; the action is
+		// Pulsar's business and may be empty.
+		if err := policy.ValidateResource(resource); err != nil {
+			return CheckResult{}, Invalid("%v", err)
+		}
+		return b.throttledCheck(clientAddr, func() (CheckResult, error) { return b.checkPulsarJWT(ctx, cred, resource) })
+	}
 	if !policy.KnownAction(action) {
 		return CheckResult{}, Invalid("action: unknown action %q", truncate(action, 64))
 	}
 	if err := policy.ValidateResource(resource); err != nil {
 		return CheckResult{}, Invalid("%v", err)
 	}
+	return b.throttledCheck(clientAddr, func() (CheckResult, error) {
+		p, err := b.Authenticate(ctx, cred)
+		if KindOf(err) == KindUnauthenticated {
+			return CheckResult{Reason: CheckReasonCredentialInvalid}, nil
+		}
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !p.Allows(action, resource) {
+			return CheckResult{Reason: CheckReasonPermissionDenied, Principal: p}, nil
+		}
+		return CheckResult{Allowed: true, Principal: p}, nil
+	})
+}
+
+// throttledCheck runs check under the per-address budget of failed checks:
+// refused once exhausted, and an invalid credential spends from it.
+func (b *Broker) throttledCheck(clientAddr string, check func() (CheckResult, error)) (CheckResult, error) {
 	key := "check-addr:" + clientAddr
 	if ok, retry := b.checks.Allow(key); !ok {
 		return CheckResult{}, &Error{Kind: KindExhausted, Msg: "too many failed checks from this address; retry later", RetryAfter: retry}
 	}
-	p, err := b.Authenticate(ctx, cred)
-	if KindOf(err) == KindUnauthenticated {
+	res, err := check()
+	if err == nil && res.Reason == CheckReasonCredentialInvalid {
 		b.checks.Failure(key)
-		return CheckResult{Reason: CheckReasonCredentialInvalid}, nil
 	}
-	if err != nil {
-		return CheckResult{}, err
-	}
-	if !p.Allows(action, resource) {
-		return CheckResult{Reason: CheckReasonPermissionDenied, Principal: p}, nil
-	}
-	return CheckResult{Allowed: true, Principal: p}, nil
+	return res, err
 }
 
 // AuthTokenTTL is the idle lifetime of authorization tokens.

@@ -39,6 +39,10 @@ type Config struct {
 	// credential checks (see docs/auth.md for the policies).
 	LoginThrottle *throttle.Limiter
 	CheckThrottle *throttle.Limiter
+
+	// PulsarMAC keys the MACs under which issued Pulsar JWTs are recorded.
+	PulsarMAC *credential.MAC
+	Pulsar    PulsarConfig
 }
 
 // Broker implements the domain operations. Safe for concurrent use.
@@ -57,6 +61,10 @@ type Broker struct {
 	passwords *password.Hasher
 	logins    *throttle.Limiter
 	checks    *throttle.Limiter
+
+	pulsar    PulsarConfig
+	pulsarMAC *credential.MAC
+	keys      *signing
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -64,8 +72,14 @@ const DefaultAuthTokenTTL = 30 * time.Minute
 
 // New builds a broker and loads the role cache.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
-	if cfg.Store == nil || cfg.MAC == nil || cfg.AuthMAC == nil || cfg.Passwords == nil || cfg.Org.ID == "" {
-		return nil, errors.New("broker: Store, MAC, AuthMAC, Passwords and Org are required")
+	if cfg.Store == nil || cfg.MAC == nil || cfg.AuthMAC == nil || cfg.PulsarMAC == nil || cfg.Passwords == nil || cfg.Org.ID == "" {
+		return nil, errors.New("broker: Store, MAC, AuthMAC, PulsarMAC, Passwords and Org are required")
+	}
+	if len(cfg.Pulsar.SealKey) != 32 {
+		return nil, errors.New("broker: Pulsar.SealKey must be 32 bytes")
+	}
+	if cfg.Pulsar.TokenLimit <= 0 {
+		cfg.Pulsar.TokenLimit = DefaultPulsarTokenLimit
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -92,12 +106,17 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		passwords: cfg.Passwords,
 		logins:    cfg.LoginThrottle,
 		checks:    cfg.CheckThrottle,
+
+		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{},
 	}
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load roles: %w", err)
 	}
 	b.roles.load(roles)
+	if err := b.ensureSigningKey(ctx); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -217,7 +236,14 @@ func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (
 	b.authUse.forgetOlderThan(now.Add(-b.authTTL - idleMargin))
 	b.logins.Sweep()
 	b.checks.Sweep()
-	return n + m, nil
+	p, err := b.st.DeleteExpiredPulsarTokens(ctx, now)
+	if err != nil {
+		return n + m + p, fmt.Errorf("delete expired pulsar tokens: %w", err)
+	}
+	if err := b.pruneSigningKeys(ctx); err != nil {
+		return n + m + p, fmt.Errorf("prune signing keys: %w", err)
+	}
+	return n + m + p, nil
 }
 
 type principalKey struct{}

@@ -84,3 +84,13 @@ func IncomingRequestID(ctx context.Context) string {
 	}
 	return ""
 }
+
+// PulsarCluster returns the X-DataStax-Pulsar-Cluster header (or
+// x-datastax-pulsar-cluster metadata), or "".
+func PulsarCluster(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("x-datastax-pulsar-cluster"); len(v) > 0 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
+}

@@ -74,8 +74,15 @@ func incomingHeader(key string) (string, bool) {
 	return md, ok
 }
 
+// Route is a plain HTTP endpoint served beside the gRPC mappings (the OIDC
+// discovery documents, which are HTTP artifacts, not RPCs).
+type Route struct {
+	Method, Path string
+	Handler      http.HandlerFunc
+}
+
 // New returns the REST handler, forwarding to the gRPC server behind conn.
-func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Handler, error) {
+func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ...Route) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Astra's server (Go encoding/json) emits every field, with null for
@@ -105,6 +112,15 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Han
 	}
 	if err := tbv1.RegisterAuthServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register AuthService gateway: %w", err)
+	}
+	if err := tbv1.RegisterPulsarTokenServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register PulsarTokenService gateway: %w", err)
+	}
+	for _, r := range routes {
+		h := r.Handler
+		if err := mux.HandlePath(r.Method, r.Path, func(w http.ResponseWriter, req *http.Request, _ map[string]string) { h(w, req) }); err != nil {
+			return nil, err
+		}
 	}
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 		w.Header().Set("Content-Type", "application/json")

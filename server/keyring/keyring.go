@@ -24,9 +24,12 @@ const masterLen = 32
 // Purposes of derived keys. Changing a label invalidates every value made
 // with it, so they are versioned and never edited.
 const (
-	PurposeTokenMAC     = "tokenbroker/v1/token-mac"
-	PurposeAuthTokenMAC = "tokenbroker/v1/auth-token-mac"
-	purposeKeyCheck     = "tokenbroker/v1/key-check"
+	PurposeTokenMAC       = "tokenbroker/v1/token-mac"
+	PurposeAuthTokenMAC   = "tokenbroker/v1/auth-token-mac"
+	PurposePulsarTokenMAC = "tokenbroker/v1/pulsar-token-mac"
+	// PurposeSeal encrypts private keys and tenant secrets stored in the database.
+	PurposeSeal     = "tokenbroker/v1/seal"
+	purposeKeyCheck = "tokenbroker/v1/key-check"
 )
 
 // Keyring derives purpose-bound keys from the master key.

@@ -13,10 +13,11 @@
 // Sheet. It is the cheapest setting OWASP accepts, chosen because every login
 // pays it on the request path and a broker is sized for many logins, while
 // still forcing an offline attacker to spend 19 MiB of memory-hard work per
-// guess. On the 2-core development machine (AMD EPYC, Go 1.26, amd64 SSE4.1
-// code path of golang.org/x/crypto/argon2) one Verify with DefaultParams
-// takes about 28 ms of one core and allocates 19 MiB (BenchmarkVerify), so
-// the machine sustains roughly 70 verifications per second using both cores.
+// guess. On the 2-core development machine (AMD EPYC "Turin" VM, Go 1.26,
+// golang.org/x/crypto v0.58.0 amd64 assembly) one Verify with DefaultParams
+// takes 24-26 ms of one core and allocates 19 MiB (BenchmarkVerify); with
+// both cores busy the machine sustains about 70 verifications per second
+// (BenchmarkVerifyParallel: 14 ms per verification).
 //
 // # Floor
 //
@@ -231,7 +232,9 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok bool, err
 // not exist, so that "no such user" costs the same time as "wrong password"
 // and timing does not reveal which usernames exist. Like Verify it waits for
 // a computation slot, and returns ctx.Err() if ctx is done first; otherwise
-// nil. Answer it exactly as a failed Verify.
+// nil. Answer it exactly as a failed Verify. Its cost matches hashes made
+// with the current parameters; users whose hashes predate a cost change take
+// a different time until NeedsRehash has had them rehashed.
 func (h *Hasher) DummyVerify(ctx context.Context, password string) error {
 	_, err := h.Verify(ctx, password, h.dummy)
 	return err

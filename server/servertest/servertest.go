@@ -120,10 +120,12 @@ type Env struct {
 	AdminClientID string
 	OrgID         string
 
-	// Conn, Tokens and Auth reach the gRPC server; all are replaced by Restart.
+	// Conn, Tokens, Auth and Pulsar reach the gRPC server; all are replaced
+	// by Restart.
 	Conn   *grpc.ClientConn
 	Tokens tbv1.TokenServiceClient
 	Auth   tbv1.AuthServiceClient
+	Pulsar tbv1.PulsarTokenServiceClient
 	// HTTPBase is "http://<rest addr>"; replaced by Restart.
 	HTTPBase string
 
@@ -220,6 +222,7 @@ func (e *Env) start() error {
 	e.Conn = conn
 	e.Tokens = tbv1.NewTokenServiceClient(conn)
 	e.Auth = tbv1.NewAuthServiceClient(conn)
+	e.Pulsar = tbv1.NewPulsarTokenServiceClient(conn)
 	e.HTTPBase = "http://" + srv.HTTPAddr()
 	return nil
 }

@@ -41,9 +41,20 @@
 // used": eviction favours attackers only by forgetting the oldest failures,
 // those about to be forgiven anyway, and pushing a heavily failed key out
 // takes MaxKeys other keys each failed at least as heavily, where plain LRU
-// would take MaxKeys single failures. Keys are spread over
-// shards with a per-Limiter random hash seed, so nobody can aim keys at one
-// shard; each shard evicts within its own share of MaxKeys.
+// would take MaxKeys single failures.
+//
+// # Cost
+//
+// Allow runs on every request. It is allocation-free, and reads the clock
+// only for tracked keys. Keys are spread over up to 16 shards, each with its
+// own lock and its own share of MaxKeys, by a hash with a per-Limiter random
+// seed (so nobody can aim keys at one shard); a shard with no tracked key is
+// skipped without locking. On the 2-core development machine an Allow of an
+// untracked key costs 7.5 ns when nothing is tracked and 22 ns with 10000
+// keys tracked, a tracked key 85 ns (mostly the clock read), a Failure
+// 100 ns. With both cores calling Allow (10000 keys tracked, one key in
+// eight tracked) 16 shards cost 51 ns per call against 67 ns for one lock,
+// whose shared reader count the cores fight over.
 package throttle
 
 import (

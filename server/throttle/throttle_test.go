@@ -496,8 +496,9 @@ func BenchmarkAllowParallel(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/shards=%d", tc.name, shards), func(b *testing.B) {
 				l := benchLimiter(shards, tc.busy)
 				b.ReportAllocs()
+				var goroutine atomic.Int64
 				b.RunParallel(func(pb *testing.PB) {
-					i := 0
+					i := int(goroutine.Add(1)) * 337 // not in step with the others
 					for pb.Next() {
 						l.Allow(tc.keys[i%len(tc.keys)])
 						i++

@@ -30,7 +30,7 @@ func principalBucket(tx *bbolt.Tx, kind string) *bbolt.Bucket {
 // prepareAuthToken validates and encodes an auth token outside the write
 // transaction.
 func prepareAuthToken(t store.AuthToken) ([]byte, error) {
-	if err := checkMAC(t.MAC); err != nil {
+	if err := checkMAC("auth token", t.MAC); err != nil {
 		return nil, err
 	}
 	switch t.PrincipalKind {

@@ -13,8 +13,10 @@ import (
 
 // VerifyIndexes checks, in one read transaction, that every index holds
 // exactly the entries its records derive (no missing and no stale ones) and
-// the references this backend maintains: users hold existing roles, and
-// auth tokens have existing principals (every deletion path cascades). It
+// the references this backend maintains: users hold existing roles, auth
+// tokens have existing principals and Pulsar tokens existing tenants (every
+// deletion path cascades). It also checks that records sit under the key
+// they name and that the signing key set decodes with unique kids. It
 // returns nil for a closed store.
 func VerifyIndexes(s *Store) error {
 	err := s.view(func(tx *bbolt.Tx) error {
@@ -28,7 +30,8 @@ func VerifyIndexes(s *Store) error {
 			m[string(k)] = string(v)
 		}
 		for _, b := range [][]byte{bucketTokensByRole, bucketTokensByExpiry, bucketUsersByName,
-			bucketUsersByRole, bucketAuthByPrinc, bucketAuthByUse} {
+			bucketUsersByRole, bucketAuthByPrinc, bucketAuthByUse,
+			bucketPulsarByMAC, bucketPulsarByTenant, bucketPulsarByExpiry} {
 			want[string(b)] = map[string]string{}
 		}
 
@@ -90,6 +93,56 @@ func VerifyIndexes(s *Store) error {
 		})
 		if err != nil {
 			return err
+		}
+
+		tenants := tx.Bucket(bucketTenants)
+		err = tenants.ForEach(func(k, v []byte) error {
+			t, err := decodeTenant(v)
+			if err != nil {
+				return err
+			}
+			if t.Name != string(k) {
+				return fmt.Errorf("tenant under key %q has name %q", k, t.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketPulsar).ForEach(func(k, v []byte) error {
+			rec, err := decodePulsarTokenRecord(v)
+			if err != nil {
+				return err
+			}
+			if rec.ID != string(k) {
+				return fmt.Errorf("Pulsar token under key %q has ID %q", k, rec.ID)
+			}
+			if tenants.Get([]byte(rec.Tenant)) == nil {
+				return fmt.Errorf("Pulsar token %q of missing tenant %q", rec.ID, rec.Tenant)
+			}
+			exp := expiryNanos(rec.Expiry)
+			add(bucketPulsarByMAC, rec.MAC, k)
+			add(bucketPulsarByTenant, rec.tenantKey(), be64(exp))
+			if exp != 0 {
+				add(bucketPulsarByExpiry, expiryIndexKey(exp, rec.ID), nil)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		keys, err := decodeSigningKeys(tx.Bucket(bucketSigningKeys).Get(keySigningKeys))
+		if err != nil {
+			return err
+		}
+		if _, err := prepareSigningKeys(keys); err != nil {
+			return fmt.Errorf("stored signing keys: %w", err)
+		}
+		if !slices.IsSortedFunc(keys, func(a, b store.SigningKey) int { return a.CreatedAt.Compare(b.CreatedAt) }) {
+			return errors.New("stored signing keys are not oldest first")
+		}
+		if n := tx.Bucket(bucketSigningKeys).Stats().KeyN; n > 1 {
+			return fmt.Errorf("signing_keys holds %d keys, want at most 1", n)
 		}
 
 		var errs []error

@@ -290,6 +290,179 @@ func decodeAuthTokenRecord(b []byte) (authTokenRecord, error) {
 	}, nil
 }
 
+type tenantRecord struct {
+	Name             string    `json:"name"`
+	OrgID            string    `json:"org_id"`
+	ClusterName      string    `json:"cluster_name"`
+	WebServiceURL    string    `json:"web_service_url"`
+	BrokerServiceURL string    `json:"broker_service_url"`
+	WebsocketURL     string    `json:"websocket_url"`
+	CloudProvider    string    `json:"cloud_provider"`
+	CloudRegion      string    `json:"cloud_region"`
+	TokenFormat      string    `json:"token_format"`
+	SealedSecret     []byte    `json:"sealed_secret"`
+	CreatedAt        time.Time `json:"created_at"`
+	CreatedBy        string    `json:"created_by"`
+}
+
+func encodeTenant(t store.Tenant) ([]byte, error) {
+	return marshal(tenantRecord{
+		Name:             t.Name,
+		OrgID:            t.OrgID,
+		ClusterName:      t.ClusterName,
+		WebServiceURL:    t.WebServiceURL,
+		BrokerServiceURL: t.BrokerServiceURL,
+		WebsocketURL:     t.WebsocketURL,
+		CloudProvider:    t.CloudProvider,
+		CloudRegion:      t.CloudRegion,
+		TokenFormat:      t.TokenFormat,
+		SealedSecret:     t.SealedSecret,
+		CreatedAt:        t.CreatedAt.UTC(),
+		CreatedBy:        t.CreatedBy,
+	})
+}
+
+func decodeTenant(b []byte) (store.Tenant, error) {
+	var r tenantRecord
+	if err := unmarshal(b, &r); err != nil {
+		return store.Tenant{}, err
+	}
+	return store.Tenant{
+		Name:             r.Name,
+		OrgID:            r.OrgID,
+		ClusterName:      r.ClusterName,
+		WebServiceURL:    r.WebServiceURL,
+		BrokerServiceURL: r.BrokerServiceURL,
+		WebsocketURL:     r.WebsocketURL,
+		CloudProvider:    r.CloudProvider,
+		CloudRegion:      r.CloudRegion,
+		TokenFormat:      r.TokenFormat,
+		SealedSecret:     r.SealedSecret,
+		CreatedAt:        r.CreatedAt,
+		CreatedBy:        r.CreatedBy,
+	}, nil
+}
+
+// signingKeysRecord is the whole key set, stored as one value: it is small
+// (a handful of keys) and always read and replaced as a whole.
+type signingKeysRecord struct {
+	Keys []signingKeyRecord `json:"keys"`
+}
+
+type signingKeyRecord struct {
+	Kid           string    `json:"kid"`
+	Alg           string    `json:"alg"`
+	PublicDER     []byte    `json:"public_der"`
+	SealedPrivate []byte    `json:"sealed_private"`
+	CreatedAt     time.Time `json:"created_at"`
+	RetiredAt     time.Time `json:"retired_at"`
+}
+
+func encodeSigningKeys(keys []store.SigningKey) ([]byte, error) {
+	r := signingKeysRecord{Keys: make([]signingKeyRecord, 0, len(keys))}
+	for _, k := range keys {
+		r.Keys = append(r.Keys, signingKeyRecord{
+			Kid:           k.Kid,
+			Alg:           k.Alg,
+			PublicDER:     k.PublicDER,
+			SealedPrivate: k.SealedPrivate,
+			CreatedAt:     k.CreatedAt.UTC(),
+			RetiredAt:     k.RetiredAt.UTC(),
+		})
+	}
+	return marshal(r)
+}
+
+// decodeSigningKeys decodes the stored set; nil (no set stored yet) is the
+// empty set.
+func decodeSigningKeys(b []byte) ([]store.SigningKey, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var r signingKeysRecord
+	if err := unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	var keys []store.SigningKey
+	for _, k := range r.Keys {
+		keys = append(keys, store.SigningKey{
+			Kid:           k.Kid,
+			Alg:           k.Alg,
+			PublicDER:     k.PublicDER,
+			SealedPrivate: k.SealedPrivate,
+			CreatedAt:     k.CreatedAt,
+			RetiredAt:     k.RetiredAt,
+		})
+	}
+	return keys, nil
+}
+
+// Pulsar token records are read on every check of a Pulsar JWT, so they are
+// protobuf, like application tokens.
+
+type pulsarTokenRecord struct {
+	ID        string
+	Tenant    string
+	Role      string
+	Type      string
+	Kid       string
+	MAC       []byte
+	IssuedAt  time.Time
+	Expiry    time.Time
+	CreatedBy string
+}
+
+func toPulsarTokenRecord(t store.PulsarToken) pulsarTokenRecord {
+	return pulsarTokenRecord{
+		ID:        t.ID,
+		Tenant:    t.Tenant,
+		Role:      t.Role,
+		Type:      t.Type,
+		Kid:       t.Kid,
+		MAC:       t.MAC,
+		IssuedAt:  t.IssuedAt.UTC(),
+		Expiry:    t.Expiry.UTC(),
+		CreatedBy: t.CreatedBy,
+	}
+}
+
+func (r pulsarTokenRecord) pulsarToken() store.PulsarToken {
+	return store.PulsarToken{
+		ID:        r.ID,
+		Tenant:    r.Tenant,
+		Role:      r.Role,
+		Type:      r.Type,
+		Kid:       r.Kid,
+		MAC:       r.MAC,
+		IssuedAt:  r.IssuedAt,
+		Expiry:    r.Expiry,
+		CreatedBy: r.CreatedBy,
+	}
+}
+
+func (r pulsarTokenRecord) encode() ([]byte, error) {
+	issued, err1 := nanos(r.IssuedAt)
+	exp, err2 := nanos(r.Expiry)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.PulsarTokenRecord{
+		Id: r.ID, Tenant: r.Tenant, Role: r.Role, Type: r.Type, Kid: r.Kid,
+		Mac: r.MAC, IssuedAt: issued, Expiry: exp, CreatedBy: r.CreatedBy,
+	})
+}
+
+func decodePulsarTokenRecord(b []byte) (pulsarTokenRecord, error) {
+	var m storagev1.PulsarTokenRecord
+	if err := decodeProto(b, &m); err != nil {
+		return pulsarTokenRecord{}, err
+	}
+	return pulsarTokenRecord{
+		ID: m.Id, Tenant: m.Tenant, Role: m.Role, Type: m.Type, Kid: m.Kid,
+		MAC: m.Mac, IssuedAt: fromNanos(m.IssuedAt), Expiry: fromNanos(m.Expiry), CreatedBy: m.CreatedBy,
+	}, nil
+}
+
 // Unix nanoseconds cover 1678-2262. Times outside cannot be stored
 // faithfully, so encoding refuses them. The zero time is stored as 0.
 var (

@@ -29,6 +29,18 @@ import (
 //	auth_tokens       mac                          → authTokenRecord (protobuf)
 //	auth_tokens_by_principal  kind 0x00 principalID 0x00 mac → ""
 //	auth_tokens_by_use        be64 last-used unix nanos ‖ mac → ""
+//	tenants           name                         → tenantRecord (JSON)
+//	pulsar_tokens     id                           → PulsarTokenRecord (protobuf)
+//	pulsar_tokens_by_mac      mac                  → id
+//	pulsar_tokens_by_tenant   tenant 0x00 be64 issued-at ‖ id → be64 expiry unix nanos (0 = never)
+//	pulsar_tokens_by_expiry   be64 expiry unix nanos ‖ id → "" (tokens with an expiry only)
+//	signing_keys      "keys"                       → signingKeysRecord (JSON): the whole set
+//
+// The issued-at part of pulsar_tokens_by_tenant is the stored IssuedAt in
+// unix nanos with the sign bit flipped (issuedKey), which orders every
+// storable time exactly, so a prefix scan lists a tenant's tokens by
+// IssuedAt then ID, and its values count the live ones without decoding a
+// record.
 //
 // Every index is written and deleted in the same transaction as the record
 // it derives from, so it never disagrees with it; deletions derive the keys
@@ -39,7 +51,9 @@ import (
 // buckets in files written before. (A binary from before their addition
 // ignores them, so after a downgrade DeleteToken would not cascade and
 // DeleteRole would not see users. The orphan pass of DeleteIdleAuthTokens
-// collects what the first leaves behind.)
+// collects what the first leaves behind.) The tenant, Pulsar token and
+// signing key buckets were added the same way; a binary from before them
+// ignores them entirely (no bucket of theirs refers to an older one).
 const schemaVersion = "1"
 
 var (
@@ -55,16 +69,25 @@ var (
 	bucketAuthTokens     = []byte("auth_tokens")
 	bucketAuthByPrinc    = []byte("auth_tokens_by_principal")
 	bucketAuthByUse      = []byte("auth_tokens_by_use")
+	bucketTenants        = []byte("tenants")
+	bucketPulsar         = []byte("pulsar_tokens")
+	bucketPulsarByMAC    = []byte("pulsar_tokens_by_mac")
+	bucketPulsarByTenant = []byte("pulsar_tokens_by_tenant")
+	bucketPulsarByExpiry = []byte("pulsar_tokens_by_expiry")
+	bucketSigningKeys    = []byte("signing_keys")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketOrg, bucketRoles, bucketTokens,
 		bucketTokensByRole, bucketTokensByExpiry,
 		bucketUsers, bucketUsersByName, bucketUsersByRole,
 		bucketAuthTokens, bucketAuthByPrinc, bucketAuthByUse,
+		bucketTenants, bucketPulsar, bucketPulsarByMAC,
+		bucketPulsarByTenant, bucketPulsarByExpiry, bucketSigningKeys,
 	}
 
 	keySchemaVersion = []byte("schema_version") // in meta
 	keyOrg           = []byte("org")            // in org: the single organization
+	keySigningKeys   = []byte("keys")           // in signing_keys: the whole key set
 )
 
 // ErrUnsupportedSchema is returned by Open for a file whose schema version
@@ -134,13 +157,48 @@ func checkUsername(name string) error {
 	return nil
 }
 
-// maxMACLen bounds auth-token MACs (32 bytes for HMAC-SHA256), which are
-// keys of auth_tokens and suffixes of both auth-token index keys.
+// maxMACLen bounds auth-token and Pulsar-token MACs (32 bytes for
+// HMAC-SHA256), which are keys of auth_tokens and pulsar_tokens_by_mac and
+// suffixes of both auth-token index keys.
 const maxMACLen = 64
 
-func checkMAC(mac []byte) error {
+// checkMAC validates the MAC of a kind of token ("auth token", "Pulsar
+// token").
+func checkMAC(kind string, mac []byte) error {
 	if len(mac) == 0 || len(mac) > maxMACLen {
-		return fmt.Errorf("auth token MAC must be 1 to %d bytes, got %d", maxMACLen, len(mac))
+		return fmt.Errorf("%s MAC must be 1 to %d bytes, got %d", kind, maxMACLen, len(mac))
+	}
+	return nil
+}
+
+// maxTenantLen bounds tenant names, which are keys of tenants and prefixes
+// of pulsar_tokens_by_tenant keys.
+const maxTenantLen = 64
+
+// checkTenantName accepts what Pulsar accepts as a tenant name,
+// [A-Za-z0-9_.-], 1 to maxTenantLen bytes. In particular a name never
+// holds 0x00, so the pulsar_tokens_by_tenant prefix of one tenant is never
+// a prefix of another's.
+func checkTenantName(name string) error {
+	if name == "" || len(name) > maxTenantLen {
+		return fmt.Errorf("tenant name must be 1 to %d characters, got %d", maxTenantLen, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return fmt.Errorf("tenant name %q: character %q is not allowed (only letters, digits, '_', '.' and '-')", name, c)
+		}
+	}
+	return nil
+}
+
+// maxKidLen bounds signing key IDs.
+const maxKidLen = 256
+
+func checkKid(kid string) error {
+	if kid == "" || len(kid) > maxKidLen {
+		return fmt.Errorf("signing key ID must be 1 to %d bytes, got %d", maxKidLen, len(kid))
 	}
 	return nil
 }
@@ -226,4 +284,25 @@ func useNanos(t time.Time) uint64 {
 
 func useIndexKey(lastUsed time.Time, mac []byte) []byte {
 	return append(be64(useNanos(lastUsed)), mac...)
+}
+
+// tenantPrefix is the pulsar_tokens_by_tenant prefix of every token of
+// tenant (checkTenantName: no 0x00 in the name).
+func tenantPrefix(tenant string) []byte {
+	return append([]byte(tenant), 0)
+}
+
+// issuedKey maps stored IssuedAt nanos (nanos: non-zero, within int64) to
+// 8 bytes whose bytewise order is the order of the times: flipping the sign
+// bit turns two's complement into offset binary. No clamping is needed.
+func issuedKey(issuedNanos int64) uint64 {
+	return uint64(issuedNanos) ^ (1 << 63)
+}
+
+// pulsarTenantKey is the pulsar_tokens_by_tenant key of a token.
+func pulsarTenantKey(tenant string, issuedNanos int64, id string) []byte {
+	b := make([]byte, 0, len(tenant)+1+8+len(id))
+	b = append(append(b, tenant...), 0)
+	b = binary.BigEndian.AppendUint64(b, issuedKey(issuedNanos))
+	return append(b, id...)
 }

@@ -228,7 +228,7 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, er
 	total := 0
 	var resume []byte
 	for {
-		keys, err := s.expiredCandidates(resume, nowNanos)
+		keys, err := s.expiredCandidates(bucketTokensByExpiry, resume, nowNanos)
 		if err != nil {
 			return total, fmt.Errorf("delete expired tokens: %w", err)
 		}
@@ -270,12 +270,13 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, er
 	}
 }
 
-// expiredCandidates returns up to gcChunk tokens_by_expiry keys after resume
-// (from the start if nil) whose expiry is at or before nowNanos.
-func (s *Store) expiredCandidates(resume []byte, nowNanos uint64) ([][]byte, error) {
+// expiredCandidates returns up to gcChunk keys of an expiry index
+// (tokens_by_expiry or pulsar_tokens_by_expiry: be64 expiry ‖ ID) after
+// resume (from the start if nil) whose expiry is at or before nowNanos.
+func (s *Store) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]byte, error) {
 	var keys [][]byte
 	err := s.view(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketTokensByExpiry).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		k, _ := c.First()
 		if resume != nil {
 			k, _ = c.Seek(resume)
@@ -285,7 +286,7 @@ func (s *Store) expiredCandidates(resume []byte, nowNanos uint64) ([][]byte, err
 		}
 		for ; k != nil && len(keys) < gcChunk; k, _ = c.Next() {
 			if len(k) <= 8 {
-				return fmt.Errorf("corrupt tokens_by_expiry key %x", k)
+				return fmt.Errorf("corrupt %s key %x", bucket, k)
 			}
 			if binary.BigEndian.Uint64(k[:8]) > nowNanos {
 				break

@@ -153,6 +153,21 @@ func testUseAfterClose(t *testing.T, s store.Store) {
 		"record auth token use after close")
 	_, err = s.DeleteIdleAuthTokens(ctx, Base)
 	wantErr(t, err, store.ErrClosed, "delete idle auth tokens after close")
+	wantErr(t, s.CreateTenant(ctx, NewTenant(TenantName(1))), store.ErrClosed, "create tenant after close")
+	_, err = s.ListTenants(ctx)
+	wantErr(t, err, store.ErrClosed, "list tenants after close")
+	wantErr(t, s.CreatePulsarToken(ctx, NewPulsarToken(1, TenantName(1)), 0), store.ErrClosed,
+		"create Pulsar token after close")
+	_, err = s.GetPulsarTokenByMAC(ctx, PulsarMAC(1))
+	wantErr(t, err, store.ErrClosed, "get Pulsar token by MAC after close")
+	_, err = s.ListPulsarTokens(ctx, TenantName(1))
+	wantErr(t, err, store.ErrClosed, "list Pulsar tokens after close")
+	_, err = s.DeleteExpiredPulsarTokens(ctx, Base)
+	wantErr(t, err, store.ErrClosed, "delete expired Pulsar tokens after close")
+	_, err = s.SigningKeys(ctx)
+	wantErr(t, err, store.ErrClosed, "get signing keys after close")
+	wantErr(t, s.UpdateSigningKeys(ctx, func(k []store.SigningKey) ([]store.SigningKey, error) { return k, nil }),
+		store.ErrClosed, "update signing keys after close")
 }
 
 // testConcurrentAuthTokenUseAndIdleGC races RecordAuthTokenUse from 32

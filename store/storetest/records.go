@@ -121,6 +121,112 @@ func NewAuthToken(n int, kind, principalID string) store.AuthToken {
 	}
 }
 
+// TenantName returns the n-th of a sequence of valid tenant names, in
+// ascending order of n.
+func TenantName(n int) string {
+	return fmt.Sprintf("tenant-%04d", n)
+}
+
+// NewTenant returns a complete tenant record (an hs256 tenant, so that it
+// carries a sealed secret) with the given name.
+func NewTenant(name string) store.Tenant {
+	secret := sha256.Sum256([]byte("sealed secret of " + name))
+	return store.Tenant{
+		Name:             name,
+		OrgID:            orgID,
+		ClusterName:      "pulsar-local",
+		WebServiceURL:    "https://pulsar.example.com:8443",
+		BrokerServiceURL: "pulsar+ssl://pulsar.example.com:6651",
+		WebsocketURL:     "wss://pulsar.example.com:8500/ws/v2",
+		CloudProvider:    "self-hosted",
+		CloudRegion:      "local",
+		TokenFormat:      "hs256",
+		SealedSecret:     secret[:],
+		CreatedAt:        Base,
+		CreatedBy:        ClientID(0),
+	}
+}
+
+// PulsarTokenID returns the n-th of a sequence of UUID-shaped Pulsar token
+// IDs, in ascending order of n. They never equal a RoleID or a UserID.
+func PulsarTokenID(n int) string {
+	return fmt.Sprintf("00000000-0000-4000-a000-%012x", n)
+}
+
+// PulsarMAC returns the 32-byte MAC of the n-th Pulsar token. Distinct n
+// give distinct MACs, which never equal an AuthMAC.
+func PulsarMAC(n int) []byte {
+	mac := sha256.Sum256(fmt.Appendf(nil, "pulsar token %d", n))
+	return mac[:]
+}
+
+// NewPulsarToken returns a complete, never-expiring Pulsar token record of
+// tenant with ID PulsarTokenID(n) and MAC PulsarMAC(n), issued at Base.
+func NewPulsarToken(n int, tenant string) store.PulsarToken {
+	return store.PulsarToken{
+		ID:        PulsarTokenID(n),
+		Tenant:    tenant,
+		Role:      fmt.Sprintf("client-%d", n),
+		Type:      "non-admin",
+		Kid:       Kid(1),
+		MAC:       PulsarMAC(n),
+		IssuedAt:  Base,
+		CreatedBy: ClientID(0),
+	}
+}
+
+// Kid returns the n-th of a sequence of signing key IDs.
+func Kid(n int) string {
+	return fmt.Sprintf("key-%04d", n)
+}
+
+// NewSigningKey returns a complete, active signing key with ID Kid(n),
+// created n hours after Base: keys of ascending n are oldest first. Its key
+// material is random-looking bytes, not a real key (the store never parses
+// it).
+func NewSigningKey(n int) store.SigningKey {
+	pub := sha256.Sum256(fmt.Appendf(nil, "public key %d", n))
+	priv := sha256.Sum256(fmt.Appendf(nil, "sealed private key %d", n))
+	return store.SigningKey{
+		Kid:           Kid(n),
+		Alg:           "RS256",
+		PublicDER:     pub[:],
+		SealedPrivate: priv[:],
+		CreatedAt:     Base.Add(time.Duration(n) * time.Hour),
+	}
+}
+
+func sameTenant(a, b store.Tenant) bool {
+	norm := func(t store.Tenant) store.Tenant {
+		t.SealedSecret = emptyToNil(t.SealedSecret)
+		t.CreatedAt = t.CreatedAt.UTC()
+		return t
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func samePulsarToken(a, b store.PulsarToken) bool {
+	norm := func(t store.PulsarToken) store.PulsarToken {
+		t.MAC = emptyToNil(t.MAC)
+		t.IssuedAt, t.Expiry = t.IssuedAt.UTC(), t.Expiry.UTC()
+		return t
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func sameSigningKeys(a, b []store.SigningKey) bool {
+	norm := func(keys []store.SigningKey) []store.SigningKey {
+		var out []store.SigningKey
+		for _, k := range keys {
+			k.PublicDER, k.SealedPrivate = emptyToNil(k.PublicDER), emptyToNil(k.SealedPrivate)
+			k.CreatedAt, k.RetiredAt = k.CreatedAt.UTC(), k.RetiredAt.UTC()
+			out = append(out, k)
+		}
+		return out
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
 func sameUser(a, b store.User) bool {
 	norm := func(u store.User) store.User {
 		u.Roles = emptyToNil(u.Roles)

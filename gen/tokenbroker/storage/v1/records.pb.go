@@ -325,6 +325,117 @@ func (x *UserRecord) GetCreatedBy() string {
 	return ""
 }
 
+// PulsarTokenRecord is an issued Pulsar JWT (bucket "pulsar_tokens"): read
+// on every check of a Pulsar token. The JWT itself is never stored, only
+// its keyed MAC.
+type PulsarTokenRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	Kid           string                 `protobuf:"bytes,5,opt,name=kid,proto3" json:"kid,omitempty"`
+	Mac           []byte                 `protobuf:"bytes,6,opt,name=mac,proto3" json:"mac,omitempty"`
+	IssuedAt      int64                  `protobuf:"varint,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	Expiry        int64                  `protobuf:"varint,8,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PulsarTokenRecord) Reset() {
+	*x = PulsarTokenRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PulsarTokenRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PulsarTokenRecord) ProtoMessage() {}
+
+func (x *PulsarTokenRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PulsarTokenRecord.ProtoReflect.Descriptor instead.
+func (*PulsarTokenRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PulsarTokenRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PulsarTokenRecord) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *PulsarTokenRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *PulsarTokenRecord) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PulsarTokenRecord) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *PulsarTokenRecord) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+func (x *PulsarTokenRecord) GetIssuedAt() int64 {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return 0
+}
+
+func (x *PulsarTokenRecord) GetExpiry() int64 {
+	if x != nil {
+		return x.Expiry
+	}
+	return 0
+}
+
+func (x *PulsarTokenRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
 var File_tokenbroker_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
@@ -362,7 +473,18 @@ const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\a \x01(\x03R\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\b \x01(\tR\tcreatedByBIZGgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1;storagev1b\x06proto3"
+	"created_by\x18\b \x01(\tR\tcreatedBy\"\xdb\x01\n" +
+	"\x11PulsarTokenRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x10\n" +
+	"\x03kid\x18\x05 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03mac\x18\x06 \x01(\fR\x03mac\x12\x1b\n" +
+	"\tissued_at\x18\a \x01(\x03R\bissuedAt\x12\x16\n" +
+	"\x06expiry\x18\b \x01(\x03R\x06expiry\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\t \x01(\tR\tcreatedByBIZGgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_tokenbroker_storage_v1_records_proto_rawDescOnce sync.Once
@@ -376,11 +498,12 @@ func file_tokenbroker_storage_v1_records_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_storage_v1_records_proto_rawDescData
 }
 
-var file_tokenbroker_storage_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tokenbroker_storage_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tokenbroker_storage_v1_records_proto_goTypes = []any{
-	(*TokenRecord)(nil),     // 0: tokenbroker.storage.v1.TokenRecord
-	(*AuthTokenRecord)(nil), // 1: tokenbroker.storage.v1.AuthTokenRecord
-	(*UserRecord)(nil),      // 2: tokenbroker.storage.v1.UserRecord
+	(*TokenRecord)(nil),       // 0: tokenbroker.storage.v1.TokenRecord
+	(*AuthTokenRecord)(nil),   // 1: tokenbroker.storage.v1.AuthTokenRecord
+	(*UserRecord)(nil),        // 2: tokenbroker.storage.v1.UserRecord
+	(*PulsarTokenRecord)(nil), // 3: tokenbroker.storage.v1.PulsarTokenRecord
 }
 var file_tokenbroker_storage_v1_records_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -401,7 +524,7 @@ func file_tokenbroker_storage_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_storage_v1_records_proto_rawDesc), len(file_tokenbroker_storage_v1_records_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,180 @@
+// Package pulsartoken implements the gRPC PulsarTokenService: streaming
+// tenants, the Pulsar JWTs issued for them, and their verification keys.
+// Handlers are thin; every error goes through rpcerr.ToStatus.
+package pulsartoken
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/callctx"
+	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/pulsarjwt"
+	"github.com/tokenbroker/tokenbroker/server/rpcerr"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Config holds the service's dependencies.
+type Config struct {
+	Broker *broker.Broker
+	Logger *slog.Logger
+}
+
+// Service implements tbv1.PulsarTokenServiceServer.
+type Service struct {
+	tbv1.UnsafePulsarTokenServiceServer // adding an RPC breaks the build until implemented
+	b                                   *broker.Broker
+	log                                 *slog.Logger
+}
+
+// New returns the service.
+func New(cfg Config) *Service { return &Service{b: cfg.Broker, log: cfg.Logger} }
+
+// Register adds the service to a gRPC server.
+func (s *Service) Register(r grpc.ServiceRegistrar) { tbv1.RegisterPulsarTokenServiceServer(r, s) }
+
+func (s *Service) fail(ctx context.Context, err error) error { return rpcerr.ToStatus(ctx, s.log, err) }
+
+func (s *Service) CreateTenant(ctx context.Context, req *tbv1.CreateTenantRequest) (*tbv1.CreateTenantResponse, error) {
+	t, tok, err := s.b.CreateTenant(ctx, broker.PrincipalFrom(ctx), broker.TenantInput{
+		Name: req.GetTenantName(), Cluster: req.GetClusterName(),
+		WebServiceURL: req.GetWebServiceUrl(), BrokerServiceURL: req.GetBrokerServiceUrl(), WebsocketURL: req.GetWebsocketUrl(),
+		CloudProvider: req.GetCloudProvider(), CloudRegion: req.GetCloudRegion(), TokenFormat: req.GetTokenFormat(),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := tenantToProto(t)
+	out.PulsarToken = tok.JWT
+	return &tbv1.CreateTenantResponse{Tenant: out}, nil
+}
+
+func (s *Service) ListTenants(ctx context.Context, _ *tbv1.ListTenantsRequest) (*tbv1.ListTenantsResponse, error) {
+	ts, err := s.b.ListTenants(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.ListTenantsResponse{Tenants: make([]*tbv1.Tenant, 0, len(ts))}
+	for _, t := range ts {
+		out.Tenants = append(out.Tenants, tenantToProto(t))
+	}
+	return out, nil
+}
+
+func (s *Service) GetTenant(ctx context.Context, req *tbv1.GetTenantRequest) (*tbv1.GetTenantResponse, error) {
+	t, err := s.b.GetTenant(ctx, req.GetTenant(), callctx.PulsarCluster(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.GetTenantResponse{Tenant: tenantToProto(t)}, nil
+}
+
+func (s *Service) DeleteTenant(ctx context.Context, req *tbv1.DeleteTenantRequest) (*tbv1.DeleteTenantResponse, error) {
+	cluster := req.GetCluster()
+	if cluster == "" {
+		cluster = callctx.PulsarCluster(ctx)
+	}
+	if err := s.b.DeleteTenant(ctx, broker.PrincipalFrom(ctx), req.GetTenant(), cluster); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	code := http.StatusOK
+	if req.GetCluster() != "" {
+		code = http.StatusAccepted // Astra's DELETE /v2/streaming/tenants/{tenant}/clusters/{cluster}
+	}
+	gateway.SetHTTPStatus(ctx, code, true)
+	return &tbv1.DeleteTenantResponse{}, nil
+}
+
+func (s *Service) CreatePulsarToken(ctx context.Context, req *tbv1.CreatePulsarTokenRequest) (*tbv1.CreatePulsarTokenResponse, error) {
+	tok, err := s.b.CreatePulsarToken(ctx, broker.PrincipalFrom(ctx), broker.PulsarTokenInput{
+		Tenant: req.GetTenant(), Cluster: callctx.PulsarCluster(ctx),
+		Exp: req.GetExp(), Role: req.GetRole(), Type: req.GetType(),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusCreated, false)
+	return &tbv1.CreatePulsarTokenResponse{Id: tok.ID, Rolename: tok.Role, Token: tok.JWT}, nil
+}
+
+func (s *Service) ListPulsarTokens(ctx context.Context, req *tbv1.ListPulsarTokensRequest) (*tbv1.ListPulsarTokensResponse, error) {
+	toks, err := s.b.ListPulsarTokens(ctx, req.GetTenant(), callctx.PulsarCluster(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.ListPulsarTokensResponse{Tokens: make([]*structpb.Struct, 0, len(toks))}
+	for _, t := range toks {
+		claims, err := s.claims(t)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out.Tokens = append(out.Tokens, claims)
+	}
+	return out, nil
+}
+
+func (s *Service) GetPulsarToken(ctx context.Context, req *tbv1.GetPulsarTokenRequest) (*tbv1.GetPulsarTokenResponse, error) {
+	t, err := s.b.GetPulsarToken(ctx, req.GetTenant(), callctx.PulsarCluster(ctx), req.GetTokenId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	claims, err := s.claims(t)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.GetPulsarTokenResponse{Claims: claims}, nil
+}
+
+func (s *Service) DeletePulsarToken(ctx context.Context, req *tbv1.DeletePulsarTokenRequest) (*tbv1.DeletePulsarTokenResponse, error) {
+	if err := s.b.DeletePulsarToken(ctx, broker.PrincipalFrom(ctx), req.GetTenant(), callctx.PulsarCluster(ctx), req.GetTokenId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusOK, true)
+	return &tbv1.DeletePulsarTokenResponse{}, nil
+}
+
+func (s *Service) GetTenantTokenKeys(ctx context.Context, req *tbv1.GetTenantTokenKeysRequest) (*tbv1.GetTenantTokenKeysResponse, error) {
+	k, err := s.b.TenantTokenKeys(ctx, req.GetTenant(), callctx.PulsarCluster(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.GetTenantTokenKeysResponse{TokenFormat: k.Format, Issuer: s.b.Issuer(), Audience: s.b.Audience()}
+	if k.Format == broker.FormatHS256 {
+		out.TokenSecretKey = pulsarjwt.DataURL(k.Secret)
+	} else {
+		out.Kid = k.Kid
+		out.TokenPublicKey = pulsarjwt.DataURL(k.PublicDER)
+		out.PublicKeyPem = pulsarjwt.PublicPEM(k.PublicDER)
+		out.PublicKeyDer = base64.StdEncoding.EncodeToString(k.PublicDER)
+		out.TokenPublicAlg = "RS256"
+	}
+	return out, nil
+}
+
+func (s *Service) RotateSigningKey(ctx context.Context, _ *tbv1.RotateSigningKeyRequest) (*tbv1.RotateSigningKeyResponse, error) {
+	kid, prev, err := s.b.RotateSigningKey(ctx, broker.PrincipalFrom(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.RotateSigningKeyResponse{Kid: kid, PreviousKid: prev}, nil
+}
+
+func (s *Service) claims(t store.PulsarToken) (*structpb.Struct, error) {
+	return structpb.NewStruct(s.b.PulsarClaims(t))
+}
+
+func tenantToProto(t store.Tenant) *tbv1.Tenant {
+	return &tbv1.Tenant{
+		Id: t.Name, TenantName: t.Name, ClusterName: t.ClusterName,
+		WebServiceUrl: t.WebServiceURL, BrokerServiceUrl: t.BrokerServiceURL, WebsocketUrl: t.WebsocketURL,
+		CloudProvider: t.CloudProvider, CloudRegion: t.CloudRegion,
+		AstraOrgGuid: t.OrgID, Status: "active", TokenFormat: t.TokenFormat,
+	}
+}

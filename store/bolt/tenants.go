@@ -1,0 +1,94 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// CreateTenant implements store.Store.
+func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
+	if err := checkTenantName(t.Name); err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
+	val, err := encodeTenant(t)
+	if err != nil {
+		return fmt.Errorf("create tenant %q: %w", t.Name, err)
+	}
+	key := []byte(t.Name)
+	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get(key) != nil {
+			return store.ErrAlreadyExists
+		}
+		return b.Put(key, val)
+	})
+	if err != nil {
+		return fmt.Errorf("create tenant %q: %w", t.Name, err)
+	}
+	return nil
+}
+
+// GetTenant implements store.Store.
+func (s *Store) GetTenant(ctx context.Context, name string) (store.Tenant, error) {
+	var t store.Tenant
+	err := s.view(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketTenants).Get([]byte(name))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		t, err = decodeTenant(v)
+		return err
+	})
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("get tenant %q: %w", name, err)
+	}
+	return t, nil
+}
+
+// ListTenants implements store.Store. Tenants are few (one per streaming
+// tenant of the organization), so one read transaction stays short.
+func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	var tenants []store.Tenant
+	err := s.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTenants).ForEach(func(_, v []byte) error {
+			t, err := decodeTenant(v)
+			if err != nil {
+				return err
+			}
+			tenants = append(tenants, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return tenants, nil
+}
+
+// DeleteTenant implements store.Store. The tenant's Pulsar tokens go in the
+// same transaction, found through pulsar_tokens_by_tenant, so no token ever
+// outlives its tenant. The transaction grows with the tenant's token count;
+// a tenant without a token limit and with very many tokens makes one large
+// commit.
+func (s *Store) DeleteTenant(ctx context.Context, name string) error {
+	key := []byte(name)
+	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get(key) == nil {
+			return store.ErrNotFound
+		}
+		if err := deletePulsarTokensOfTx(tx, name); err != nil {
+			return err
+		}
+		return b.Delete(key)
+	})
+	if err != nil {
+		return fmt.Errorf("delete tenant %q: %w", name, err)
+	}
+	return nil
+}
