@@ -62,6 +62,9 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 	}
 	resource := r.resourceFor(g.b.Org().ID, req)
 	if !p.Allows(r.action, resource) {
+		if r.notFound != nil {
+			return ctx, rpcerr.ToStatus(ctx, g.log, r.notFound(req))
+		}
 		return ctx, rpcerr.ToStatus(ctx, g.log,
 			broker.Denied("token lacks permission %q on %q", r.action, resource))
 	}

@@ -22,7 +22,8 @@ const (
 // by nature (verifiers fetch them without credentials) and hold only
 // public keys.
 func oidcRoutes(b *broker.Broker) []gateway.Route {
-	issuer := strings.TrimSuffix(b.Issuer(), "/")
+	issuer := b.Issuer() // verbatim: it must equal the tokens' iss exactly
+	jwksURI := strings.TrimSuffix(issuer, "/") + pathJWKS
 	writeJSON := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		// Verifiers cache these; a short max-age keeps rotation visible.
@@ -33,7 +34,7 @@ func oidcRoutes(b *broker.Broker) []gateway.Route {
 		{Method: http.MethodGet, Path: pathOIDCConfig, Handler: func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, map[string]any{
 				"issuer":                                issuer,
-				"jwks_uri":                              issuer + pathJWKS,
+				"jwks_uri":                              jwksURI,
 				"id_token_signing_alg_values_supported": []string{"RS256"},
 				"subject_types_supported":               []string{"public"},
 				"response_types_supported":              []string{"id_token"},

@@ -2,6 +2,7 @@ package server
 
 import (
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 )
 
@@ -12,8 +13,13 @@ type rule struct {
 	// (login, Check), which the broker throttles instead.
 	public bool
 	// anyPrincipal methods need a valid credential but no permission: they
-	// act only on the credential presented (revoking it).
+	// act only on the credential presented (revoking it), or filter their
+	// answer by the caller's permissions (listing databases).
 	anyPrincipal bool
+	// notFound, when set, is the answer to a caller lacking the permission:
+	// the same as for a resource that does not exist, so that existence
+	// does not leak (databases, as Astra's spec lists no 403 for them).
+	notFound func(req any) error
 	// action the caller's roles must allow, on resource.
 	action string
 	// resource returns the DRN the action is checked on; nil means the
@@ -78,6 +84,29 @@ var rules = map[string]rule{
 	tbv1.PulsarTokenService_DeletePulsarToken_FullMethodName:  {action: streamManage, resource: tenantDRN},
 	tbv1.PulsarTokenService_GetTenantTokenKeys_FullMethodName: {action: streamManage, resource: tenantDRN},
 	tbv1.PulsarTokenService_RotateSigningKey_FullMethodName:   {action: streamManage, resource: allTenantsDRN},
+
+	tbv1.DatabaseService_CreateDatabase_FullMethodName:    {action: "org-db-create"},
+	tbv1.DatabaseService_ListDatabases_FullMethodName:     {anyPrincipal: true}, // filtered by org-db-view per database
+	tbv1.DatabaseService_GetDatabase_FullMethodName:       {action: "org-db-view", resource: databaseDRN, notFound: databaseNotFound},
+	tbv1.DatabaseService_TerminateDatabase_FullMethodName: {action: "org-db-terminate", resource: databaseDRN, notFound: databaseNotFound},
+	tbv1.DatabaseService_GetDatabaseUsage_FullMethodName:  {action: "org-db-view", resource: databaseDRN, notFound: databaseNotFound},
+}
+
+// databaseDRN is drn:astra:org:<org>:db:<id> for requests naming a database.
+func databaseDRN(orgID string, req any) string {
+	var id string
+	if r, ok := req.(interface{ GetDatabaseId() string }); ok {
+		id = r.GetDatabaseId()
+	}
+	return policy.DatabaseDRN(orgID, id)
+}
+
+func databaseNotFound(req any) error {
+	var id string
+	if r, ok := req.(interface{ GetDatabaseId() string }); ok {
+		id = r.GetDatabaseId()
+	}
+	return broker.DatabaseNotFound(id)
 }
 
 const streamManage = "org-stream-manage"

@@ -29,6 +29,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/server/database"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
 	"github.com/tokenbroker/tokenbroker/server/keyring"
 	"github.com/tokenbroker/tokenbroker/server/password"
@@ -200,6 +201,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.IssuerURL == "" {
 		cfg.IssuerURL = "http://" + s.httpLis.Addr().String()
 	}
+	// Used verbatim as the tokens' iss and the discovery document's issuer:
+	// Pulsar compares the two byte for byte.
 	hasher, err := password.NewHasher(password.DefaultParams)
 	if err != nil {
 		return nil, err
@@ -231,9 +234,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName} {
+	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)

@@ -159,8 +159,61 @@ type Store interface {
 	// transaction (same closure rules as UpdateRole). Kids must be unique.
 	UpdateSigningKeys(ctx context.Context, update func([]SigningKey) ([]SigningKey, error)) error
 
+	// CreateDatabase stores a database record together with the role scoped
+	// to it and the application token bound to that role, all in one
+	// transaction (all or nothing). ErrAlreadyExists if the database ID, role
+	// ID or client ID is taken.
+	CreateDatabase(ctx context.Context, db Database, role Role, token Token) error
+	// GetDatabase returns ErrNotFound for an unknown ID.
+	GetDatabase(ctx context.Context, id string) (Database, error)
+	// ListDatabases returns every database, ordered by CreatedAt then ID.
+	ListDatabases(ctx context.Context) ([]Database, error)
+	// UpdateDatabase: same closure rules as UpdateRole; the ID and the
+	// usage counters cannot be changed through it.
+	UpdateDatabase(ctx context.Context, id string, update func(Database) (Database, error)) (Database, error)
+	// RecordDatabaseUsage adds usage deltas in one transaction: to each
+	// database's totals and to the calendar month (UTC) of each delta's
+	// Month, and keeps the later LastUsage. Unknown databases are skipped.
+	RecordDatabaseUsage(ctx context.Context, deltas []UsageDelta) error
+	// GetDatabaseUsage returns a database's usage in one month ("2026-11");
+	// zero usage for a month without any. ErrNotFound for an unknown database.
+	GetDatabaseUsage(ctx context.Context, id, month string) (Usage, error)
+
 	// Close releases the backend. Calls after Close fail.
 	Close() error
+}
+
+// Database is a registered database (metadata only: the broker does not run
+// databases; it issues their credentials and meters their use).
+type Database struct {
+	ID            string // UUID
+	OrgID         string
+	OwnerID       string // client ID (or user ID) that created it
+	Name          string
+	Keyspace      string
+	CloudProvider string
+	Tier          string
+	CapacityUnits int
+	Region        string
+	Status        string // "ACTIVE" or "TERMINATED"
+	RoleID        string // the role scoped to this database
+	CreatedAt     time.Time
+	TerminatedAt  time.Time // zero unless terminated
+	// Usage holds the running totals (written only by RecordDatabaseUsage).
+	Usage Usage
+}
+
+// Usage is a set of request counters.
+type Usage struct {
+	Reads, Writes, Errors int64
+	LastUsage             time.Time // zero: never used
+}
+
+// UsageDelta is usage to add to one database in one month.
+type UsageDelta struct {
+	DatabaseID string
+	Month      string // "2006-01", UTC
+	Usage
 }
 
 // Tenant is an Astra Streaming tenant served by a self-hosted Pulsar cluster.

@@ -240,7 +240,7 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 	if err := policy.ValidateResource(resource); err != nil {
 		return CheckResult{}, Invalid("%v", err)
 	}
-	return b.throttledCheck(clientAddr, func() (CheckResult, error) {
+	res, err := b.throttledCheck(clientAddr, func() (CheckResult, error) {
 		p, err := b.Authenticate(ctx, cred)
 		if KindOf(err) == KindUnauthenticated {
 			return CheckResult{Reason: CheckReasonCredentialInvalid}, nil
@@ -253,6 +253,12 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 		}
 		return CheckResult{Allowed: true, Principal: p}, nil
 	})
+	if err == nil {
+		// Usage metering: an allowed Check on a database is a read or a
+		// write by its action; a refused one an error. In memory only.
+		b.meter.record(b.org.ID, resource, action, res.Allowed, b.now())
+	}
+	return res, err
 }
 
 // throttledCheck runs check under the per-address budget of failed checks:

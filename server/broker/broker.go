@@ -65,6 +65,8 @@ type Broker struct {
 	pulsar    PulsarConfig
 	pulsarMAC *credential.MAC
 	keys      *signing
+
+	meter *meter // database usage counted from Checks
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -108,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		checks:    cfg.CheckThrottle,
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{},
+		meter: &meter{},
 	}
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {
@@ -117,6 +120,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := b.ensureSigningKey(ctx); err != nil {
 		return nil, err
 	}
+	dbs, err := b.st.ListDatabases(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load databases: %w", err)
+	}
+	b.meter.loadKnown(dbs)
 	return b, nil
 }
 
@@ -212,7 +220,7 @@ func (b *Broker) FlushUsage(ctx context.Context) error {
 		}
 		b.authUse.flushed(pending)
 	}
-	return nil
+	return b.flushMeter(ctx)
 }
 
 // CollectGarbage deletes expired application tokens and idle

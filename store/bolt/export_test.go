@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,8 +17,10 @@ import (
 // the references this backend maintains: users hold existing roles, auth
 // tokens have existing principals and Pulsar tokens existing tenants (every
 // deletion path cascades). It also checks that records sit under the key
-// they name and that the signing key set decodes with unique kids. It
-// returns nil for a closed store.
+// they name, that the signing key set decodes with unique kids, and that
+// every database_usage entry belongs to a database whose totals are the
+// sums (LastUsage the maximum) of its months. It returns nil for a closed
+// store.
 func VerifyIndexes(s *Store) error {
 	err := s.view(func(tx *bbolt.Tx) error {
 		want := map[string]map[string]string{} // bucket → key → value
@@ -145,6 +148,10 @@ func VerifyIndexes(s *Store) error {
 			return fmt.Errorf("signing_keys holds %d keys, want at most 1", n)
 		}
 
+		if err := verifyDatabaseUsage(tx); err != nil {
+			return err
+		}
+
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(want)) {
 			exp := want[name]
@@ -174,4 +181,42 @@ func VerifyIndexes(s *Store) error {
 		return nil
 	}
 	return err
+}
+
+// verifyDatabaseUsage checks the databases and database_usage buckets
+// against each other.
+func verifyDatabaseUsage(tx *bbolt.Tx) error {
+	sums := map[string]usageRecord{} // database ID → sum of its months
+	err := tx.Bucket(bucketDatabaseUsage).ForEach(func(k, v []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i <= 0 || checkMonth(string(k[i+1:])) != nil {
+			return fmt.Errorf("corrupt database_usage key %q", k)
+		}
+		id := string(k[:i])
+		if tx.Bucket(bucketDatabases).Get(k[:i]) == nil {
+			return fmt.Errorf("database_usage entry %q of missing database %q", k, id)
+		}
+		u, err := decodeUsage(v)
+		if err != nil {
+			return err
+		}
+		sums[id] = sums[id].plus(u)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketDatabases).ForEach(func(k, v []byte) error {
+		rec, err := decodeDatabaseRecord(v)
+		if err != nil {
+			return err
+		}
+		if rec.ID != string(k) {
+			return fmt.Errorf("database under key %q has ID %q", k, rec.ID)
+		}
+		if sum := sums[rec.ID]; !sameUsage(rec.Usage, sum) {
+			return fmt.Errorf("database %q has usage totals %+v, its months sum to %+v", rec.ID, rec.Usage, sum)
+		}
+		return nil
+	})
 }

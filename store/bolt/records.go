@@ -463,6 +463,124 @@ func decodePulsarTokenRecord(b []byte) (pulsarTokenRecord, error) {
 	}, nil
 }
 
+// Database records are read by management calls only, so they are JSON,
+// like roles and tenants. The usage totals live in the record; the monthly
+// counters in database_usage have the same encoding as the totals.
+
+type databaseRecord struct {
+	ID            string      `json:"id"`
+	OrgID         string      `json:"org_id"`
+	OwnerID       string      `json:"owner_id"`
+	Name          string      `json:"name"`
+	Keyspace      string      `json:"keyspace"`
+	CloudProvider string      `json:"cloud_provider"`
+	Tier          string      `json:"tier"`
+	CapacityUnits int         `json:"capacity_units"`
+	Region        string      `json:"region"`
+	Status        string      `json:"status"`
+	RoleID        string      `json:"role_id"`
+	CreatedAt     time.Time   `json:"created_at"`
+	TerminatedAt  time.Time   `json:"terminated_at"`
+	Usage         usageRecord `json:"usage"`
+}
+
+type usageRecord struct {
+	Reads     int64     `json:"reads"`
+	Writes    int64     `json:"writes"`
+	Errors    int64     `json:"errors"`
+	LastUsage time.Time `json:"last_usage"`
+}
+
+func toDatabaseRecord(d store.Database) databaseRecord {
+	return databaseRecord{
+		ID:            d.ID,
+		OrgID:         d.OrgID,
+		OwnerID:       d.OwnerID,
+		Name:          d.Name,
+		Keyspace:      d.Keyspace,
+		CloudProvider: d.CloudProvider,
+		Tier:          d.Tier,
+		CapacityUnits: d.CapacityUnits,
+		Region:        d.Region,
+		Status:        d.Status,
+		RoleID:        d.RoleID,
+		CreatedAt:     d.CreatedAt.UTC(),
+		TerminatedAt:  d.TerminatedAt.UTC(),
+		Usage:         toUsageRecord(d.Usage),
+	}
+}
+
+func (r databaseRecord) database() store.Database {
+	return store.Database{
+		ID:            r.ID,
+		OrgID:         r.OrgID,
+		OwnerID:       r.OwnerID,
+		Name:          r.Name,
+		Keyspace:      r.Keyspace,
+		CloudProvider: r.CloudProvider,
+		Tier:          r.Tier,
+		CapacityUnits: r.CapacityUnits,
+		Region:        r.Region,
+		Status:        r.Status,
+		RoleID:        r.RoleID,
+		CreatedAt:     r.CreatedAt,
+		TerminatedAt:  r.TerminatedAt,
+		Usage:         r.Usage.usage(),
+	}
+}
+
+func encodeDatabase(d store.Database) ([]byte, error) {
+	return marshal(toDatabaseRecord(d))
+}
+
+func decodeDatabaseRecord(b []byte) (databaseRecord, error) {
+	var r databaseRecord
+	if err := unmarshal(b, &r); err != nil {
+		return databaseRecord{}, err
+	}
+	return r, nil
+}
+
+func decodeDatabase(b []byte) (store.Database, error) {
+	r, err := decodeDatabaseRecord(b)
+	return r.database(), err
+}
+
+func toUsageRecord(u store.Usage) usageRecord {
+	return usageRecord{
+		Reads:     u.Reads,
+		Writes:    u.Writes,
+		Errors:    u.Errors,
+		LastUsage: u.LastUsage.UTC(),
+	}
+}
+
+func (r usageRecord) usage() store.Usage {
+	return store.Usage{
+		Reads:     r.Reads,
+		Writes:    r.Writes,
+		Errors:    r.Errors,
+		LastUsage: r.LastUsage,
+	}
+}
+
+func encodeUsage(u usageRecord) ([]byte, error) {
+	return marshal(u)
+}
+
+// decodeUsage decodes a database_usage value; nil (no usage recorded in
+// that month) is zero usage.
+func decodeUsage(b []byte) (usageRecord, error) {
+	var r usageRecord
+	if b == nil {
+		return r, nil
+	}
+	if err := unmarshal(b, &r); err != nil {
+		return usageRecord{}, err
+	}
+	return r, nil
+}
+
 // Unix nanoseconds cover 1678-2262. Times outside cannot be stored
 // faithfully, so encoding refuses them. The zero time is stored as 0.
 var (

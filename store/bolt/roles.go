@@ -21,18 +21,25 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) error {
 	if err != nil {
 		return fmt.Errorf("create role %q: %w", r.ID, err)
 	}
-	key := []byte(r.ID)
 	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketRoles)
-		if b.Get(key) != nil {
-			return store.ErrAlreadyExists
-		}
-		return b.Put(key, val)
+		return createRoleTx(tx, r.ID, val)
 	})
 	if err != nil {
 		return fmt.Errorf("create role %q: %w", r.ID, err)
 	}
 	return nil
+}
+
+// createRoleTx writes a new role record (val, the encoded role; bbolt keeps
+// a reference to it until commit) under id; ErrAlreadyExists if id is taken.
+// CreateRole and CreateDatabase share it.
+func createRoleTx(tx *bbolt.Tx, id string, val []byte) error {
+	b := tx.Bucket(bucketRoles)
+	key := []byte(id)
+	if b.Get(key) != nil {
+		return store.ErrAlreadyExists
+	}
+	return b.Put(key, val)
 }
 
 // GetRole implements store.Store.

@@ -35,6 +35,8 @@ import (
 //	pulsar_tokens_by_tenant   tenant 0x00 be64 issued-at ‖ id → be64 expiry unix nanos (0 = never)
 //	pulsar_tokens_by_expiry   be64 expiry unix nanos ‖ id → "" (tokens with an expiry only)
 //	signing_keys      "keys"                       → signingKeysRecord (JSON): the whole set
+//	databases         id                           → databaseRecord (JSON), incl. the usage totals
+//	database_usage    id 0x00 "2006-01"            → usageRecord (JSON): one database's usage in one month
 //
 // The issued-at part of pulsar_tokens_by_tenant is the stored IssuedAt in
 // unix nanos with the sign bit flipped (issuedKey), which orders every
@@ -54,6 +56,12 @@ import (
 // collects what the first leaves behind.) The tenant, Pulsar token and
 // signing key buckets were added the same way; a binary from before them
 // ignores them entirely (no bucket of theirs refers to an older one).
+// The database buckets were added the same way: an older binary ignores
+// them, and DeleteRole never consulted them (a database names its role, but
+// does not hold it: the database's token does, through tokens_by_role).
+// database_usage is not an index: its entries are data, kept consistent with
+// the totals in databases by writing both in one transaction (the totals
+// are the sums of the months, and LastUsage their maximum).
 const schemaVersion = "1"
 
 var (
@@ -75,6 +83,8 @@ var (
 	bucketPulsarByTenant = []byte("pulsar_tokens_by_tenant")
 	bucketPulsarByExpiry = []byte("pulsar_tokens_by_expiry")
 	bucketSigningKeys    = []byte("signing_keys")
+	bucketDatabases      = []byte("databases")
+	bucketDatabaseUsage  = []byte("database_usage")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketOrg, bucketRoles, bucketTokens,
@@ -83,6 +93,7 @@ var (
 		bucketAuthTokens, bucketAuthByPrinc, bucketAuthByUse,
 		bucketTenants, bucketPulsar, bucketPulsarByMAC,
 		bucketPulsarByTenant, bucketPulsarByExpiry, bucketSigningKeys,
+		bucketDatabases, bucketDatabaseUsage,
 	}
 
 	keySchemaVersion = []byte("schema_version") // in meta
@@ -305,4 +316,26 @@ func pulsarTenantKey(tenant string, issuedNanos int64, id string) []byte {
 	b = append(append(b, tenant...), 0)
 	b = binary.BigEndian.AppendUint64(b, issuedKey(issuedNanos))
 	return append(b, id...)
+}
+
+// monthLayout is the format of a usage month: a calendar month in UTC.
+const monthLayout = "2006-01"
+
+// checkMonth accepts exactly the "2006-01" form (four-digit year, two-digit
+// month 01-12), so that one month has one key in database_usage.
+func checkMonth(month string) error {
+	m, err := time.Parse(monthLayout, month)
+	if err != nil || m.Format(monthLayout) != month {
+		return fmt.Errorf("month %q is not of the form YYYY-MM", month)
+	}
+	return nil
+}
+
+// usageKey is the database_usage key of one database's month. The ID holds
+// no 0x00 (checkID) and the month is fixed-length, so the prefix of one
+// database is never a prefix of another's.
+func usageKey(databaseID, month string) []byte {
+	b := make([]byte, 0, len(databaseID)+1+len(month))
+	b = append(append(b, databaseID...), 0)
+	return append(b, month...)
 }

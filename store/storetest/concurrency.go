@@ -168,6 +168,14 @@ func testUseAfterClose(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrClosed, "get signing keys after close")
 	wantErr(t, s.UpdateSigningKeys(ctx, func(k []store.SigningKey) ([]store.SigningKey, error) { return k, nil }),
 		store.ErrClosed, "update signing keys after close")
+	wantErr(t, s.CreateDatabase(ctx, NewDatabase(1), NewDatabaseRole(1), NewDatabaseToken(1)), store.ErrClosed,
+		"create database after close")
+	_, err = s.ListDatabases(ctx)
+	wantErr(t, err, store.ErrClosed, "list databases after close")
+	wantErr(t, s.RecordDatabaseUsage(ctx, []store.UsageDelta{{DatabaseID: DatabaseID(1), Month: "2030-01",
+		Usage: store.Usage{Reads: 1}}}), store.ErrClosed, "record database usage after close")
+	_, err = s.GetDatabaseUsage(ctx, DatabaseID(1), "2030-01")
+	wantErr(t, err, store.ErrClosed, "get database usage after close")
 }
 
 // testConcurrentAuthTokenUseAndIdleGC races RecordAuthTokenUse from 32

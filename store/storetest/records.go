@@ -196,6 +196,76 @@ func NewSigningKey(n int) store.SigningKey {
 	}
 }
 
+// DatabaseID returns the n-th of a sequence of UUID-shaped database IDs, in
+// ascending order of n. They never equal a RoleID, UserID or PulsarTokenID.
+func DatabaseID(n int) string {
+	return fmt.Sprintf("00000000-0000-4000-b000-%012x", n)
+}
+
+// DatabaseRoleID returns the ID of the n-th database's role (see
+// NewDatabaseRole), in ascending order of n. It never equals a RoleID.
+func DatabaseRoleID(n int) string {
+	return fmt.Sprintf("00000000-0000-4000-c000-%012x", n)
+}
+
+// DatabaseClientID returns the client ID of the n-th database's token (see
+// NewDatabaseToken). It never equals ClientID(m) for m below 2^20.
+func DatabaseClientID(n int) string {
+	return ClientID(1<<20 + n)
+}
+
+// NewDatabase returns a complete, active database record with ID
+// DatabaseID(n), scoped to the role DatabaseRoleID(n), created at Base,
+// with zero usage: the database of NewDatabaseRole(n) and
+// NewDatabaseToken(n).
+func NewDatabase(n int) store.Database {
+	return store.Database{
+		ID:            DatabaseID(n),
+		OrgID:         orgID,
+		OwnerID:       ClientID(0),
+		Name:          fmt.Sprintf("db-%04d", n),
+		Keyspace:      "ks",
+		CloudProvider: "self-hosted",
+		Tier:          "serverless",
+		CapacityUnits: 1,
+		Region:        "local",
+		Status:        "ACTIVE",
+		RoleID:        DatabaseRoleID(n),
+		CreatedAt:     Base,
+	}
+}
+
+// NewDatabaseRole returns the complete role of NewDatabase(n), with ID
+// DatabaseRoleID(n), allowing CQL access to that database only.
+func NewDatabaseRole(n int) store.Role {
+	r := NewRole(DatabaseRoleID(n))
+	r.Name = fmt.Sprintf("db-%04d-role", n)
+	r.Resources = []string{"drn:astra:org:" + orgID + ":db:" + DatabaseID(n)}
+	r.Actions = []string{"db-cql"}
+	return r
+}
+
+// NewDatabaseToken returns the complete, never-expiring application token
+// of NewDatabase(n), with client ID DatabaseClientID(n), holding
+// DatabaseRoleID(n) and then extra.
+func NewDatabaseToken(n int, extra ...string) store.Token {
+	return NewToken(DatabaseClientID(n), append([]string{DatabaseRoleID(n)}, extra...)...)
+}
+
+func sameDatabase(a, b store.Database) bool {
+	norm := func(d store.Database) store.Database {
+		d.CreatedAt, d.TerminatedAt = d.CreatedAt.UTC(), d.TerminatedAt.UTC()
+		d.Usage.LastUsage = d.Usage.LastUsage.UTC()
+		return d
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func sameUsage(a, b store.Usage) bool {
+	a.LastUsage, b.LastUsage = a.LastUsage.UTC(), b.LastUsage.UTC()
+	return reflect.DeepEqual(a, b)
+}
+
 func sameTenant(a, b store.Tenant) bool {
 	norm := func(t store.Tenant) store.Tenant {
 		t.SealedSecret = emptyToNil(t.SealedSecret)

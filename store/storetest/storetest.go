@@ -78,6 +78,14 @@ var cases = []testCase{
 	{"SigningKeys", testSigningKeys},
 	{"TenantAndPulsarRecordsAreCopies", testTenantAndPulsarCopies},
 	{"TenantPulsarAndSigningKeyTimesRoundTripInUTC", testTenantAndPulsarTimesUTC},
+	{"DatabaseCRUD", testDatabaseCRUD},
+	{"CreateDatabaseIDTaken", testCreateDatabaseTaken},
+	{"ListDatabasesOrderedByCreatedAtThenID", testListDatabasesOrder},
+	{"UpdateDatabaseClosureError", testUpdateDatabaseClosureError},
+	{"UpdateDatabaseCannotChangeIDOrUsage", testUpdateDatabaseCannotChangeIDOrUsage},
+	{"RecordDatabaseUsage", testRecordDatabaseUsage},
+	{"ConcurrentRecordDatabaseUsage", testConcurrentRecordDatabaseUsage},
+	{"DatabaseTimesRoundTripInUTC", testDatabaseTimesUTC},
 	{"UseAfterClose", testUseAfterClose},
 }
 

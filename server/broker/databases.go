@@ -1,0 +1,336 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/server/policy"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Database statuses.
+const (
+	DBActive     = "ACTIVE"
+	DBTerminated = "TERMINATED"
+)
+
+// systemKeyspaces are the keyspaces CQL drivers read on connect; a
+// database's own token may read them (as Astra's DB-scoped roles do).
+var systemKeyspaces = []string{"system", "system_schema", "system_virtual_schema"}
+
+// databaseTokenActions are what a database's own token may do on it: use
+// the data APIs, read and write table data, and describe the schema.
+var databaseTokenActions = []string{
+	"org-db-view", "db-cql", "db-rest", "db-graphql",
+	"db-all-keyspace-describe", "db-keyspace-describe",
+	"db-table-describe", "db-table-select", "db-table-modify",
+}
+
+// writeActions count as writes when metering; every other db action on a
+// database counts as a read.
+var writeActions = map[string]bool{
+	"db-all-keyspace-create": true, "db-keyspace-create": true, "db-keyspace-alter": true,
+	"db-keyspace-drop": true, "db-keyspace-modify": true, "db-keyspace-grant": true,
+	"db-keyspace-authorize": true, "db-table-create": true, "db-table-alter": true,
+	"db-table-drop": true, "db-table-modify": true, "db-table-grant": true,
+	"db-table-authorize": true, "db-data-import": true,
+}
+
+var keyspaceRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,48}$`)
+
+// DatabaseInput is a database to register.
+type DatabaseInput struct {
+	Name, Keyspace, CloudProvider, Tier, Region string
+	CapacityUnits                               int
+}
+
+// CreatedDatabase is a new database with its scoped role and its token.
+type CreatedDatabase struct {
+	store.Database
+	Token IssuedToken
+}
+
+// CreateDatabase registers a database, creates a role scoped to it (its
+// DRN, its keyspace's tables, and the system keyspaces drivers read) and an
+// application token holding that role, in one transaction.
+func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in DatabaseInput) (CreatedDatabase, error) {
+	if in.Name == "" || len(in.Name) > 128 {
+		return CreatedDatabase{}, Invalid("name: required, at most 128 characters")
+	}
+	if in.Keyspace == "" {
+		in.Keyspace = "default_keyspace"
+	}
+	if !keyspaceRE.MatchString(in.Keyspace) {
+		return CreatedDatabase{}, Invalid("keyspace: 1 to 48 letters, digits or '_'")
+	}
+	if in.CapacityUnits == 0 {
+		in.CapacityUnits = 1
+	}
+	if in.CapacityUnits < 1 || in.CapacityUnits > 100 {
+		return CreatedDatabase{}, Invalid("capacityUnits: must be 1 to 100")
+	}
+	for field, v := range map[string]string{"cloudProvider": in.CloudProvider, "tier": in.Tier, "region": in.Region} {
+		if len(v) > 64 {
+			return CreatedDatabase{}, Invalid("%s: at most 64 characters", field)
+		}
+	}
+	now := b.now().UTC()
+	db := store.Database{
+		ID: uuid.NewString(), OrgID: b.org.ID, OwnerID: caller.ID,
+		Name: in.Name, Keyspace: in.Keyspace, CloudProvider: in.CloudProvider, Tier: in.Tier,
+		CapacityUnits: in.CapacityUnits, Region: in.Region, Status: DBActive, CreatedAt: now,
+	}
+	dbDRN := policy.DatabaseDRN(b.org.ID, db.ID)
+	resources := []string{policy.OrgDRN(b.org.ID), dbDRN,
+		dbDRN + ":keyspace:" + db.Keyspace, dbDRN + ":keyspace:" + db.Keyspace + ":table:*"}
+	for _, ks := range systemKeyspaces {
+		resources = append(resources, dbDRN+":keyspace:"+ks, dbDRN+":keyspace:"+ks+":table:*")
+	}
+	role := store.Role{
+		ID: uuid.NewString(), OrgID: b.org.ID, Name: "Database " + db.Name + " (" + db.ID[:8] + ")",
+		Description: "Read and write the data of database " + db.ID,
+		Resources:   resources, Actions: databaseTokenActions, Effect: policy.EffectAllow,
+		UpdatedAt: now, UpdatedBy: caller.ID,
+	}
+	db.RoleID = role.ID
+	if err := b.mayGrant(caller, role); err != nil {
+		return CreatedDatabase{}, err
+	}
+	cred, err := credential.New()
+	if err != nil {
+		return CreatedDatabase{}, err
+	}
+	tok := store.Token{
+		ClientID: cred.ClientID, OrgID: b.org.ID, Roles: []string{role.ID},
+		Description: "token of database " + db.Name, SecretMAC: b.mac.Sum(cred.Token),
+		GeneratedOn: now, CreatedBy: caller.ID,
+	}
+	b.roles.writeMu.Lock()
+	err = b.st.CreateDatabase(ctx, db, role, tok)
+	if err == nil {
+		b.roles.put(role)
+	}
+	b.roles.writeMu.Unlock()
+	if err != nil {
+		return CreatedDatabase{}, fmt.Errorf("create database: %w", err)
+	}
+	b.meter.known.Store(db.ID, struct{}{})
+	b.log.InfoContext(ctx, "database created", "database_id", db.ID, "role_id", role.ID, "client_id", tok.ClientID, "by", caller.ID)
+	return CreatedDatabase{Database: db, Token: IssuedToken{Token: tok, Secret: cred.Secret, Bearer: cred.Token}}, nil
+}
+
+// GetDatabase returns a database with its totals, including uses not yet
+// persisted, so the counters match the Checks made so far.
+func (b *Broker) GetDatabase(ctx context.Context, id string) (store.Database, error) {
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return store.Database{}, DatabaseNotFound(id)
+	}
+	db, err := b.st.GetDatabase(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Database{}, DatabaseNotFound(id)
+	}
+	if err != nil {
+		return store.Database{}, fmt.Errorf("get database: %w", err)
+	}
+	b.meter.addPending(id, "", &db.Usage)
+	return db, nil
+}
+
+// DatabaseNotFound is the one answer for an unknown database and for one
+// the caller may not see (so that existence does not leak).
+func DatabaseNotFound(id string) error {
+	return NotFound("database %q not found", truncate(id, 64))
+}
+
+// ListDatabases returns the databases the caller may view.
+func (b *Broker) ListDatabases(ctx context.Context, caller *Principal) ([]store.Database, error) {
+	all, err := b.st.ListDatabases(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	out := all[:0]
+	for _, db := range all {
+		if caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
+			b.meter.addPending(db.ID, "", &db.Usage)
+			out = append(out, db)
+		}
+	}
+	return out, nil
+}
+
+// TerminateDatabase marks a database terminated. Its token and role stay
+// (delete them to revoke access); Astra keeps terminated databases listed.
+func (b *Broker) TerminateDatabase(ctx context.Context, caller *Principal, id string) error {
+	if _, err := b.GetDatabase(ctx, id); err != nil {
+		return err
+	}
+	now := b.now().UTC()
+	_, err := b.st.UpdateDatabase(ctx, id, func(db store.Database) (store.Database, error) {
+		if db.Status == DBTerminated {
+			return db, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("database %q is already terminated", id)}
+		}
+		db.Status, db.TerminatedAt = DBTerminated, now
+		return db, nil
+	})
+	if KindOf(err) != 0 {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("terminate database: %w", err)
+	}
+	b.log.InfoContext(ctx, "database terminated", "database_id", id, "by", caller.ID)
+	return nil
+}
+
+// DatabaseUsage returns a database's usage in a month ("" = this month).
+func (b *Broker) DatabaseUsage(ctx context.Context, id, month string) (string, store.Usage, error) {
+	if month == "" {
+		month = b.now().UTC().Format("2006-01")
+	}
+	if _, err := time.Parse("2006-01", month); err != nil {
+		return "", store.Usage{}, Invalid("month: %q is not a month like 2026-11", truncate(month, 16))
+	}
+	if _, err := b.GetDatabase(ctx, id); err != nil {
+		return "", store.Usage{}, err
+	}
+	u, err := b.st.GetDatabaseUsage(ctx, id, month)
+	if err != nil {
+		return "", store.Usage{}, fmt.Errorf("get database usage: %w", err)
+	}
+	b.meter.addPending(id, month, &u)
+	return month, u, nil
+}
+
+// meter counts Checks on database resources in memory: one atomic add per
+// Check, no disk write. FlushUsage persists the counts every flush
+// interval; a crash loses at most that much usage (never a database).
+type meter struct {
+	known   sync.Map // database ID → struct{}: only registered databases are metered
+	pending sync.Map // meterKey → *meterCounts
+}
+
+type meterKey struct {
+	db    string
+	month string // "2006-01"
+}
+
+type meterCounts struct {
+	reads, writes, errors atomic.Int64
+	last                  atomic.Int64 // unix nanos
+}
+
+// loadKnown registers the existing databases at start.
+func (m *meter) loadKnown(dbs []store.Database) {
+	for _, db := range dbs {
+		m.known.Store(db.ID, struct{}{})
+	}
+}
+
+// record counts one Check on resource, if it names a registered database.
+func (m *meter) record(orgID, resource, action string, allowed bool, now time.Time) {
+	id, ok := databaseOf(orgID, resource)
+	if !ok {
+		return
+	}
+	if _, ok := m.known.Load(id); !ok {
+		return
+	}
+	k := meterKey{db: id, month: now.UTC().Format("2006-01")}
+	v, ok := m.pending.Load(k)
+	if !ok {
+		v, _ = m.pending.LoadOrStore(k, new(meterCounts))
+	}
+	c := v.(*meterCounts)
+	switch {
+	case !allowed:
+		c.errors.Add(1)
+	case writeActions[action]:
+		c.writes.Add(1)
+	default:
+		c.reads.Add(1)
+	}
+	if allowed {
+		n := now.UnixNano()
+		for {
+			old := c.last.Load()
+			if n <= old || c.last.CompareAndSwap(old, n) {
+				break
+			}
+		}
+	}
+}
+
+// databaseOf extracts the database ID from a DRN of this organization
+// (drn:astra:org:<org>:db:<id>[:...]); a wildcard is not a database.
+func databaseOf(orgID, resource string) (string, bool) {
+	prefix := "drn:astra:org:" + orgID + ":db:"
+	if !strings.HasPrefix(resource, prefix) {
+		return "", false
+	}
+	id, _, _ := strings.Cut(resource[len(prefix):], ":")
+	if id == "" || id == "*" {
+		return "", false
+	}
+	return id, true
+}
+
+// addPending adds not-yet-persisted counts of database id (for month, or
+// all months when month is "") to u.
+func (m *meter) addPending(id, month string, u *store.Usage) {
+	m.pending.Range(func(k, v any) bool {
+		key := k.(meterKey)
+		if key.db != id || (month != "" && key.month != month) {
+			return true
+		}
+		c := v.(*meterCounts)
+		u.Reads += c.reads.Load()
+		u.Writes += c.writes.Load()
+		u.Errors += c.errors.Load()
+		if n := c.last.Load(); n != 0 && time.Unix(0, n).After(u.LastUsage) {
+			u.LastUsage = time.Unix(0, n).UTC()
+		}
+		return true
+	})
+}
+
+// flush persists pending counts and subtracts what was persisted (counts
+// added meanwhile stay pending for the next flush).
+func (b *Broker) flushMeter(ctx context.Context) error {
+	var deltas []store.UsageDelta
+	var taken []*meterCounts
+	b.meter.pending.Range(func(k, v any) bool {
+		key, c := k.(meterKey), v.(*meterCounts)
+		d := store.UsageDelta{DatabaseID: key.db, Month: key.month, Usage: store.Usage{
+			Reads: c.reads.Load(), Writes: c.writes.Load(), Errors: c.errors.Load(),
+		}}
+		if n := c.last.Load(); n != 0 {
+			d.LastUsage = time.Unix(0, n).UTC()
+		}
+		if d.Reads != 0 || d.Writes != 0 || d.Errors != 0 {
+			deltas = append(deltas, d)
+			taken = append(taken, c)
+		}
+		return true
+	})
+	if len(deltas) == 0 {
+		return nil
+	}
+	if err := b.st.RecordDatabaseUsage(ctx, deltas); err != nil {
+		return fmt.Errorf("flush database usage: %w", err)
+	}
+	for i, c := range taken {
+		c.reads.Add(-deltas[i].Reads)
+		c.writes.Add(-deltas[i].Writes)
+		c.errors.Add(-deltas[i].Errors)
+	}
+	return nil
+}

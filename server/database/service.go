@@ -1,0 +1,126 @@
+// Package database implements the gRPC DatabaseService: a registry of
+// databases with a scoped token each, and their usage counters. Handlers
+// are thin; every error goes through rpcerr.ToStatus.
+package database
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/rpcerr"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Config holds the service's dependencies.
+type Config struct {
+	Broker *broker.Broker
+	Logger *slog.Logger
+}
+
+// Service implements tbv1.DatabaseServiceServer.
+type Service struct {
+	tbv1.UnsafeDatabaseServiceServer // adding an RPC breaks the build until implemented
+	b                                *broker.Broker
+	log                              *slog.Logger
+}
+
+// New returns the service.
+func New(cfg Config) *Service { return &Service{b: cfg.Broker, log: cfg.Logger} }
+
+// Register adds the service to a gRPC server.
+func (s *Service) Register(r grpc.ServiceRegistrar) { tbv1.RegisterDatabaseServiceServer(r, s) }
+
+func (s *Service) fail(ctx context.Context, err error) error { return rpcerr.ToStatus(ctx, s.log, err) }
+
+func (s *Service) CreateDatabase(ctx context.Context, req *tbv1.CreateDatabaseRequest) (*tbv1.CreateDatabaseResponse, error) {
+	db, err := s.b.CreateDatabase(ctx, broker.PrincipalFrom(ctx), broker.DatabaseInput{
+		Name: req.GetName(), Keyspace: req.GetKeyspace(), CloudProvider: req.GetCloudProvider(),
+		Tier: req.GetTier(), Region: req.GetRegion(), CapacityUnits: int(req.GetCapacityUnits()),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusCreated, false)
+	gateway.SetHTTPHeader(ctx, "Location", "/v2/databases/"+db.ID)
+	return &tbv1.CreateDatabaseResponse{
+		Id: db.ID, RoleId: db.RoleID, ClientId: db.Token.ClientID, Secret: db.Token.Secret, Token: db.Token.Bearer,
+	}, nil
+}
+
+func (s *Service) ListDatabases(ctx context.Context, _ *tbv1.ListDatabasesRequest) (*tbv1.ListDatabasesResponse, error) {
+	dbs, err := s.b.ListDatabases(ctx, broker.PrincipalFrom(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.ListDatabasesResponse{Databases: make([]*tbv1.Database, 0, len(dbs))}
+	for _, db := range dbs {
+		out.Databases = append(out.Databases, databaseToProto(db))
+	}
+	return out, nil
+}
+
+func (s *Service) GetDatabase(ctx context.Context, req *tbv1.GetDatabaseRequest) (*tbv1.GetDatabaseResponse, error) {
+	db, err := s.b.GetDatabase(ctx, req.GetDatabaseId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.GetDatabaseResponse{Database: databaseToProto(db)}, nil
+}
+
+func (s *Service) TerminateDatabase(ctx context.Context, req *tbv1.TerminateDatabaseRequest) (*tbv1.TerminateDatabaseResponse, error) {
+	if err := s.b.TerminateDatabase(ctx, broker.PrincipalFrom(ctx), req.GetDatabaseId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	gateway.SetHTTPStatus(ctx, http.StatusAccepted, true)
+	return &tbv1.TerminateDatabaseResponse{}, nil
+}
+
+func (s *Service) GetDatabaseUsage(ctx context.Context, req *tbv1.GetDatabaseUsageRequest) (*tbv1.GetDatabaseUsageResponse, error) {
+	month, u, err := s.b.DatabaseUsage(ctx, req.GetDatabaseId(), req.GetMonth())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.GetDatabaseUsageResponse{
+		DatabaseId: req.GetDatabaseId(), Month: month,
+		ReadRequestsCount: float64(u.Reads), WriteRequestsCount: float64(u.Writes), ErrorsCount: float64(u.Errors),
+		LastUsageTime: rfc3339(u.LastUsage),
+	}, nil
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func databaseToProto(db store.Database) *tbv1.Database {
+	actions := []string{}
+	if db.Status == broker.DBActive {
+		actions = []string{"terminate"}
+	}
+	return &tbv1.Database{
+		Id: db.ID, OrgId: db.OrgID, OwnerId: db.OwnerID,
+		CreationTime:    db.CreatedAt.UTC().Format(time.RFC3339),
+		TerminationTime: db.TerminatedAt.UTC().Format(time.RFC3339), // zero → 0001-01-01T00:00:00Z, as Astra
+		LastUsageTime:   rfc3339(db.Usage.LastUsage),
+		Info: &tbv1.DatabaseInfo{
+			Name: db.Name, Keyspace: db.Keyspace, Keyspaces: []string{db.Keyspace},
+			CloudProvider: db.CloudProvider, Tier: db.Tier, CapacityUnits: int32(db.CapacityUnits), Region: db.Region,
+		},
+		Status: db.Status,
+		Metrics: &tbv1.DatabaseMetrics{
+			ReadRequestsTotalCount:  float64(db.Usage.Reads),
+			WriteRequestsTotalCount: float64(db.Usage.Writes),
+			ErrorsTotalCount:        float64(db.Usage.Errors),
+		},
+		AvailableActions: actions,
+	}
+}
