@@ -85,6 +85,11 @@ var rules = map[string]rule{
 	tbv1.PulsarTokenService_GetTenantTokenKeys_FullMethodName: {action: streamManage, resource: tenantDRN},
 	tbv1.PulsarTokenService_RotateSigningKey_FullMethodName:   {action: streamManage, resource: allTenantsDRN},
 
+	tbv1.PulsarTokenService_ReportNamespaceStats_FullMethodName: {action: streamManage, resource: allTenantsDRN},
+	// Self-authorizing: accepts a tenant's Pulsar JWT, which the
+	// interceptor's authentication does not (see broker.NamespaceStats).
+	tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName: {public: true},
+
 	tbv1.DatabaseService_CreateDatabase_FullMethodName:    {action: "org-db-create"},
 	tbv1.DatabaseService_ListDatabases_FullMethodName:     {anyPrincipal: true}, // filtered by org-db-view per database
 	tbv1.DatabaseService_GetDatabase_FullMethodName:       {action: "org-db-view", resource: databaseDRN, notFound: databaseNotFound},

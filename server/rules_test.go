@@ -108,6 +108,8 @@ var selfAuthenticating = map[string]bool{
 	tbv1.AuthService_CreateAuthToken_FullMethodName:   true,
 	tbv1.AuthService_GenerateAuthToken_FullMethodName: true,
 	tbv1.AuthService_Check_FullMethodName:             true,
+	// Authorizes itself: accepts application/auth tokens or the tenant's Pulsar JWT.
+	tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName: true,
 }
 
 // TestUnlistedMethodIsDenied proves the guard fails closed: a method

@@ -179,8 +179,28 @@ type Store interface {
 	// zero usage for a month without any. ErrNotFound for an unknown database.
 	GetDatabaseUsage(ctx context.Context, id, month string) (Usage, error)
 
+	// PutNamespaceStats stores the latest reported statistics of each
+	// namespace (replacing the previous report), in one transaction. Every
+	// namespace's tenant must exist (an error wrapping ErrNotFound, and
+	// nothing written, otherwise). DeleteTenant removes its statistics.
+	PutNamespaceStats(ctx context.Context, stats []NamespaceStats) error
+	// ListNamespaceStats returns a tenant's namespace statistics, ordered by
+	// namespace (none for an unknown tenant).
+	ListNamespaceStats(ctx context.Context, tenant string) ([]NamespaceStats, error)
+
 	// Close releases the backend. Calls after Close fail.
 	Close() error
+}
+
+// NamespaceStats is the latest statistics snapshot of one Pulsar namespace,
+// as reported by a data-plane service (counters are cumulative).
+type NamespaceStats struct {
+	Tenant, Namespace                                        string
+	MessagesIn, MessagesOut, BytesIn, BytesOut               int64
+	MsgRateIn, MsgRateOut, ThroughputIn, ThroughputOut       float64
+	Subscriptions, Producers, Consumers, SubscriptionDelayed int64
+	StorageSize, BacklogBytes, BacklogMessages               int64
+	UpdatedAt                                                time.Time
 }
 
 // Database is a registered database (metadata only: the broker does not run

@@ -134,6 +134,8 @@ func (b *Broker) GetDatabase(ctx context.Context, id string) (store.Database, er
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return store.Database{}, DatabaseNotFound(id)
 	}
+	b.meter.mu.RLock()
+	defer b.meter.mu.RUnlock()
 	db, err := b.st.GetDatabase(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Database{}, DatabaseNotFound(id)
@@ -153,6 +155,8 @@ func DatabaseNotFound(id string) error {
 
 // ListDatabases returns the databases the caller may view.
 func (b *Broker) ListDatabases(ctx context.Context, caller *Principal) ([]store.Database, error) {
+	b.meter.mu.RLock()
+	defer b.meter.mu.RUnlock()
 	all, err := b.st.ListDatabases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list databases: %w", err)
@@ -202,6 +206,8 @@ func (b *Broker) DatabaseUsage(ctx context.Context, id, month string) (string, s
 	if _, err := b.GetDatabase(ctx, id); err != nil {
 		return "", store.Usage{}, err
 	}
+	b.meter.mu.RLock()
+	defer b.meter.mu.RUnlock()
 	u, err := b.st.GetDatabaseUsage(ctx, id, month)
 	if err != nil {
 		return "", store.Usage{}, fmt.Errorf("get database usage: %w", err)
@@ -216,6 +222,11 @@ func (b *Broker) DatabaseUsage(ctx context.Context, id, month string) (string, s
 type meter struct {
 	known   sync.Map // database ID → struct{}: only registered databases are metered
 	pending sync.Map // meterKey → *meterCounts
+	// mu makes a flush atomic for readers: a flush holds it while it both
+	// persists counts and subtracts them from pending, and a reader holds
+	// it shared while it reads the store and adds pending, so no read sees
+	// a count in both places (or in neither). Check never takes it.
+	mu sync.RWMutex
 }
 
 type meterKey struct {
@@ -305,6 +316,9 @@ func (m *meter) addPending(id, month string, u *store.Usage) {
 // flush persists pending counts and subtracts what was persisted (counts
 // added meanwhile stay pending for the next flush).
 func (b *Broker) flushMeter(ctx context.Context) error {
+	// Exclusive: two concurrent flushes would both persist the same counts.
+	b.meter.mu.Lock()
+	defer b.meter.mu.Unlock()
 	var deltas []store.UsageDelta
 	var taken []*meterCounts
 	b.meter.pending.Range(func(k, v any) bool {

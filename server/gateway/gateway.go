@@ -214,6 +214,18 @@ func isStargatePath(path string) bool {
 		path == "/api/rest/v1/auth" || strings.HasPrefix(path, "/api/rest/v1/auth/")
 }
 
+// pulsarErrorBody is Astra Streaming's error body on the Pulsar-admin-style
+// stats paths (reference §5.2): {"reason": ...}.
+type pulsarErrorBody struct {
+	Reason string `json:"reason"`
+}
+
+// isPulsarAdminPath reports whether path is one of the streaming stats
+// paths, whose errors are {"reason": ...}.
+func isPulsarAdminPath(path string) bool {
+	return strings.HasPrefix(path, "/admin/v2/") || strings.HasPrefix(path, "/v2/stats/")
+}
+
 // writeError writes an error in the body style of the path's API.
 func writeError(w http.ResponseWriter, r *http.Request, code int, id int, msg string, retryAfter time.Duration) {
 	h := w.Header()
@@ -226,10 +238,14 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, id int, msg st
 		h.Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
 	}
 	var body any
-	if isStargatePath(r.URL.Path) {
+	switch {
+	case isStargatePath(r.URL.Path):
 		h.Set("Cache-Control", "no-store, no-transform, max-age=0, s-maxage=0")
 		body = stargateError{Description: msg}
-	} else {
+	case isPulsarAdminPath(r.URL.Path):
+		h.Set("Cache-Control", "no-store")
+		body = pulsarErrorBody{Reason: msg}
+	default:
 		h.Set("Cache-Control", "no-store")
 		if id == 0 {
 			id = code // documented in docs/api.md: no known Astra ID → the HTTP status

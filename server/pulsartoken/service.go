@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -167,6 +168,46 @@ func (s *Service) RotateSigningKey(ctx context.Context, _ *tbv1.RotateSigningKey
 		return nil, s.fail(ctx, err)
 	}
 	return &tbv1.RotateSigningKeyResponse{Kid: kid, PreviousKid: prev}, nil
+}
+
+func (s *Service) ReportNamespaceStats(ctx context.Context, req *tbv1.ReportNamespaceStatsRequest) (*tbv1.ReportNamespaceStatsResponse, error) {
+	stats := make([]store.NamespaceStats, 0, len(req.GetStats()))
+	for _, in := range req.GetStats() {
+		stats = append(stats, store.NamespaceStats{
+			Tenant: in.GetTenant(), Namespace: in.GetNamespace(),
+			MessagesIn: in.GetMessagesIn(), MessagesOut: in.GetMessagesOut(), BytesIn: in.GetBytesIn(), BytesOut: in.GetBytesOut(),
+			MsgRateIn: in.GetMsgRateIn(), MsgRateOut: in.GetMsgRateOut(), ThroughputIn: in.GetThroughputIn(), ThroughputOut: in.GetThroughputOut(),
+			Subscriptions: in.GetSubscriptions(), Producers: in.GetProducers(), Consumers: in.GetConsumers(),
+			SubscriptionDelayed: in.GetSubscriptionDelayed(), StorageSize: in.GetStorageSize(),
+			BacklogBytes: in.GetBacklogBytes(), BacklogMessages: in.GetBacklogMessages(),
+		})
+	}
+	if err := s.b.ReportNamespaceStats(ctx, broker.PrincipalFrom(ctx), stats); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.ReportNamespaceStatsResponse{}, nil
+}
+
+func (s *Service) GetNamespaceStats(ctx context.Context, req *tbv1.GetNamespaceStatsRequest) (*tbv1.GetNamespaceStatsResponse, error) {
+	stats, err := s.b.NamespaceStats(ctx, callctx.Credential(ctx), req.GetTenant())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.GetNamespaceStatsResponse{Namespaces: make(map[string]*tbv1.NamespaceUsage, len(stats))}
+	for _, st := range stats {
+		name := st.Tenant + "/" + st.Namespace
+		out.Namespaces[name] = &tbv1.NamespaceUsage{
+			Name:            name,
+			TotalMessagesIn: float64(st.MessagesIn), TotalMessagesOut: float64(st.MessagesOut),
+			TotalBytesIn: float64(st.BytesIn), TotalBytesOut: float64(st.BytesOut),
+			MsgRateIn: st.MsgRateIn, MsgRateOut: st.MsgRateOut, ThroughputIn: st.ThroughputIn, ThroughputOut: st.ThroughputOut,
+			SubscriptionCount: float64(st.Subscriptions), ProducerCount: float64(st.Producers), ConsumerCount: float64(st.Consumers),
+			SubscriptionDelayed: float64(st.SubscriptionDelayed), StorageSize: float64(st.StorageSize),
+			BacklogStorageByteSize: float64(st.BacklogBytes), MsgBacklogNumber: float64(st.BacklogMessages),
+			UpdatedAt: st.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) claims(t store.PulsarToken) (*structpb.Struct, error) {

@@ -120,12 +120,13 @@ type Env struct {
 	AdminClientID string
 	OrgID         string
 
-	// Conn, Tokens, Auth and Pulsar reach the gRPC server; all are replaced
-	// by Restart.
-	Conn   *grpc.ClientConn
-	Tokens tbv1.TokenServiceClient
-	Auth   tbv1.AuthServiceClient
-	Pulsar tbv1.PulsarTokenServiceClient
+	// Conn, Tokens, Auth, Pulsar and Databases reach the gRPC server; all
+	// are replaced by Restart.
+	Conn      *grpc.ClientConn
+	Tokens    tbv1.TokenServiceClient
+	Auth      tbv1.AuthServiceClient
+	Pulsar    tbv1.PulsarTokenServiceClient
+	Databases tbv1.DatabaseServiceClient
 	// HTTPBase is "http://<rest addr>"; replaced by Restart.
 	HTTPBase string
 
@@ -223,6 +224,7 @@ func (e *Env) start() error {
 	e.Tokens = tbv1.NewTokenServiceClient(conn)
 	e.Auth = tbv1.NewAuthServiceClient(conn)
 	e.Pulsar = tbv1.NewPulsarTokenServiceClient(conn)
+	e.Databases = tbv1.NewDatabaseServiceClient(conn)
 	e.HTTPBase = "http://" + srv.HTTPAddr()
 	return nil
 }

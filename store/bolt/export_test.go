@@ -19,8 +19,9 @@ import (
 // deletion path cascades). It also checks that records sit under the key
 // they name, that the signing key set decodes with unique kids, and that
 // every database_usage entry belongs to a database whose totals are the
-// sums (LastUsage the maximum) of its months. It returns nil for a closed
-// store.
+// sums (LastUsage the maximum) of its months, and that every namespace_stats
+// entry is a valid snapshot of an existing tenant under the key it names.
+// It returns nil for a closed store.
 func VerifyIndexes(s *Store) error {
 	err := s.view(func(tx *bbolt.Tx) error {
 		want := map[string]map[string]string{} // bucket → key → value
@@ -151,6 +152,9 @@ func VerifyIndexes(s *Store) error {
 		if err := verifyDatabaseUsage(tx); err != nil {
 			return err
 		}
+		if err := verifyNamespaceStats(tx); err != nil {
+			return err
+		}
 
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(want)) {
@@ -216,6 +220,34 @@ func verifyDatabaseUsage(tx *bbolt.Tx) error {
 		}
 		if sum := sums[rec.ID]; !sameUsage(rec.Usage, sum) {
 			return fmt.Errorf("database %q has usage totals %+v, its months sum to %+v", rec.ID, rec.Usage, sum)
+		}
+		return nil
+	})
+}
+
+// verifyNamespaceStats checks every namespace_stats entry: its key is
+// tenant 0x00 namespace, its record names the same tenant and namespace and
+// passes the validation of PutNamespaceStats, and its tenant exists (every
+// DeleteTenant cascades).
+func verifyNamespaceStats(tx *bbolt.Tx) error {
+	tenants := tx.Bucket(bucketTenants)
+	return tx.Bucket(bucketNamespaceStats).ForEach(func(k, v []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i <= 0 || i == len(k)-1 {
+			return fmt.Errorf("corrupt namespace_stats key %q", k)
+		}
+		rec, err := decodeNamespaceStatsRecord(v)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(namespaceStatsKey(rec.Tenant, rec.Namespace), k) {
+			return fmt.Errorf("namespace stats under key %q are of %q/%q", k, rec.Tenant, rec.Namespace)
+		}
+		if err := checkNamespaceStats(rec.namespaceStats()); err != nil {
+			return fmt.Errorf("namespace stats %q: %w", k, err)
+		}
+		if tenants.Get(k[:i]) == nil {
+			return fmt.Errorf("namespace stats %q of missing tenant %q", k, k[:i])
 		}
 		return nil
 	})

@@ -581,6 +581,87 @@ func decodeUsage(b []byte) (usageRecord, error) {
 	return r, nil
 }
 
+type namespaceStatsRecord struct {
+	Tenant              string    `json:"tenant"`
+	Namespace           string    `json:"namespace"`
+	MessagesIn          int64     `json:"messages_in"`
+	MessagesOut         int64     `json:"messages_out"`
+	BytesIn             int64     `json:"bytes_in"`
+	BytesOut            int64     `json:"bytes_out"`
+	MsgRateIn           float64   `json:"msg_rate_in"`
+	MsgRateOut          float64   `json:"msg_rate_out"`
+	ThroughputIn        float64   `json:"throughput_in"`
+	ThroughputOut       float64   `json:"throughput_out"`
+	Subscriptions       int64     `json:"subscriptions"`
+	Producers           int64     `json:"producers"`
+	Consumers           int64     `json:"consumers"`
+	SubscriptionDelayed int64     `json:"subscription_delayed"`
+	StorageSize         int64     `json:"storage_size"`
+	BacklogBytes        int64     `json:"backlog_bytes"`
+	BacklogMessages     int64     `json:"backlog_messages"`
+	UpdatedAt           time.Time `json:"updated_at"`
+}
+
+func toNamespaceStatsRecord(n store.NamespaceStats) namespaceStatsRecord {
+	return namespaceStatsRecord{
+		Tenant:              n.Tenant,
+		Namespace:           n.Namespace,
+		MessagesIn:          n.MessagesIn,
+		MessagesOut:         n.MessagesOut,
+		BytesIn:             n.BytesIn,
+		BytesOut:            n.BytesOut,
+		MsgRateIn:           n.MsgRateIn,
+		MsgRateOut:          n.MsgRateOut,
+		ThroughputIn:        n.ThroughputIn,
+		ThroughputOut:       n.ThroughputOut,
+		Subscriptions:       n.Subscriptions,
+		Producers:           n.Producers,
+		Consumers:           n.Consumers,
+		SubscriptionDelayed: n.SubscriptionDelayed,
+		StorageSize:         n.StorageSize,
+		BacklogBytes:        n.BacklogBytes,
+		BacklogMessages:     n.BacklogMessages,
+		UpdatedAt:           n.UpdatedAt.UTC(),
+	}
+}
+
+func (r namespaceStatsRecord) namespaceStats() store.NamespaceStats {
+	return store.NamespaceStats{
+		Tenant:              r.Tenant,
+		Namespace:           r.Namespace,
+		MessagesIn:          r.MessagesIn,
+		MessagesOut:         r.MessagesOut,
+		BytesIn:             r.BytesIn,
+		BytesOut:            r.BytesOut,
+		MsgRateIn:           r.MsgRateIn,
+		MsgRateOut:          r.MsgRateOut,
+		ThroughputIn:        r.ThroughputIn,
+		ThroughputOut:       r.ThroughputOut,
+		Subscriptions:       r.Subscriptions,
+		Producers:           r.Producers,
+		Consumers:           r.Consumers,
+		SubscriptionDelayed: r.SubscriptionDelayed,
+		StorageSize:         r.StorageSize,
+		BacklogBytes:        r.BacklogBytes,
+		BacklogMessages:     r.BacklogMessages,
+		UpdatedAt:           r.UpdatedAt,
+	}
+}
+
+// encodeNamespaceStats encodes a snapshot as JSON, which round-trips every
+// finite float64 exactly (and refuses NaN and infinities).
+func encodeNamespaceStats(n store.NamespaceStats) ([]byte, error) {
+	return marshal(toNamespaceStatsRecord(n))
+}
+
+func decodeNamespaceStatsRecord(b []byte) (namespaceStatsRecord, error) {
+	var r namespaceStatsRecord
+	if err := unmarshal(b, &r); err != nil {
+		return namespaceStatsRecord{}, err
+	}
+	return r, nil
+}
+
 // Unix nanoseconds cover 1678-2262. Times outside cannot be stored
 // faithfully, so encoding refuses them. The zero time is stored as 0.
 var (

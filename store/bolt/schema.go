@@ -37,6 +37,7 @@ import (
 //	signing_keys      "keys"                       → signingKeysRecord (JSON): the whole set
 //	databases         id                           → databaseRecord (JSON), incl. the usage totals
 //	database_usage    id 0x00 "2006-01"            → usageRecord (JSON): one database's usage in one month
+//	namespace_stats   tenant 0x00 namespace        → namespaceStatsRecord (JSON): the latest snapshot of one namespace
 //
 // The issued-at part of pulsar_tokens_by_tenant is the stored IssuedAt in
 // unix nanos with the sign bit flipped (issuedKey), which orders every
@@ -62,6 +63,13 @@ import (
 // database_usage is not an index: its entries are data, kept consistent with
 // the totals in databases by writing both in one transaction (the totals
 // are the sums of the months, and LastUsage their maximum).
+// namespace_stats was added the same way, and is data too: one snapshot per
+// namespace, replaced whole by PutNamespaceStats and deleted with its tenant
+// (DeleteTenant). Its keys sort by tenant, then namespace (bytewise), so a
+// prefix scan lists one tenant's namespaces in order. A binary from before
+// it ignores it, so after a downgrade DeleteTenant would leave the tenant's
+// snapshots behind; CreateTenant therefore drops any snapshots still under
+// its name, so that a re-created tenant never inherits them.
 const schemaVersion = "1"
 
 var (
@@ -85,6 +93,7 @@ var (
 	bucketSigningKeys    = []byte("signing_keys")
 	bucketDatabases      = []byte("databases")
 	bucketDatabaseUsage  = []byte("database_usage")
+	bucketNamespaceStats = []byte("namespace_stats")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketOrg, bucketRoles, bucketTokens,
@@ -93,7 +102,7 @@ var (
 		bucketAuthTokens, bucketAuthByPrinc, bucketAuthByUse,
 		bucketTenants, bucketPulsar, bucketPulsarByMAC,
 		bucketPulsarByTenant, bucketPulsarByExpiry, bucketSigningKeys,
-		bucketDatabases, bucketDatabaseUsage,
+		bucketDatabases, bucketDatabaseUsage, bucketNamespaceStats,
 	}
 
 	keySchemaVersion = []byte("schema_version") // in meta
@@ -204,6 +213,27 @@ func checkTenantName(name string) error {
 	return nil
 }
 
+// maxNamespaceLen bounds namespace names (the part after "tenant/"), which
+// are suffixes of namespace_stats keys.
+const maxNamespaceLen = 128
+
+// checkNamespaceName accepts the same characters as checkTenantName,
+// [A-Za-z0-9_.-], 1 to maxNamespaceLen bytes. It is the namespace's own
+// name, without its tenant: a '/' is refused.
+func checkNamespaceName(name string) error {
+	if name == "" || len(name) > maxNamespaceLen {
+		return fmt.Errorf("namespace name must be 1 to %d characters, got %d", maxNamespaceLen, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return fmt.Errorf("namespace name %q: character %q is not allowed (only letters, digits, '_', '.' and '-')", name, c)
+		}
+	}
+	return nil
+}
+
 // maxKidLen bounds signing key IDs.
 const maxKidLen = 256
 
@@ -298,7 +328,9 @@ func useIndexKey(lastUsed time.Time, mac []byte) []byte {
 }
 
 // tenantPrefix is the pulsar_tokens_by_tenant prefix of every token of
-// tenant (checkTenantName: no 0x00 in the name).
+// tenant, and the namespace_stats prefix of every snapshot of its
+// namespaces (checkTenantName: no 0x00 in the name, so the prefix of one
+// tenant is never a prefix of another's).
 func tenantPrefix(tenant string) []byte {
 	return append([]byte(tenant), 0)
 }
@@ -338,4 +370,12 @@ func usageKey(databaseID, month string) []byte {
 	b := make([]byte, 0, len(databaseID)+1+len(month))
 	b = append(append(b, databaseID...), 0)
 	return append(b, month...)
+}
+
+// namespaceStatsKey is the namespace_stats key of one namespace of tenant:
+// tenantPrefix(tenant) followed by the namespace name.
+func namespaceStatsKey(tenant, namespace string) []byte {
+	b := make([]byte, 0, len(tenant)+1+len(namespace))
+	b = append(append(b, tenant...), 0)
+	return append(b, namespace...)
 }

@@ -24,6 +24,11 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
 		if b.Get(key) != nil {
 			return store.ErrAlreadyExists
 		}
+		// Normally none: only a downgrade's DeleteTenant leaves any behind
+		// (see schema.go). A new tenant must not inherit them.
+		if err := deleteNamespaceStatsOfTx(tx, t.Name); err != nil {
+			return err
+		}
 		return b.Put(key, val)
 	})
 	if err != nil {
@@ -70,8 +75,9 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 	return tenants, nil
 }
 
-// DeleteTenant implements store.Store. The tenant's Pulsar tokens go in the
-// same transaction, found through pulsar_tokens_by_tenant, so no token ever
+// DeleteTenant implements store.Store. The tenant's Pulsar tokens and
+// namespace statistics go in the same transaction, found through
+// pulsar_tokens_by_tenant and by prefix in namespace_stats, so neither ever
 // outlives its tenant. The transaction grows with the tenant's token count;
 // a tenant without a token limit and with very many tokens makes one large
 // commit.
@@ -83,6 +89,9 @@ func (s *Store) DeleteTenant(ctx context.Context, name string) error {
 			return store.ErrNotFound
 		}
 		if err := deletePulsarTokensOfTx(tx, name); err != nil {
+			return err
+		}
+		if err := deleteNamespaceStatsOfTx(tx, name); err != nil {
 			return err
 		}
 		return b.Delete(key)

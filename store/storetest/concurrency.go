@@ -176,6 +176,10 @@ func testUseAfterClose(t *testing.T, s store.Store) {
 		Usage: store.Usage{Reads: 1}}}), store.ErrClosed, "record database usage after close")
 	_, err = s.GetDatabaseUsage(ctx, DatabaseID(1), "2030-01")
 	wantErr(t, err, store.ErrClosed, "get database usage after close")
+	wantErr(t, s.PutNamespaceStats(ctx, []store.NamespaceStats{NewNamespaceStats(TenantName(1), "ns")}), store.ErrClosed,
+		"put namespace stats after close")
+	_, err = s.ListNamespaceStats(ctx, TenantName(1))
+	wantErr(t, err, store.ErrClosed, "list namespace stats after close")
 }
 
 // testConcurrentAuthTokenUseAndIdleGC races RecordAuthTokenUse from 32

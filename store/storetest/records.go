@@ -252,6 +252,37 @@ func NewDatabaseToken(n int, extra ...string) store.Token {
 	return NewToken(DatabaseClientID(n), append([]string{DatabaseRoleID(n)}, extra...)...)
 }
 
+// NewNamespaceStats returns a complete snapshot of tenant's namespace ns,
+// updated at Base: every counter and rate is non-zero, and they differ from
+// one another, so that a field stored or returned in the wrong place shows.
+func NewNamespaceStats(tenant, ns string) store.NamespaceStats {
+	return store.NamespaceStats{
+		Tenant:              tenant,
+		Namespace:           ns,
+		MessagesIn:          1001,
+		MessagesOut:         1002,
+		BytesIn:             1003,
+		BytesOut:            1004,
+		MsgRateIn:           10.5,
+		MsgRateOut:          20.25,
+		ThroughputIn:        30.125,
+		ThroughputOut:       0.1, // not exact in binary: must still round-trip
+		Subscriptions:       5,
+		Producers:           6,
+		Consumers:           7,
+		SubscriptionDelayed: 8,
+		StorageSize:         1 << 40,
+		BacklogBytes:        1009,
+		BacklogMessages:     1010,
+		UpdatedAt:           Base,
+	}
+}
+
+func sameNamespaceStats(a, b store.NamespaceStats) bool {
+	a.UpdatedAt, b.UpdatedAt = a.UpdatedAt.UTC(), b.UpdatedAt.UTC()
+	return reflect.DeepEqual(a, b)
+}
+
 func sameDatabase(a, b store.Database) bool {
 	norm := func(d store.Database) store.Database {
 		d.CreatedAt, d.TerminatedAt = d.CreatedAt.UTC(), d.TerminatedAt.UTC()

@@ -86,6 +86,12 @@ var cases = []testCase{
 	{"RecordDatabaseUsage", testRecordDatabaseUsage},
 	{"ConcurrentRecordDatabaseUsage", testConcurrentRecordDatabaseUsage},
 	{"DatabaseTimesRoundTripInUTC", testDatabaseTimesUTC},
+	{"NamespaceStatsPutAndList", testNamespaceStatsPutAndList},
+	{"NamespaceStatsReplace", testNamespaceStatsReplace},
+	{"PutNamespaceStatsUnknownTenant", testPutNamespaceStatsUnknownTenant},
+	{"DeleteTenantRemovesNamespaceStats", testDeleteTenantRemovesNamespaceStats},
+	{"NamespaceStatsTimesRoundTripInUTC", testNamespaceStatsTimesUTC},
+	{"NamespaceStatsAreCopies", testNamespaceStatsCopies},
 	{"UseAfterClose", testUseAfterClose},
 }
 

@@ -1215,6 +1215,525 @@ func (x *RotateSigningKeyResponse) GetPreviousKid() string {
 	return ""
 }
 
+// NamespaceStats is one namespace's statistics as a data-plane service
+// reports them (cumulative counters; rates per second).
+type NamespaceStats struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Tenant              string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Namespace           string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	MessagesIn          int64                  `protobuf:"varint,3,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`
+	MessagesOut         int64                  `protobuf:"varint,4,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`
+	BytesIn             int64                  `protobuf:"varint,5,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut            int64                  `protobuf:"varint,6,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	MsgRateIn           float64                `protobuf:"fixed64,7,opt,name=msg_rate_in,json=msgRateIn,proto3" json:"msg_rate_in,omitempty"`
+	MsgRateOut          float64                `protobuf:"fixed64,8,opt,name=msg_rate_out,json=msgRateOut,proto3" json:"msg_rate_out,omitempty"`
+	ThroughputIn        float64                `protobuf:"fixed64,9,opt,name=throughput_in,json=throughputIn,proto3" json:"throughput_in,omitempty"`
+	ThroughputOut       float64                `protobuf:"fixed64,10,opt,name=throughput_out,json=throughputOut,proto3" json:"throughput_out,omitempty"`
+	Subscriptions       int64                  `protobuf:"varint,11,opt,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	Producers           int64                  `protobuf:"varint,12,opt,name=producers,proto3" json:"producers,omitempty"`
+	Consumers           int64                  `protobuf:"varint,13,opt,name=consumers,proto3" json:"consumers,omitempty"`
+	SubscriptionDelayed int64                  `protobuf:"varint,14,opt,name=subscription_delayed,json=subscriptionDelayed,proto3" json:"subscription_delayed,omitempty"`
+	StorageSize         int64                  `protobuf:"varint,15,opt,name=storage_size,json=storageSize,proto3" json:"storage_size,omitempty"`
+	BacklogBytes        int64                  `protobuf:"varint,16,opt,name=backlog_bytes,json=backlogBytes,proto3" json:"backlog_bytes,omitempty"`
+	BacklogMessages     int64                  `protobuf:"varint,17,opt,name=backlog_messages,json=backlogMessages,proto3" json:"backlog_messages,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *NamespaceStats) Reset() {
+	*x = NamespaceStats{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceStats) ProtoMessage() {}
+
+func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
+func (*NamespaceStats) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *NamespaceStats) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *NamespaceStats) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NamespaceStats) GetMessagesIn() int64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetMessagesOut() int64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetBytesIn() int64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetBytesOut() int64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetMsgRateIn() float64 {
+	if x != nil {
+		return x.MsgRateIn
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetMsgRateOut() float64 {
+	if x != nil {
+		return x.MsgRateOut
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetThroughputIn() float64 {
+	if x != nil {
+		return x.ThroughputIn
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetThroughputOut() float64 {
+	if x != nil {
+		return x.ThroughputOut
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetSubscriptions() int64 {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetProducers() int64 {
+	if x != nil {
+		return x.Producers
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetConsumers() int64 {
+	if x != nil {
+		return x.Consumers
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetSubscriptionDelayed() int64 {
+	if x != nil {
+		return x.SubscriptionDelayed
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetStorageSize() int64 {
+	if x != nil {
+		return x.StorageSize
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetBacklogBytes() int64 {
+	if x != nil {
+		return x.BacklogBytes
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetBacklogMessages() int64 {
+	if x != nil {
+		return x.BacklogMessages
+	}
+	return 0
+}
+
+type ReportNamespaceStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         []*NamespaceStats      `protobuf:"bytes,1,rep,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportNamespaceStatsRequest) Reset() {
+	*x = ReportNamespaceStatsRequest{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportNamespaceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportNamespaceStatsRequest) ProtoMessage() {}
+
+func (x *ReportNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportNamespaceStatsRequest.ProtoReflect.Descriptor instead.
+func (*ReportNamespaceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReportNamespaceStatsRequest) GetStats() []*NamespaceStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+type ReportNamespaceStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportNamespaceStatsResponse) Reset() {
+	*x = ReportNamespaceStatsResponse{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportNamespaceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportNamespaceStatsResponse) ProtoMessage() {}
+
+func (x *ReportNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportNamespaceStatsResponse.ProtoReflect.Descriptor instead.
+func (*ReportNamespaceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{23}
+}
+
+type GetNamespaceStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceStatsRequest) Reset() {
+	*x = GetNamespaceStatsRequest{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceStatsRequest) ProtoMessage() {}
+
+func (x *GetNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetNamespaceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetNamespaceStatsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// NamespaceUsage is Astra's Usage object (reference §5.2). Numbers are
+// doubles so that JSON carries them as numbers.
+type NamespaceUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tenant/namespace".
+	Name                   string  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	TotalMessagesIn        float64 `protobuf:"fixed64,2,opt,name=total_messages_in,json=totalMessagesIn,proto3" json:"total_messages_in,omitempty"`
+	TotalMessagesOut       float64 `protobuf:"fixed64,3,opt,name=total_messages_out,json=totalMessagesOut,proto3" json:"total_messages_out,omitempty"`
+	TotalBytesIn           float64 `protobuf:"fixed64,4,opt,name=total_bytes_in,json=totalBytesIn,proto3" json:"total_bytes_in,omitempty"`
+	TotalBytesOut          float64 `protobuf:"fixed64,5,opt,name=total_bytes_out,json=totalBytesOut,proto3" json:"total_bytes_out,omitempty"`
+	MsgRateIn              float64 `protobuf:"fixed64,6,opt,name=msg_rate_in,json=msgRateIn,proto3" json:"msg_rate_in,omitempty"`
+	MsgRateOut             float64 `protobuf:"fixed64,7,opt,name=msg_rate_out,json=msgRateOut,proto3" json:"msg_rate_out,omitempty"`
+	ThroughputIn           float64 `protobuf:"fixed64,8,opt,name=throughput_in,json=throughputIn,proto3" json:"throughput_in,omitempty"`
+	ThroughputOut          float64 `protobuf:"fixed64,9,opt,name=throughput_out,json=throughputOut,proto3" json:"throughput_out,omitempty"`
+	SubscriptionCount      float64 `protobuf:"fixed64,10,opt,name=subscription_count,json=subscriptionCount,proto3" json:"subscription_count,omitempty"`
+	ProducerCount          float64 `protobuf:"fixed64,11,opt,name=producer_count,json=producerCount,proto3" json:"producer_count,omitempty"`
+	ConsumerCount          float64 `protobuf:"fixed64,12,opt,name=consumer_count,json=consumerCount,proto3" json:"consumer_count,omitempty"`
+	SubscriptionDelayed    float64 `protobuf:"fixed64,13,opt,name=subscription_delayed,json=subscriptionDelayed,proto3" json:"subscription_delayed,omitempty"`
+	StorageSize            float64 `protobuf:"fixed64,14,opt,name=storage_size,json=storageSize,proto3" json:"storage_size,omitempty"`
+	BacklogStorageByteSize float64 `protobuf:"fixed64,15,opt,name=backlog_storage_byte_size,json=backlogStorageByteSize,proto3" json:"backlog_storage_byte_size,omitempty"`
+	MsgBacklogNumber       float64 `protobuf:"fixed64,16,opt,name=msg_backlog_number,json=msgBacklogNumber,proto3" json:"msg_backlog_number,omitempty"`
+	// RFC 3339 with nanoseconds.
+	UpdatedAt     string `protobuf:"bytes,17,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceUsage) Reset() {
+	*x = NamespaceUsage{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceUsage) ProtoMessage() {}
+
+func (x *NamespaceUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceUsage.ProtoReflect.Descriptor instead.
+func (*NamespaceUsage) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *NamespaceUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NamespaceUsage) GetTotalMessagesIn() float64 {
+	if x != nil {
+		return x.TotalMessagesIn
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetTotalMessagesOut() float64 {
+	if x != nil {
+		return x.TotalMessagesOut
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetTotalBytesIn() float64 {
+	if x != nil {
+		return x.TotalBytesIn
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetTotalBytesOut() float64 {
+	if x != nil {
+		return x.TotalBytesOut
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetMsgRateIn() float64 {
+	if x != nil {
+		return x.MsgRateIn
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetMsgRateOut() float64 {
+	if x != nil {
+		return x.MsgRateOut
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetThroughputIn() float64 {
+	if x != nil {
+		return x.ThroughputIn
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetThroughputOut() float64 {
+	if x != nil {
+		return x.ThroughputOut
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetSubscriptionCount() float64 {
+	if x != nil {
+		return x.SubscriptionCount
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetProducerCount() float64 {
+	if x != nil {
+		return x.ProducerCount
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetConsumerCount() float64 {
+	if x != nil {
+		return x.ConsumerCount
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetSubscriptionDelayed() float64 {
+	if x != nil {
+		return x.SubscriptionDelayed
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetStorageSize() float64 {
+	if x != nil {
+		return x.StorageSize
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetBacklogStorageByteSize() float64 {
+	if x != nil {
+		return x.BacklogStorageByteSize
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetMsgBacklogNumber() float64 {
+	if x != nil {
+		return x.MsgBacklogNumber
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetUpdatedAt() string {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return ""
+}
+
+type GetNamespaceStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keyed "tenant/namespace".
+	Namespaces    map[string]*NamespaceUsage `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceStatsResponse) Reset() {
+	*x = GetNamespaceStatsResponse{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceStatsResponse) ProtoMessage() {}
+
+func (x *GetNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetNamespaceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetNamespaceStatsResponse) GetNamespaces() map[string]*NamespaceUsage {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
 var File_tokenbroker_v1_pulsar_token_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
@@ -1295,7 +1814,61 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x17RotateSigningKeyRequest\"O\n" +
 	"\x18RotateSigningKeyResponse\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12!\n" +
-	"\fprevious_kid\x18\x02 \x01(\tR\vpreviousKid2\xe4\a\n" +
+	"\fprevious_kid\x18\x02 \x01(\tR\vpreviousKid\"\xd8\x04\n" +
+	"\x0eNamespaceStats\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1f\n" +
+	"\vmessages_in\x18\x03 \x01(\x03R\n" +
+	"messagesIn\x12!\n" +
+	"\fmessages_out\x18\x04 \x01(\x03R\vmessagesOut\x12\x19\n" +
+	"\bbytes_in\x18\x05 \x01(\x03R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\x06 \x01(\x03R\bbytesOut\x12\x1e\n" +
+	"\vmsg_rate_in\x18\a \x01(\x01R\tmsgRateIn\x12 \n" +
+	"\fmsg_rate_out\x18\b \x01(\x01R\n" +
+	"msgRateOut\x12#\n" +
+	"\rthroughput_in\x18\t \x01(\x01R\fthroughputIn\x12%\n" +
+	"\x0ethroughput_out\x18\n" +
+	" \x01(\x01R\rthroughputOut\x12$\n" +
+	"\rsubscriptions\x18\v \x01(\x03R\rsubscriptions\x12\x1c\n" +
+	"\tproducers\x18\f \x01(\x03R\tproducers\x12\x1c\n" +
+	"\tconsumers\x18\r \x01(\x03R\tconsumers\x121\n" +
+	"\x14subscription_delayed\x18\x0e \x01(\x03R\x13subscriptionDelayed\x12!\n" +
+	"\fstorage_size\x18\x0f \x01(\x03R\vstorageSize\x12#\n" +
+	"\rbacklog_bytes\x18\x10 \x01(\x03R\fbacklogBytes\x12)\n" +
+	"\x10backlog_messages\x18\x11 \x01(\x03R\x0fbacklogMessages\"S\n" +
+	"\x1bReportNamespaceStatsRequest\x124\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1e.tokenbroker.v1.NamespaceStatsR\x05stats\"\x1e\n" +
+	"\x1cReportNamespaceStatsResponse\"2\n" +
+	"\x18GetNamespaceStatsRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\xb5\x05\n" +
+	"\x0eNamespaceUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
+	"\x11total_messages_in\x18\x02 \x01(\x01R\x0ftotalMessagesIn\x12,\n" +
+	"\x12total_messages_out\x18\x03 \x01(\x01R\x10totalMessagesOut\x12$\n" +
+	"\x0etotal_bytes_in\x18\x04 \x01(\x01R\ftotalBytesIn\x12&\n" +
+	"\x0ftotal_bytes_out\x18\x05 \x01(\x01R\rtotalBytesOut\x12\x1e\n" +
+	"\vmsg_rate_in\x18\x06 \x01(\x01R\tmsgRateIn\x12 \n" +
+	"\fmsg_rate_out\x18\a \x01(\x01R\n" +
+	"msgRateOut\x12#\n" +
+	"\rthroughput_in\x18\b \x01(\x01R\fthroughputIn\x12%\n" +
+	"\x0ethroughput_out\x18\t \x01(\x01R\rthroughputOut\x12-\n" +
+	"\x12subscription_count\x18\n" +
+	" \x01(\x01R\x11subscriptionCount\x12%\n" +
+	"\x0eproducer_count\x18\v \x01(\x01R\rproducerCount\x12%\n" +
+	"\x0econsumer_count\x18\f \x01(\x01R\rconsumerCount\x121\n" +
+	"\x14subscription_delayed\x18\r \x01(\x01R\x13subscriptionDelayed\x12!\n" +
+	"\fstorage_size\x18\x0e \x01(\x01R\vstorageSize\x129\n" +
+	"\x19backlog_storage_byte_size\x18\x0f \x01(\x01R\x16backlogStorageByteSize\x12,\n" +
+	"\x12msg_backlog_number\x18\x10 \x01(\x01R\x10msgBacklogNumber\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x11 \x01(\tR\tupdatedAt\"\xd5\x01\n" +
+	"\x19GetNamespaceStatsResponse\x12Y\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\v29.tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntryR\n" +
+	"namespaces\x1a]\n" +
+	"\x0fNamespacesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.tokenbroker.v1.NamespaceUsageR\x05value:\x028\x012\xc1\t\n" +
 	"\x12PulsarTokenService\x12Y\n" +
 	"\fCreateTenant\x12#.tokenbroker.v1.CreateTenantRequest\x1a$.tokenbroker.v1.CreateTenantResponse\x12V\n" +
 	"\vListTenants\x12\".tokenbroker.v1.ListTenantsRequest\x1a#.tokenbroker.v1.ListTenantsResponse\x12P\n" +
@@ -1306,7 +1879,9 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x0eGetPulsarToken\x12%.tokenbroker.v1.GetPulsarTokenRequest\x1a&.tokenbroker.v1.GetPulsarTokenResponse\x12h\n" +
 	"\x11DeletePulsarToken\x12(.tokenbroker.v1.DeletePulsarTokenRequest\x1a).tokenbroker.v1.DeletePulsarTokenResponse\x12k\n" +
 	"\x12GetTenantTokenKeys\x12).tokenbroker.v1.GetTenantTokenKeysRequest\x1a*.tokenbroker.v1.GetTenantTokenKeysResponse\x12e\n" +
-	"\x10RotateSigningKey\x12'.tokenbroker.v1.RotateSigningKeyRequest\x1a(.tokenbroker.v1.RotateSigningKeyResponseBEZCgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/v1;tokenbrokerv1b\x06proto3"
+	"\x10RotateSigningKey\x12'.tokenbroker.v1.RotateSigningKeyRequest\x1a(.tokenbroker.v1.RotateSigningKeyResponse\x12q\n" +
+	"\x14ReportNamespaceStats\x12+.tokenbroker.v1.ReportNamespaceStatsRequest\x1a,.tokenbroker.v1.ReportNamespaceStatsResponse\x12h\n" +
+	"\x11GetNamespaceStats\x12(.tokenbroker.v1.GetNamespaceStatsRequest\x1a).tokenbroker.v1.GetNamespaceStatsResponseBEZCgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/v1;tokenbrokerv1b\x06proto3"
 
 var (
 	file_tokenbroker_v1_pulsar_token_proto_rawDescOnce sync.Once
@@ -1320,62 +1895,76 @@ func file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_v1_pulsar_token_proto_rawDescData
 }
 
-var file_tokenbroker_v1_pulsar_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_tokenbroker_v1_pulsar_token_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tokenbroker_v1_pulsar_token_proto_goTypes = []any{
-	(*Tenant)(nil),                     // 0: tokenbroker.v1.Tenant
-	(*CreateTenantRequest)(nil),        // 1: tokenbroker.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),       // 2: tokenbroker.v1.CreateTenantResponse
-	(*ListTenantsRequest)(nil),         // 3: tokenbroker.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),        // 4: tokenbroker.v1.ListTenantsResponse
-	(*GetTenantRequest)(nil),           // 5: tokenbroker.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),          // 6: tokenbroker.v1.GetTenantResponse
-	(*DeleteTenantRequest)(nil),        // 7: tokenbroker.v1.DeleteTenantRequest
-	(*DeleteTenantResponse)(nil),       // 8: tokenbroker.v1.DeleteTenantResponse
-	(*CreatePulsarTokenRequest)(nil),   // 9: tokenbroker.v1.CreatePulsarTokenRequest
-	(*CreatePulsarTokenResponse)(nil),  // 10: tokenbroker.v1.CreatePulsarTokenResponse
-	(*ListPulsarTokensRequest)(nil),    // 11: tokenbroker.v1.ListPulsarTokensRequest
-	(*ListPulsarTokensResponse)(nil),   // 12: tokenbroker.v1.ListPulsarTokensResponse
-	(*GetPulsarTokenRequest)(nil),      // 13: tokenbroker.v1.GetPulsarTokenRequest
-	(*GetPulsarTokenResponse)(nil),     // 14: tokenbroker.v1.GetPulsarTokenResponse
-	(*DeletePulsarTokenRequest)(nil),   // 15: tokenbroker.v1.DeletePulsarTokenRequest
-	(*DeletePulsarTokenResponse)(nil),  // 16: tokenbroker.v1.DeletePulsarTokenResponse
-	(*GetTenantTokenKeysRequest)(nil),  // 17: tokenbroker.v1.GetTenantTokenKeysRequest
-	(*GetTenantTokenKeysResponse)(nil), // 18: tokenbroker.v1.GetTenantTokenKeysResponse
-	(*RotateSigningKeyRequest)(nil),    // 19: tokenbroker.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil),   // 20: tokenbroker.v1.RotateSigningKeyResponse
-	(*structpb.Struct)(nil),            // 21: google.protobuf.Struct
+	(*Tenant)(nil),                       // 0: tokenbroker.v1.Tenant
+	(*CreateTenantRequest)(nil),          // 1: tokenbroker.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),         // 2: tokenbroker.v1.CreateTenantResponse
+	(*ListTenantsRequest)(nil),           // 3: tokenbroker.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),          // 4: tokenbroker.v1.ListTenantsResponse
+	(*GetTenantRequest)(nil),             // 5: tokenbroker.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),            // 6: tokenbroker.v1.GetTenantResponse
+	(*DeleteTenantRequest)(nil),          // 7: tokenbroker.v1.DeleteTenantRequest
+	(*DeleteTenantResponse)(nil),         // 8: tokenbroker.v1.DeleteTenantResponse
+	(*CreatePulsarTokenRequest)(nil),     // 9: tokenbroker.v1.CreatePulsarTokenRequest
+	(*CreatePulsarTokenResponse)(nil),    // 10: tokenbroker.v1.CreatePulsarTokenResponse
+	(*ListPulsarTokensRequest)(nil),      // 11: tokenbroker.v1.ListPulsarTokensRequest
+	(*ListPulsarTokensResponse)(nil),     // 12: tokenbroker.v1.ListPulsarTokensResponse
+	(*GetPulsarTokenRequest)(nil),        // 13: tokenbroker.v1.GetPulsarTokenRequest
+	(*GetPulsarTokenResponse)(nil),       // 14: tokenbroker.v1.GetPulsarTokenResponse
+	(*DeletePulsarTokenRequest)(nil),     // 15: tokenbroker.v1.DeletePulsarTokenRequest
+	(*DeletePulsarTokenResponse)(nil),    // 16: tokenbroker.v1.DeletePulsarTokenResponse
+	(*GetTenantTokenKeysRequest)(nil),    // 17: tokenbroker.v1.GetTenantTokenKeysRequest
+	(*GetTenantTokenKeysResponse)(nil),   // 18: tokenbroker.v1.GetTenantTokenKeysResponse
+	(*RotateSigningKeyRequest)(nil),      // 19: tokenbroker.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),     // 20: tokenbroker.v1.RotateSigningKeyResponse
+	(*NamespaceStats)(nil),               // 21: tokenbroker.v1.NamespaceStats
+	(*ReportNamespaceStatsRequest)(nil),  // 22: tokenbroker.v1.ReportNamespaceStatsRequest
+	(*ReportNamespaceStatsResponse)(nil), // 23: tokenbroker.v1.ReportNamespaceStatsResponse
+	(*GetNamespaceStatsRequest)(nil),     // 24: tokenbroker.v1.GetNamespaceStatsRequest
+	(*NamespaceUsage)(nil),               // 25: tokenbroker.v1.NamespaceUsage
+	(*GetNamespaceStatsResponse)(nil),    // 26: tokenbroker.v1.GetNamespaceStatsResponse
+	nil,                                  // 27: tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry
+	(*structpb.Struct)(nil),              // 28: google.protobuf.Struct
 }
 var file_tokenbroker_v1_pulsar_token_proto_depIdxs = []int32{
 	0,  // 0: tokenbroker.v1.CreateTenantResponse.tenant:type_name -> tokenbroker.v1.Tenant
 	0,  // 1: tokenbroker.v1.ListTenantsResponse.tenants:type_name -> tokenbroker.v1.Tenant
 	0,  // 2: tokenbroker.v1.GetTenantResponse.tenant:type_name -> tokenbroker.v1.Tenant
-	21, // 3: tokenbroker.v1.ListPulsarTokensResponse.tokens:type_name -> google.protobuf.Struct
-	21, // 4: tokenbroker.v1.GetPulsarTokenResponse.claims:type_name -> google.protobuf.Struct
-	1,  // 5: tokenbroker.v1.PulsarTokenService.CreateTenant:input_type -> tokenbroker.v1.CreateTenantRequest
-	3,  // 6: tokenbroker.v1.PulsarTokenService.ListTenants:input_type -> tokenbroker.v1.ListTenantsRequest
-	5,  // 7: tokenbroker.v1.PulsarTokenService.GetTenant:input_type -> tokenbroker.v1.GetTenantRequest
-	7,  // 8: tokenbroker.v1.PulsarTokenService.DeleteTenant:input_type -> tokenbroker.v1.DeleteTenantRequest
-	9,  // 9: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:input_type -> tokenbroker.v1.CreatePulsarTokenRequest
-	11, // 10: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:input_type -> tokenbroker.v1.ListPulsarTokensRequest
-	13, // 11: tokenbroker.v1.PulsarTokenService.GetPulsarToken:input_type -> tokenbroker.v1.GetPulsarTokenRequest
-	15, // 12: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:input_type -> tokenbroker.v1.DeletePulsarTokenRequest
-	17, // 13: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:input_type -> tokenbroker.v1.GetTenantTokenKeysRequest
-	19, // 14: tokenbroker.v1.PulsarTokenService.RotateSigningKey:input_type -> tokenbroker.v1.RotateSigningKeyRequest
-	2,  // 15: tokenbroker.v1.PulsarTokenService.CreateTenant:output_type -> tokenbroker.v1.CreateTenantResponse
-	4,  // 16: tokenbroker.v1.PulsarTokenService.ListTenants:output_type -> tokenbroker.v1.ListTenantsResponse
-	6,  // 17: tokenbroker.v1.PulsarTokenService.GetTenant:output_type -> tokenbroker.v1.GetTenantResponse
-	8,  // 18: tokenbroker.v1.PulsarTokenService.DeleteTenant:output_type -> tokenbroker.v1.DeleteTenantResponse
-	10, // 19: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:output_type -> tokenbroker.v1.CreatePulsarTokenResponse
-	12, // 20: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:output_type -> tokenbroker.v1.ListPulsarTokensResponse
-	14, // 21: tokenbroker.v1.PulsarTokenService.GetPulsarToken:output_type -> tokenbroker.v1.GetPulsarTokenResponse
-	16, // 22: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:output_type -> tokenbroker.v1.DeletePulsarTokenResponse
-	18, // 23: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:output_type -> tokenbroker.v1.GetTenantTokenKeysResponse
-	20, // 24: tokenbroker.v1.PulsarTokenService.RotateSigningKey:output_type -> tokenbroker.v1.RotateSigningKeyResponse
-	15, // [15:25] is the sub-list for method output_type
-	5,  // [5:15] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	28, // 3: tokenbroker.v1.ListPulsarTokensResponse.tokens:type_name -> google.protobuf.Struct
+	28, // 4: tokenbroker.v1.GetPulsarTokenResponse.claims:type_name -> google.protobuf.Struct
+	21, // 5: tokenbroker.v1.ReportNamespaceStatsRequest.stats:type_name -> tokenbroker.v1.NamespaceStats
+	27, // 6: tokenbroker.v1.GetNamespaceStatsResponse.namespaces:type_name -> tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry
+	25, // 7: tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry.value:type_name -> tokenbroker.v1.NamespaceUsage
+	1,  // 8: tokenbroker.v1.PulsarTokenService.CreateTenant:input_type -> tokenbroker.v1.CreateTenantRequest
+	3,  // 9: tokenbroker.v1.PulsarTokenService.ListTenants:input_type -> tokenbroker.v1.ListTenantsRequest
+	5,  // 10: tokenbroker.v1.PulsarTokenService.GetTenant:input_type -> tokenbroker.v1.GetTenantRequest
+	7,  // 11: tokenbroker.v1.PulsarTokenService.DeleteTenant:input_type -> tokenbroker.v1.DeleteTenantRequest
+	9,  // 12: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:input_type -> tokenbroker.v1.CreatePulsarTokenRequest
+	11, // 13: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:input_type -> tokenbroker.v1.ListPulsarTokensRequest
+	13, // 14: tokenbroker.v1.PulsarTokenService.GetPulsarToken:input_type -> tokenbroker.v1.GetPulsarTokenRequest
+	15, // 15: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:input_type -> tokenbroker.v1.DeletePulsarTokenRequest
+	17, // 16: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:input_type -> tokenbroker.v1.GetTenantTokenKeysRequest
+	19, // 17: tokenbroker.v1.PulsarTokenService.RotateSigningKey:input_type -> tokenbroker.v1.RotateSigningKeyRequest
+	22, // 18: tokenbroker.v1.PulsarTokenService.ReportNamespaceStats:input_type -> tokenbroker.v1.ReportNamespaceStatsRequest
+	24, // 19: tokenbroker.v1.PulsarTokenService.GetNamespaceStats:input_type -> tokenbroker.v1.GetNamespaceStatsRequest
+	2,  // 20: tokenbroker.v1.PulsarTokenService.CreateTenant:output_type -> tokenbroker.v1.CreateTenantResponse
+	4,  // 21: tokenbroker.v1.PulsarTokenService.ListTenants:output_type -> tokenbroker.v1.ListTenantsResponse
+	6,  // 22: tokenbroker.v1.PulsarTokenService.GetTenant:output_type -> tokenbroker.v1.GetTenantResponse
+	8,  // 23: tokenbroker.v1.PulsarTokenService.DeleteTenant:output_type -> tokenbroker.v1.DeleteTenantResponse
+	10, // 24: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:output_type -> tokenbroker.v1.CreatePulsarTokenResponse
+	12, // 25: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:output_type -> tokenbroker.v1.ListPulsarTokensResponse
+	14, // 26: tokenbroker.v1.PulsarTokenService.GetPulsarToken:output_type -> tokenbroker.v1.GetPulsarTokenResponse
+	16, // 27: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:output_type -> tokenbroker.v1.DeletePulsarTokenResponse
+	18, // 28: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:output_type -> tokenbroker.v1.GetTenantTokenKeysResponse
+	20, // 29: tokenbroker.v1.PulsarTokenService.RotateSigningKey:output_type -> tokenbroker.v1.RotateSigningKeyResponse
+	23, // 30: tokenbroker.v1.PulsarTokenService.ReportNamespaceStats:output_type -> tokenbroker.v1.ReportNamespaceStatsResponse
+	26, // 31: tokenbroker.v1.PulsarTokenService.GetNamespaceStats:output_type -> tokenbroker.v1.GetNamespaceStatsResponse
+	20, // [20:32] is the sub-list for method output_type
+	8,  // [8:20] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tokenbroker_v1_pulsar_token_proto_init() }
@@ -1389,7 +1978,7 @@ func file_tokenbroker_v1_pulsar_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_v1_pulsar_token_proto_rawDesc), len(file_tokenbroker_v1_pulsar_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

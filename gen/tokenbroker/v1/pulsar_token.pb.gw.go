@@ -537,6 +537,111 @@ func local_request_PulsarTokenService_RotateSigningKey_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+func request_PulsarTokenService_ReportNamespaceStats_0(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReportNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ReportNamespaceStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_PulsarTokenService_ReportNamespaceStats_0(ctx context.Context, marshaler runtime.Marshaler, server PulsarTokenServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReportNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ReportNamespaceStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_PulsarTokenService_GetNamespaceStats_0(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetNamespaceStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_PulsarTokenService_GetNamespaceStats_0(ctx context.Context, marshaler runtime.Marshaler, server PulsarTokenServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	msg, err := server.GetNamespaceStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_PulsarTokenService_GetNamespaceStats_1(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetNamespaceStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_PulsarTokenService_GetNamespaceStats_1(ctx context.Context, marshaler runtime.Marshaler, server PulsarTokenServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	msg, err := server.GetNamespaceStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterPulsarTokenServiceHandlerServer registers the http handlers for service PulsarTokenService to "mux".
 // UnaryRPC     :call PulsarTokenServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -783,6 +888,66 @@ func RegisterPulsarTokenServiceHandlerServer(ctx context.Context, mux *runtime.S
 		}
 		forward_PulsarTokenService_RotateSigningKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_PulsarTokenService_ReportNamespaceStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/ReportNamespaceStats", runtime.WithHTTPPathPattern("/v2/stats/namespaces"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PulsarTokenService_ReportNamespaceStats_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_ReportNamespaceStats_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/v2/stats/namespaces/{tenant}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PulsarTokenService_GetNamespaceStats_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_0(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_0{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/admin/v2/stats/namespaces/{tenant}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PulsarTokenService_GetNamespaceStats_1(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_1(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_1{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -1027,6 +1192,57 @@ func RegisterPulsarTokenServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_PulsarTokenService_RotateSigningKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_PulsarTokenService_ReportNamespaceStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/ReportNamespaceStats", runtime.WithHTTPPathPattern("/v2/stats/namespaces"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PulsarTokenService_ReportNamespaceStats_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_ReportNamespaceStats_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/v2/stats/namespaces/{tenant}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PulsarTokenService_GetNamespaceStats_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_0(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_0{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/admin/v2/stats/namespaces/{tenant}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PulsarTokenService_GetNamespaceStats_1(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_1(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_1{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1075,32 +1291,56 @@ func (m response_PulsarTokenService_GetPulsarToken_0) XXX_ResponseBody() interfa
 	return response.Claims
 }
 
+type response_PulsarTokenService_GetNamespaceStats_0 struct {
+	*GetNamespaceStatsResponse
+}
+
+func (m response_PulsarTokenService_GetNamespaceStats_0) XXX_ResponseBody() interface{} {
+	response := m.GetNamespaceStatsResponse
+	return response.Namespaces
+}
+
+type response_PulsarTokenService_GetNamespaceStats_1 struct {
+	*GetNamespaceStatsResponse
+}
+
+func (m response_PulsarTokenService_GetNamespaceStats_1) XXX_ResponseBody() interface{} {
+	response := m.GetNamespaceStatsResponse
+	return response.Namespaces
+}
+
 var (
-	pattern_PulsarTokenService_CreateTenant_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "streaming", "tenants"}, ""))
-	pattern_PulsarTokenService_ListTenants_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "streaming", "tenants"}, ""))
-	pattern_PulsarTokenService_GetTenant_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "streaming", "tenants", "tenant"}, ""))
-	pattern_PulsarTokenService_DeleteTenant_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "streaming", "tenants", "tenant"}, ""))
-	pattern_PulsarTokenService_DeleteTenant_1       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "clusters", "cluster"}, ""))
-	pattern_PulsarTokenService_CreatePulsarToken_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "tokens"}, ""))
-	pattern_PulsarTokenService_CreatePulsarToken_1  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v3", "streaming", "tenants", "tenant", "tokens"}, ""))
-	pattern_PulsarTokenService_ListPulsarTokens_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "tokens"}, ""))
-	pattern_PulsarTokenService_GetPulsarToken_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "tokens", "token_id"}, ""))
-	pattern_PulsarTokenService_DeletePulsarToken_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "tokens", "token_id"}, ""))
-	pattern_PulsarTokenService_GetTenantTokenKeys_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "token-keys"}, ""))
-	pattern_PulsarTokenService_RotateSigningKey_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v2", "streaming", "signing-keys", "rotate"}, ""))
+	pattern_PulsarTokenService_CreateTenant_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "streaming", "tenants"}, ""))
+	pattern_PulsarTokenService_ListTenants_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "streaming", "tenants"}, ""))
+	pattern_PulsarTokenService_GetTenant_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "streaming", "tenants", "tenant"}, ""))
+	pattern_PulsarTokenService_DeleteTenant_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "streaming", "tenants", "tenant"}, ""))
+	pattern_PulsarTokenService_DeleteTenant_1         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "clusters", "cluster"}, ""))
+	pattern_PulsarTokenService_CreatePulsarToken_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "tokens"}, ""))
+	pattern_PulsarTokenService_CreatePulsarToken_1    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v3", "streaming", "tenants", "tenant", "tokens"}, ""))
+	pattern_PulsarTokenService_ListPulsarTokens_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "tokens"}, ""))
+	pattern_PulsarTokenService_GetPulsarToken_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "tokens", "token_id"}, ""))
+	pattern_PulsarTokenService_DeletePulsarToken_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "tokens", "token_id"}, ""))
+	pattern_PulsarTokenService_GetTenantTokenKeys_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "token-keys"}, ""))
+	pattern_PulsarTokenService_RotateSigningKey_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v2", "streaming", "signing-keys", "rotate"}, ""))
+	pattern_PulsarTokenService_ReportNamespaceStats_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "stats", "namespaces"}, ""))
+	pattern_PulsarTokenService_GetNamespaceStats_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "stats", "namespaces", "tenant"}, ""))
+	pattern_PulsarTokenService_GetNamespaceStats_1    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"admin", "v2", "stats", "namespaces", "tenant"}, ""))
 )
 
 var (
-	forward_PulsarTokenService_CreateTenant_0       = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_ListTenants_0        = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_GetTenant_0          = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_DeleteTenant_0       = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_DeleteTenant_1       = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_CreatePulsarToken_0  = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_CreatePulsarToken_1  = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_ListPulsarTokens_0   = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_GetPulsarToken_0     = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_DeletePulsarToken_0  = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_GetTenantTokenKeys_0 = runtime.ForwardResponseMessage
-	forward_PulsarTokenService_RotateSigningKey_0   = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_CreateTenant_0         = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_ListTenants_0          = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetTenant_0            = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_DeleteTenant_0         = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_DeleteTenant_1         = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_CreatePulsarToken_0    = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_CreatePulsarToken_1    = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_ListPulsarTokens_0     = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetPulsarToken_0       = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_DeletePulsarToken_0    = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetTenantTokenKeys_0   = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_RotateSigningKey_0     = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_ReportNamespaceStats_0 = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetNamespaceStats_0    = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetNamespaceStats_1    = runtime.ForwardResponseMessage
 )

@@ -19,16 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PulsarTokenService_CreateTenant_FullMethodName       = "/tokenbroker.v1.PulsarTokenService/CreateTenant"
-	PulsarTokenService_ListTenants_FullMethodName        = "/tokenbroker.v1.PulsarTokenService/ListTenants"
-	PulsarTokenService_GetTenant_FullMethodName          = "/tokenbroker.v1.PulsarTokenService/GetTenant"
-	PulsarTokenService_DeleteTenant_FullMethodName       = "/tokenbroker.v1.PulsarTokenService/DeleteTenant"
-	PulsarTokenService_CreatePulsarToken_FullMethodName  = "/tokenbroker.v1.PulsarTokenService/CreatePulsarToken"
-	PulsarTokenService_ListPulsarTokens_FullMethodName   = "/tokenbroker.v1.PulsarTokenService/ListPulsarTokens"
-	PulsarTokenService_GetPulsarToken_FullMethodName     = "/tokenbroker.v1.PulsarTokenService/GetPulsarToken"
-	PulsarTokenService_DeletePulsarToken_FullMethodName  = "/tokenbroker.v1.PulsarTokenService/DeletePulsarToken"
-	PulsarTokenService_GetTenantTokenKeys_FullMethodName = "/tokenbroker.v1.PulsarTokenService/GetTenantTokenKeys"
-	PulsarTokenService_RotateSigningKey_FullMethodName   = "/tokenbroker.v1.PulsarTokenService/RotateSigningKey"
+	PulsarTokenService_CreateTenant_FullMethodName         = "/tokenbroker.v1.PulsarTokenService/CreateTenant"
+	PulsarTokenService_ListTenants_FullMethodName          = "/tokenbroker.v1.PulsarTokenService/ListTenants"
+	PulsarTokenService_GetTenant_FullMethodName            = "/tokenbroker.v1.PulsarTokenService/GetTenant"
+	PulsarTokenService_DeleteTenant_FullMethodName         = "/tokenbroker.v1.PulsarTokenService/DeleteTenant"
+	PulsarTokenService_CreatePulsarToken_FullMethodName    = "/tokenbroker.v1.PulsarTokenService/CreatePulsarToken"
+	PulsarTokenService_ListPulsarTokens_FullMethodName     = "/tokenbroker.v1.PulsarTokenService/ListPulsarTokens"
+	PulsarTokenService_GetPulsarToken_FullMethodName       = "/tokenbroker.v1.PulsarTokenService/GetPulsarToken"
+	PulsarTokenService_DeletePulsarToken_FullMethodName    = "/tokenbroker.v1.PulsarTokenService/DeletePulsarToken"
+	PulsarTokenService_GetTenantTokenKeys_FullMethodName   = "/tokenbroker.v1.PulsarTokenService/GetTenantTokenKeys"
+	PulsarTokenService_RotateSigningKey_FullMethodName     = "/tokenbroker.v1.PulsarTokenService/RotateSigningKey"
+	PulsarTokenService_ReportNamespaceStats_FullMethodName = "/tokenbroker.v1.PulsarTokenService/ReportNamespaceStats"
+	PulsarTokenService_GetNamespaceStats_FullMethodName    = "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats"
 )
 
 // PulsarTokenServiceClient is the client API for PulsarTokenService service.
@@ -59,6 +61,12 @@ type PulsarTokenServiceClient interface {
 	// Makes a new signing key active for new tokens; the old public key stays
 	// published until every token it signed has expired or been deleted.
 	RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error)
+	// For data-plane services (e.g. a Pulsar proxy): reports the latest
+	// statistics of namespaces, replacing the previous report.
+	ReportNamespaceStats(ctx context.Context, in *ReportNamespaceStatsRequest, opts ...grpc.CallOption) (*ReportNamespaceStatsResponse, error)
+	// Astra's "billing report by tenant": the latest statistics of each of
+	// the tenant's namespaces, keyed "tenant/namespace".
+	GetNamespaceStats(ctx context.Context, in *GetNamespaceStatsRequest, opts ...grpc.CallOption) (*GetNamespaceStatsResponse, error)
 }
 
 type pulsarTokenServiceClient struct {
@@ -169,6 +177,26 @@ func (c *pulsarTokenServiceClient) RotateSigningKey(ctx context.Context, in *Rot
 	return out, nil
 }
 
+func (c *pulsarTokenServiceClient) ReportNamespaceStats(ctx context.Context, in *ReportNamespaceStatsRequest, opts ...grpc.CallOption) (*ReportNamespaceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportNamespaceStatsResponse)
+	err := c.cc.Invoke(ctx, PulsarTokenService_ReportNamespaceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pulsarTokenServiceClient) GetNamespaceStats(ctx context.Context, in *GetNamespaceStatsRequest, opts ...grpc.CallOption) (*GetNamespaceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNamespaceStatsResponse)
+	err := c.cc.Invoke(ctx, PulsarTokenService_GetNamespaceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PulsarTokenServiceServer is the server API for PulsarTokenService service.
 // All implementations must embed UnimplementedPulsarTokenServiceServer
 // for forward compatibility.
@@ -197,6 +225,12 @@ type PulsarTokenServiceServer interface {
 	// Makes a new signing key active for new tokens; the old public key stays
 	// published until every token it signed has expired or been deleted.
 	RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error)
+	// For data-plane services (e.g. a Pulsar proxy): reports the latest
+	// statistics of namespaces, replacing the previous report.
+	ReportNamespaceStats(context.Context, *ReportNamespaceStatsRequest) (*ReportNamespaceStatsResponse, error)
+	// Astra's "billing report by tenant": the latest statistics of each of
+	// the tenant's namespaces, keyed "tenant/namespace".
+	GetNamespaceStats(context.Context, *GetNamespaceStatsRequest) (*GetNamespaceStatsResponse, error)
 	mustEmbedUnimplementedPulsarTokenServiceServer()
 }
 
@@ -236,6 +270,12 @@ func (UnimplementedPulsarTokenServiceServer) GetTenantTokenKeys(context.Context,
 }
 func (UnimplementedPulsarTokenServiceServer) RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateSigningKey not implemented")
+}
+func (UnimplementedPulsarTokenServiceServer) ReportNamespaceStats(context.Context, *ReportNamespaceStatsRequest) (*ReportNamespaceStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportNamespaceStats not implemented")
+}
+func (UnimplementedPulsarTokenServiceServer) GetNamespaceStats(context.Context, *GetNamespaceStatsRequest) (*GetNamespaceStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetNamespaceStats not implemented")
 }
 func (UnimplementedPulsarTokenServiceServer) mustEmbedUnimplementedPulsarTokenServiceServer() {}
 func (UnimplementedPulsarTokenServiceServer) testEmbeddedByValue()                            {}
@@ -438,6 +478,42 @@ func _PulsarTokenService_RotateSigningKey_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PulsarTokenService_ReportNamespaceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportNamespaceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PulsarTokenServiceServer).ReportNamespaceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PulsarTokenService_ReportNamespaceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PulsarTokenServiceServer).ReportNamespaceStats(ctx, req.(*ReportNamespaceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PulsarTokenService_GetNamespaceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNamespaceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PulsarTokenServiceServer).GetNamespaceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PulsarTokenService_GetNamespaceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PulsarTokenServiceServer).GetNamespaceStats(ctx, req.(*GetNamespaceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PulsarTokenService_ServiceDesc is the grpc.ServiceDesc for PulsarTokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -484,6 +560,14 @@ var PulsarTokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateSigningKey",
 			Handler:    _PulsarTokenService_RotateSigningKey_Handler,
+		},
+		{
+			MethodName: "ReportNamespaceStats",
+			Handler:    _PulsarTokenService_ReportNamespaceStats_Handler,
+		},
+		{
+			MethodName: "GetNamespaceStats",
+			Handler:    _PulsarTokenService_GetNamespaceStats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
