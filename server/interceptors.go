@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -17,6 +19,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // slowCall is the duration above which a call is logged at Info rather
@@ -46,12 +49,26 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 		g.log.ErrorContext(ctx, "method has no authorization rule; denied", "method", method)
 		return ctx, status.Error(codes.PermissionDenied, "method has no authorization rule")
 	}
+	// The call's audit event: the store records it in the same transaction
+	// as any change the call makes (reads record nothing).
+	var ev *store.AuditEvent
+	if !r.noAudit {
+		ev = &store.AuditEvent{
+			Time: time.Now().UTC(), RequestID: clip(callctx.RequestID(ctx)),
+			Action: auditAction(method), Outcome: broker.AuditSuccess,
+		}
+		ctx = store.WithAudit(ctx, ev)
+	}
 	if r.public {
 		return ctx, nil
 	}
 	p, err := g.b.Authenticate(ctx, callctx.Credential(ctx))
 	if err != nil {
+		g.refuse(ev, broker.AuditUnauthenticated, nil, "")
 		return ctx, rpcerr.ToStatus(ctx, g.log, err)
+	}
+	if ev != nil {
+		ev.ActorKind, ev.ActorID = p.Kind, p.ID
 	}
 	if r.anyPrincipal {
 		return broker.WithPrincipal(ctx, p), nil
@@ -62,6 +79,7 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 	}
 	resource := r.resourceFor(g.b.Org().ID, req)
 	if !p.Allows(r.action, resource) {
+		g.refuse(ev, broker.AuditDenied, p, "lacks "+r.action+" on "+resource)
 		if r.notFound != nil {
 			return ctx, rpcerr.ToStatus(ctx, g.log, r.notFound(req))
 		}
@@ -69,6 +87,47 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 			broker.Denied("token lacks permission %q on %q", r.action, resource))
 	}
 	return broker.WithPrincipal(ctx, p), nil
+}
+
+// refuse records a refused call in the audit log (in the background).
+func (g *guard) refuse(ev *store.AuditEvent, outcome string, p *broker.Principal, detail string) {
+	if ev == nil {
+		return
+	}
+	rec := *ev
+	rec.Outcome, rec.Detail = outcome, clip(detail)
+	if p != nil {
+		rec.ActorKind, rec.ActorID = p.Kind, p.ID
+	}
+	g.b.RecordRefused(rec)
+}
+
+// maxAuditField is the store's limit for an audit string field.
+const maxAuditField = 1024
+
+// clip makes caller-influenced text (a requested resource) storable in an
+// audit event: valid UTF-8 and at most maxAuditField bytes, cut at a rune
+// boundary. An unstorable event would fail its whole batch.
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= maxAuditField {
+		return s
+	}
+	cut := maxAuditField - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// auditAction shortens "/tokenbroker.v1.TokenService/CreateToken" to
+// "TokenService.CreateToken".
+func auditAction(method string) string {
+	m := strings.TrimPrefix(method, "/")
+	if i := strings.LastIndex(m[:max(strings.Index(m, "/"), 0)], "."); i >= 0 {
+		m = m[i+1:]
+	}
+	return strings.Replace(m, "/", ".", 1)
 }
 
 // begin gives the call its request ID: the client's (x-request-id or
@@ -119,7 +178,13 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	if err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	resp, err = handler(ctx, req)
+	if status.Code(err) == codes.PermissionDenied {
+		// Refused by the domain (e.g. an escalation attempt): audited like a
+		// refusal by the rules table.
+		g.refuse(store.AuditFrom(ctx), broker.AuditDenied, broker.PrincipalFrom(ctx), status.Convert(err).Message())
+	}
+	return resp, err
 }
 
 func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {

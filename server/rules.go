@@ -20,6 +20,10 @@ type rule struct {
 	// the same as for a resource that does not exist, so that existence
 	// does not leak (databases, as Astra's spec lists no 403 for them).
 	notFound func(req any) error
+	// noAudit skips the audit event: for calls on the hot path or made by
+	// machines at high rates, whose changes the audit log does not cover
+	// (Check, stats reports, health, reflection).
+	noAudit bool
 	// action the caller's roles must allow, on resource.
 	action string
 	// resource returns the DRN the action is checked on; nil means the
@@ -43,11 +47,11 @@ const (
 // TestEveryMethodHasARule walks the registered services to prove that no
 // method was forgotten.
 var rules = map[string]rule{
-	healthCheck:      {public: true},
-	healthWatch:      {public: true},
-	healthList:       {public: true},
-	reflectionV1:     {public: true},
-	reflectionV1Alph: {public: true},
+	healthCheck:      {public: true, noAudit: true},
+	healthWatch:      {public: true, noAudit: true},
+	healthList:       {public: true, noAudit: true},
+	reflectionV1:     {public: true, noAudit: true},
+	reflectionV1Alph: {public: true, noAudit: true},
 
 	tbv1.TokenService_CreateToken_FullMethodName: {action: "org-token-write"},
 	tbv1.TokenService_ListTokens_FullMethodName:  {action: "org-token-read"},
@@ -63,7 +67,7 @@ var rules = map[string]rule{
 
 	tbv1.AuthService_CreateAuthToken_FullMethodName:   {public: true},
 	tbv1.AuthService_GenerateAuthToken_FullMethodName: {public: true},
-	tbv1.AuthService_Check_FullMethodName:             {public: true},
+	tbv1.AuthService_Check_FullMethodName:             {public: true, noAudit: true},
 	tbv1.AuthService_RevokeAuthToken_FullMethodName:   {anyPrincipal: true},
 
 	tbv1.AuthService_CreateUser_FullMethodName:        {action: "org-user-write"},
@@ -85,10 +89,13 @@ var rules = map[string]rule{
 	tbv1.PulsarTokenService_GetTenantTokenKeys_FullMethodName: {action: streamManage, resource: tenantDRN},
 	tbv1.PulsarTokenService_RotateSigningKey_FullMethodName:   {action: streamManage, resource: allTenantsDRN},
 
-	tbv1.PulsarTokenService_ReportNamespaceStats_FullMethodName: {action: streamManage, resource: allTenantsDRN},
+	tbv1.PulsarTokenService_ReportNamespaceStats_FullMethodName: {action: streamManage, resource: allTenantsDRN, noAudit: true},
 	// Self-authorizing: accepts a tenant's Pulsar JWT, which the
 	// interceptor's authentication does not (see broker.NamespaceStats).
-	tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName: {public: true},
+	tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName: {public: true, noAudit: true},
+
+	tbv1.AuditService_ListAuditEvents_FullMethodName:   {action: "org-audits-read"},
+	tbv1.AuditService_FollowAuditEvents_FullMethodName: {action: "org-audits-read"},
 
 	tbv1.DatabaseService_CreateDatabase_FullMethodName:    {action: "org-db-create"},
 	tbv1.DatabaseService_ListDatabases_FullMethodName:     {anyPrincipal: true}, // filtered by org-db-view per database

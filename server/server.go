@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/auditlog"
 	"github.com/tokenbroker/tokenbroker/server/auth"
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
@@ -54,6 +55,10 @@ const (
 	DefaultGCInterval = time.Minute
 
 	maxRequestBytes = 1 << 20
+
+	// auditFlushInterval: refused calls reach the audit log within this
+	// (changes are recorded in their own transaction, at once).
+	auditFlushInterval = time.Second
 
 	// DefaultPulsarAudience is the default aud claim of Pulsar JWTs.
 	DefaultPulsarAudience = "pulsar"
@@ -235,9 +240,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	auditlog.New(auditlog.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName} {
+	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName, tbv1.AuditService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)
@@ -280,6 +286,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
 	s.every(loopCtx, cfg.UsageFlushInterval, "flush token use", s.broker.FlushUsage)
+	s.every(loopCtx, auditFlushInterval, "write audit events of refused calls", s.broker.FlushAudit)
 	s.every(loopCtx, cfg.GCInterval, "delete expired tokens", func(ctx context.Context) error {
 		n, err := s.broker.CollectGarbage(ctx, 2*cfg.UsageFlushInterval)
 		if n > 0 {
@@ -356,7 +363,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.grpc.Stop()
 	}
-	flushErr := s.broker.FlushUsage(context.Background())
+	flushErr := errors.Join(s.broker.FlushUsage(context.Background()), s.broker.FlushAudit(context.Background()))
 	s.closeResources()
 	return errors.Join(httpErr, flushErr)
 }

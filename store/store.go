@@ -3,6 +3,8 @@
 // implement, plus the domain records it stores.
 //
 // Guarantees every backend must give (checked by store/storetest):
+//   - A write whose context carries an audit event (WithAudit) records the
+//     event in the same transaction as the change.
 //   - A write returns only after it is durable: a crash after a successful
 //     return never loses it.
 //   - A record and all of its index entries are written in one atomic
@@ -187,6 +189,12 @@ type Store interface {
 	// ListNamespaceStats returns a tenant's namespace statistics, ordered by
 	// namespace (none for an unknown tenant).
 	ListNamespaceStats(ctx context.Context, tenant string) ([]NamespaceStats, error)
+
+	// AppendAuditEvents records events that go with no change (refused
+	// calls), in one transaction.
+	AppendAuditEvents(ctx context.Context, events []AuditEvent) error
+	// ListAuditEvents returns the events q selects, in Seq order.
+	ListAuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 
 	// Close releases the backend. Calls after Close fail.
 	Close() error

@@ -141,6 +141,8 @@ func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
 
 	tok := uuid.NewString() // version 4, from crypto/rand
 	now := b.now().UTC()
+	auditActor(ctx, kind, id) // the login proved who this is
+	auditTarget(ctx, "auth-token", id)
 	err = b.st.CreateAuthToken(ctx, store.AuthToken{
 		MAC: b.authMAC.Sum(tok), OrgID: b.org.ID,
 		PrincipalKind: kind, PrincipalID: id,
@@ -203,6 +205,7 @@ func (b *Broker) RevokeAuthToken(ctx context.Context, caller *Principal) error {
 	if caller == nil || caller.Credential != CredentialAuthToken {
 		return Invalid("only an authorization token can be revoked here (present it in X-Cassandra-Token or Authorization); application tokens are revoked with DELETE /v2/clientIdSecrets/{clientId}")
 	}
+	auditTarget(ctx, "auth-token", caller.ID)
 	err := b.st.DeleteAuthToken(ctx, caller.authTokenMAC)
 	if err != nil && !errors.Is(err, store.ErrNotFound) { // already gone: the goal is met
 		return fmt.Errorf("revoke auth token: %w", err)

@@ -66,7 +66,8 @@ type Broker struct {
 	pulsarMAC *credential.MAC
 	keys      *signing
 
-	meter *meter // database usage counted from Checks
+	meter   *meter        // database usage counted from Checks
+	refused *refusedAudit // audit events of refused calls, written in the background
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -110,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		checks:    cfg.CheckThrottle,
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{},
-		meter: &meter{},
+		meter: &meter{}, refused: newRefusedAudit(),
 	}
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {

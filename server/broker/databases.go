@@ -114,6 +114,7 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 		Description: "token of database " + db.Name, SecretMAC: b.mac.Sum(cred.Token),
 		GeneratedOn: now, CreatedBy: caller.ID,
 	}
+	auditTarget(ctx, "database", db.ID)
 	b.roles.writeMu.Lock()
 	err = b.st.CreateDatabase(ctx, db, role, tok)
 	if err == nil {
@@ -178,6 +179,7 @@ func (b *Broker) TerminateDatabase(ctx context.Context, caller *Principal, id st
 		return err
 	}
 	now := b.now().UTC()
+	auditTarget(ctx, "database", id)
 	_, err := b.st.UpdateDatabase(ctx, id, func(db store.Database) (store.Database, error) {
 		if db.Status == DBTerminated {
 			return db, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("database %q is already terminated", id)}

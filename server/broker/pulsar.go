@@ -187,6 +187,7 @@ func (b *Broker) RotateSigningKey(ctx context.Context, caller *Principal) (kid, 
 		return "", "", err
 	}
 	now := b.now().UTC()
+	auditTarget(ctx, "signing-key", k.Kid)
 	err = b.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, error) {
 		previous = ""
 		for i := range cur {
@@ -297,6 +298,7 @@ func (b *Broker) CreateTenant(ctx context.Context, caller *Principal, in TenantI
 		}
 		t.SealedSecret = sealed
 	}
+	auditTarget(ctx, "tenant", t.Name)
 	switch err := b.st.CreateTenant(ctx, t); {
 	case errors.Is(err, store.ErrAlreadyExists):
 		return store.Tenant{}, IssuedPulsarToken{}, &Error{Kind: KindAlreadyExists, Msg: fmt.Sprintf("tenant %q exists already", t.Name)}
@@ -343,6 +345,7 @@ func (b *Broker) DeleteTenant(ctx context.Context, caller *Principal, name, clus
 	if _, err := b.GetTenant(ctx, name, cluster); err != nil {
 		return err
 	}
+	auditTarget(ctx, "tenant", name)
 	if err := b.st.DeleteTenant(ctx, name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return NotFound("tenant %q not found", name)
@@ -461,6 +464,7 @@ func (b *Broker) CreatePulsarToken(ctx context.Context, caller *Principal, in Pu
 		}
 	}
 	rec.MAC = b.pulsarMAC.Sum(jwt)
+	auditTarget(ctx, "pulsar-token", rec.ID)
 	switch err := b.st.CreatePulsarToken(ctx, rec, b.pulsar.TokenLimit); {
 	case errors.Is(err, store.ErrLimitReached):
 		return IssuedPulsarToken{}, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("token limit exceeded for tenant %q (%d live tokens); delete some first", t.Name, b.pulsar.TokenLimit)}
@@ -532,6 +536,7 @@ func (b *Broker) DeletePulsarToken(ctx context.Context, caller *Principal, tenan
 	if _, err := b.GetPulsarToken(ctx, tenant, cluster, id); err != nil {
 		return err
 	}
+	auditTarget(ctx, "pulsar-token", id)
 	if err := b.st.DeletePulsarToken(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return NotFound("token %q not found in tenant %q", id, tenant)

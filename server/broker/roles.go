@@ -75,6 +75,7 @@ func (b *Broker) CreateRole(ctx context.Context, caller *Principal, spec RoleSpe
 	if err := b.checkNameFree(spec.Name, ""); err != nil {
 		return store.Role{}, err
 	}
+	auditTarget(ctx, "role", r.ID)
 	if err := b.st.CreateRole(ctx, r); err != nil {
 		return store.Role{}, fmt.Errorf("create role: %w", err)
 	}
@@ -102,6 +103,7 @@ func (b *Broker) UpdateRole(ctx context.Context, caller *Principal, id string, s
 		return store.Role{}, err
 	}
 	now := b.now().UTC()
+	auditTarget(ctx, "role", id)
 	updated, err := b.st.UpdateRole(ctx, id, func(r store.Role) (store.Role, error) {
 		if r.Builtin {
 			return r, errDefaultRole(r)
@@ -141,6 +143,7 @@ func (b *Broker) DeleteRole(ctx context.Context, caller *Principal, id string) e
 	}
 	b.roles.writeMu.Lock()
 	defer b.roles.writeMu.Unlock()
+	auditTarget(ctx, "role", id)
 	err := b.st.DeleteRole(ctx, id, b.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):

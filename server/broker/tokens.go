@@ -84,6 +84,7 @@ func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTo
 		if !in.Expiry.IsZero() {
 			t.Expiry = in.Expiry.UTC()
 		}
+		auditTarget(ctx, "token", t.ClientID)
 		err = b.st.CreateToken(ctx, t)
 		switch {
 		case err == nil:
@@ -142,6 +143,7 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 			return err
 		}
 	}
+	auditTarget(ctx, "token", clientID)
 	if err := b.st.DeleteToken(ctx, clientID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return NotFound("token with clientId %q not found", clientID)

@@ -93,6 +93,7 @@ func (b *Broker) CreateUser(ctx context.Context, caller *Principal, username, pw
 		ID: uuid.NewString(), OrgID: b.org.ID, Username: username, PasswordHash: hash,
 		Roles: slices.Clone(roles), CreatedAt: now, UpdatedAt: now, CreatedBy: caller.ID,
 	}
+	auditTarget(ctx, "user", u.ID)
 	switch err := b.st.CreateUser(ctx, u); {
 	case errors.Is(err, store.ErrAlreadyExists):
 		return store.User{}, &Error{Kind: KindAlreadyExists, Msg: fmt.Sprintf("username %q is taken", username)}
@@ -138,6 +139,7 @@ func (b *Broker) DeleteUser(ctx context.Context, caller *Principal, id string) e
 	if err := b.mayManage(caller, "a user", u.Roles); err != nil {
 		return err
 	}
+	auditTarget(ctx, "user", id)
 	if err := b.st.DeleteUser(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return NotFound("user %q not found", id)
@@ -169,6 +171,7 @@ func (b *Broker) ResetUserPassword(ctx context.Context, caller *Principal, id, p
 		return fmt.Errorf("hash password: %w", err)
 	}
 	now := b.now().UTC()
+	auditTarget(ctx, "user", id)
 	_, err = b.st.UpdateUser(ctx, id, func(u store.User) (store.User, error) {
 		u.PasswordHash, u.UpdatedAt = hash, now
 		return u, nil

@@ -119,6 +119,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ..
 	if err := tbv1.RegisterDatabaseServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register DatabaseService gateway: %w", err)
 	}
+	if err := tbv1.RegisterAuditServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register AuditService gateway: %w", err)
+	}
 	for _, r := range routes {
 		h := r.Handler
 		if err := mux.HandlePath(r.Method, r.Path, func(w http.ResponseWriter, req *http.Request, _ map[string]string) { h(w, req) }); err != nil {

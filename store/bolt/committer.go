@@ -41,6 +41,13 @@ import (
 // Close stops accepting requests, then commits every request already
 // queued before the committer exits: nothing a caller handed over is
 // dropped or left without an answer.
+//
+// Audit: the committer is the one place that records the audit event a
+// write's context carries (store.WithAudit). do wraps the write function
+// (audited) so that each run of it that succeeds appends the event in the
+// same transaction: the event is committed exactly when the change is. A
+// run that fails, or a batch that rolls back and re-runs, leaves only the
+// committed run's append behind.
 
 // writeReq is one caller's write. done is buffered so that answering never
 // blocks the committer.
@@ -84,9 +91,19 @@ func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
 // caller waits for the outcome (at most one batch commit), so an error
 // never hides a write that did happen, except for commit errors, where the
 // disk itself leaves the outcome unknown.
+//
+// If ctx carries an audit event, fn is wrapped by audited; an invalid event
+// fails the write before it is queued. A caller that writes events itself
+// (AppendAuditEvents) passes a context whose event is nil.
 func (c *committer) do(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if ev := store.AuditFrom(ctx); ev != nil {
+		if err := checkAuditEvent(*ev); err != nil {
+			return fmt.Errorf("audit event: %w", err)
+		}
+		fn = audited(fn, ev)
 	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 
@@ -104,6 +121,25 @@ func (c *committer) do(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	c.mu.RUnlock()
 
 	return <-r.done
+}
+
+// audited returns fn followed, in the same transaction and only if fn
+// succeeds, by the append of a copy of *ev as it is at that moment (so a
+// closure run by fn may still have set its targets). The committer reads
+// *ev while its caller waits in do: the send on reqs orders the caller's
+// writes to it before the read, and the caller touches it again only after
+// its answer. The committer never writes *ev: the Seq exists only in the
+// stored copy.
+func audited(fn func(*bbolt.Tx) error, ev *store.AuditEvent) func(*bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := appendAuditTx(tx, *ev); err != nil {
+			return fmt.Errorf("audit event: %w", err)
+		}
+		return nil
+	}
 }
 
 // close stops accepting requests and waits until every queued one has been

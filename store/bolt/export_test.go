@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,8 +21,9 @@ import (
 // they name, that the signing key set decodes with unique kids, and that
 // every database_usage entry belongs to a database whose totals are the
 // sums (LastUsage the maximum) of its months, and that every namespace_stats
-// entry is a valid snapshot of an existing tenant under the key it names.
-// It returns nil for a closed store.
+// entry is a valid snapshot of an existing tenant under the key it names,
+// and that every audit entry is a valid event under a Seq the bucket's
+// sequence has reached. It returns nil for a closed store.
 func VerifyIndexes(s *Store) error {
 	err := s.view(func(tx *bbolt.Tx) error {
 		want := map[string]map[string]string{} // bucket → key → value
@@ -155,6 +157,9 @@ func VerifyIndexes(s *Store) error {
 		if err := verifyNamespaceStats(tx); err != nil {
 			return err
 		}
+		if err := verifyAudit(tx); err != nil {
+			return err
+		}
 
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(want)) {
@@ -248,6 +253,33 @@ func verifyNamespaceStats(tx *bbolt.Tx) error {
 		}
 		if tenants.Get(k[:i]) == nil {
 			return fmt.Errorf("namespace stats %q of missing tenant %q", k, k[:i])
+		}
+		return nil
+	})
+}
+
+// verifyAudit checks every audit entry: an 8-byte key no greater than the
+// bucket's sequence (so NextSequence never reuses a Seq), and a record
+// that decodes, has a time and passes checkAuditEvent.
+func verifyAudit(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketAudit)
+	return b.ForEach(func(k, v []byte) error {
+		if len(k) != 8 {
+			return fmt.Errorf("corrupt audit key %x", k)
+		}
+		seq := binary.BigEndian.Uint64(k)
+		if seq == 0 || seq > b.Sequence() {
+			return fmt.Errorf("audit Seq %d outside (0, %d]", seq, b.Sequence())
+		}
+		e, err := decodeAuditEvent(seq, v)
+		if err != nil {
+			return err
+		}
+		if e.Time.IsZero() {
+			return fmt.Errorf("audit event %d has no time", seq)
+		}
+		if err := checkAuditEvent(e); err != nil {
+			return fmt.Errorf("audit event %d: %w", seq, err)
 		}
 		return nil
 	})

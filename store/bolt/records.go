@@ -662,6 +662,52 @@ func decodeNamespaceStatsRecord(b []byte) (namespaceStatsRecord, error) {
 	return r, nil
 }
 
+// auditRecord is one audit event. Its Seq is its key, not a field.
+type auditRecord struct {
+	Time       time.Time `json:"time"`
+	RequestID  string    `json:"request_id"`
+	ActorKind  string    `json:"actor_kind"`
+	ActorID    string    `json:"actor_id"`
+	Action     string    `json:"action"`
+	TargetKind string    `json:"target_kind"`
+	TargetID   string    `json:"target_id"`
+	Outcome    string    `json:"outcome"`
+	Detail     string    `json:"detail"`
+}
+
+func encodeAuditEvent(e store.AuditEvent) ([]byte, error) {
+	return marshal(auditRecord{
+		Time:       e.Time.UTC(),
+		RequestID:  e.RequestID,
+		ActorKind:  e.ActorKind,
+		ActorID:    e.ActorID,
+		Action:     e.Action,
+		TargetKind: e.TargetKind,
+		TargetID:   e.TargetID,
+		Outcome:    e.Outcome,
+		Detail:     e.Detail,
+	})
+}
+
+func decodeAuditEvent(seq uint64, b []byte) (store.AuditEvent, error) {
+	var r auditRecord
+	if err := unmarshal(b, &r); err != nil {
+		return store.AuditEvent{}, err
+	}
+	return store.AuditEvent{
+		Seq:        seq,
+		Time:       r.Time,
+		RequestID:  r.RequestID,
+		ActorKind:  r.ActorKind,
+		ActorID:    r.ActorID,
+		Action:     r.Action,
+		TargetKind: r.TargetKind,
+		TargetID:   r.TargetID,
+		Outcome:    r.Outcome,
+		Detail:     r.Detail,
+	}, nil
+}
+
 // Unix nanoseconds cover 1678-2262. Times outside cannot be stored
 // faithfully, so encoding refuses them. The zero time is stored as 0.
 var (

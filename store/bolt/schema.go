@@ -38,6 +38,7 @@ import (
 //	databases         id                           → databaseRecord (JSON), incl. the usage totals
 //	database_usage    id 0x00 "2006-01"            → usageRecord (JSON): one database's usage in one month
 //	namespace_stats   tenant 0x00 namespace        → namespaceStatsRecord (JSON): the latest snapshot of one namespace
+//	audit             be64 seq                     → auditRecord (JSON): one audit event
 //
 // The issued-at part of pulsar_tokens_by_tenant is the stored IssuedAt in
 // unix nanos with the sign bit flipped (issuedKey), which orders every
@@ -70,6 +71,12 @@ import (
 // it ignores it, so after a downgrade DeleteTenant would leave the tenant's
 // snapshots behind; CreateTenant therefore drops any snapshots still under
 // its name, so that a re-created tenant never inherits them.
+// audit was added the same way, and is data too: an append-only log whose
+// keys are the bucket's own sequence (NextSequence), big-endian so that
+// bytewise order is Seq order. The sequence lives in the bucket and rolls
+// back with its transaction, so committed Seqs increase with commit order
+// and a reader that has seen Seq n never later sees a new event below it.
+// A binary from before it ignores it (its writes are simply not audited).
 const schemaVersion = "1"
 
 var (
@@ -94,6 +101,7 @@ var (
 	bucketDatabases      = []byte("databases")
 	bucketDatabaseUsage  = []byte("database_usage")
 	bucketNamespaceStats = []byte("namespace_stats")
+	bucketAudit          = []byte("audit")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketOrg, bucketRoles, bucketTokens,
@@ -103,6 +111,7 @@ var (
 		bucketTenants, bucketPulsar, bucketPulsarByMAC,
 		bucketPulsarByTenant, bucketPulsarByExpiry, bucketSigningKeys,
 		bucketDatabases, bucketDatabaseUsage, bucketNamespaceStats,
+		bucketAudit,
 	}
 
 	keySchemaVersion = []byte("schema_version") // in meta

@@ -180,6 +180,12 @@ func testUseAfterClose(t *testing.T, s store.Store) {
 		"put namespace stats after close")
 	_, err = s.ListNamespaceStats(ctx, TenantName(1))
 	wantErr(t, err, store.ErrClosed, "list namespace stats after close")
+	wantErr(t, s.AppendAuditEvents(ctx, []store.AuditEvent{NewAuditEvent("Test.Refused", "", "")}), store.ErrClosed,
+		"append audit events after close")
+	_, err = s.ListAuditEvents(ctx, store.AuditQuery{})
+	wantErr(t, err, store.ErrClosed, "list audit events after close")
+	ev := NewAuditEvent("RoleService.CreateRole", "role", RoleID(2))
+	wantErr(t, s.CreateRole(store.WithAudit(ctx, &ev), NewRole(RoleID(2))), store.ErrClosed, "audited create role after close")
 }
 
 // testConcurrentAuthTokenUseAndIdleGC races RecordAuthTokenUse from 32
@@ -345,5 +351,47 @@ func testCreateAuthTokenAndDeleteTokenRace(t *testing.T, s store.Store) {
 			wantErr(t, createErr, store.ErrNotFound, fmt.Sprintf("round %d: create auth token", round))
 		}
 		wantNoAuthToken(t, s, at.MAC)
+	}
+}
+
+// testConcurrentAuditedWrites: concurrent audited writes, which the
+// backend may commit together, each record their own event exactly once,
+// under distinct Seqs.
+func testConcurrentAuditedWrites(t *testing.T, s store.Store) {
+	mustCreateRoles(t, s, RoleID(1))
+	const goroutines = 32
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			ev := NewAuditEvent("TokenService.CreateToken", "token", ClientID(g))
+			if err := s.CreateToken(store.WithAudit(t.Context(), &ev), NewToken(ClientID(g), RoleID(1))); err != nil {
+				t.Errorf("audited create token %s: %v", ClientID(g), err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	got := listAudit(t, s, store.AuditQuery{Limit: 1000})
+	if len(got) != goroutines {
+		t.Fatalf("%d audit events after %d audited writes", len(got), goroutines)
+	}
+	seqs, targets := map[uint64]bool{}, map[string]bool{}
+	for _, e := range got {
+		if seqs[e.Seq] || targets[e.TargetID] {
+			t.Fatalf("duplicate Seq %d or target %s in %+v", e.Seq, e.TargetID, got)
+		}
+		seqs[e.Seq], targets[e.TargetID] = true, true
+		if want := NewAuditEvent("TokenService.CreateToken", "token", e.TargetID); !sameAuditEvent(e, want) {
+			t.Fatalf("audit event:\n got %+v\nwant %+v", e, want)
+		}
+	}
+	for g := range goroutines {
+		if !targets[ClientID(g)] {
+			t.Fatalf("no audit event of token %s", ClientID(g))
+		}
+		wantToken(t, s, NewToken(ClientID(g), RoleID(1)))
 	}
 }

@@ -92,6 +92,12 @@ var cases = []testCase{
 	{"DeleteTenantRemovesNamespaceStats", testDeleteTenantRemovesNamespaceStats},
 	{"NamespaceStatsTimesRoundTripInUTC", testNamespaceStatsTimesUTC},
 	{"NamespaceStatsAreCopies", testNamespaceStatsCopies},
+	{"AuditedWriteRecordsEvent", testAuditedWrite},
+	{"AuditEventIsValueAtWriteTime", testAuditEventValueAtWriteTime},
+	{"AppendAndListAuditEvents", testAppendAndListAuditEvents},
+	{"ListAuditEventsTimeFilter", testListAuditEventsTimeFilter},
+	{"AuditTimesRoundTripInUTC", testAuditTimesUTC},
+	{"ConcurrentAuditedWrites", testConcurrentAuditedWrites},
 	{"UseAfterClose", testUseAfterClose},
 }
 

@@ -1,0 +1,175 @@
+package broker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Audit outcomes.
+const (
+	AuditSuccess         = "success"
+	AuditDenied          = "denied"
+	AuditUnauthenticated = "unauthenticated"
+)
+
+// auditTarget names what the current call changes, in the audit event the
+// call carries (store.WithAudit): the store records the event, with these
+// targets, in the same transaction as the write that follows.
+func auditTarget(ctx context.Context, kind, id string) {
+	if ev := store.AuditFrom(ctx); ev != nil {
+		ev.TargetKind, ev.TargetID = kind, id
+	}
+}
+
+// auditActor names who acts, for calls authenticated by the broker itself
+// (login) rather than by the interceptor.
+func auditActor(ctx context.Context, kind, id string) {
+	if ev := store.AuditFrom(ctx); ev != nil {
+		ev.ActorKind, ev.ActorID = kind, id
+	}
+}
+
+// refusedAudit buffers audit events of refused calls and writes them in
+// the background, in batches: writing each synchronously would let a flood
+// of unauthenticated requests force a disk sync apiece. A full buffer drops
+// events (counted, and logged at flush), so the buffer bounds memory.
+type refusedAudit struct {
+	ch      chan store.AuditEvent
+	dropped atomic.Int64
+}
+
+const refusedAuditBuffer = 10_000
+
+func newRefusedAudit() *refusedAudit {
+	return &refusedAudit{ch: make(chan store.AuditEvent, refusedAuditBuffer)}
+}
+
+// RecordRefused queues the audit event of a refused call.
+func (b *Broker) RecordRefused(ev store.AuditEvent) {
+	select {
+	case b.refused.ch <- ev:
+	default:
+		b.refused.dropped.Add(1)
+	}
+}
+
+// FlushAudit writes the queued events of refused calls, in batches of up
+// to 1000, until the queue is empty.
+func (b *Broker) FlushAudit(ctx context.Context) error {
+	if n := b.refused.dropped.Swap(0); n > 0 {
+		b.log.WarnContext(ctx, "audit buffer full: refused-call events dropped", "count", n)
+	}
+	for {
+		batch := make([]store.AuditEvent, 0, 64)
+	drain:
+		for len(batch) < 1000 {
+			select {
+			case ev := <-b.refused.ch:
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := b.st.AppendAuditEvents(ctx, batch); err != nil {
+			return fmt.Errorf("write audit events: %w", err)
+		}
+	}
+}
+
+const maxAuditPage = 1000
+
+// ListAuditEvents pages through the audit log. The page token is the last
+// returned sequence number (opaque to callers).
+func (b *Broker) ListAuditEvents(ctx context.Context, from, to time.Time, pageToken string, size int) ([]store.AuditEvent, string, error) {
+	if size == 0 {
+		size = 100
+	}
+	if size < 0 || size > maxAuditPage {
+		return nil, "", Invalid("pageSize: 1 to %d", maxAuditPage)
+	}
+	var after uint64
+	if pageToken != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || len(raw) != 8 {
+			return nil, "", Invalid("pageToken: not a token from a previous response")
+		}
+		after = binary.BigEndian.Uint64(raw)
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return nil, "", Invalid("to must be after from")
+	}
+	events, err := b.st.ListAuditEvents(ctx, store.AuditQuery{AfterSeq: after, From: from, To: to, Limit: size})
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit events: %w", err)
+	}
+	next := ""
+	if len(events) == size {
+		next = seqToken(events[len(events)-1].Seq)
+	}
+	return events, next, nil
+}
+
+func seqToken(seq uint64) string {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], seq)
+	return base64.RawURLEncoding.EncodeToString(buf[:])
+}
+
+// FollowAuditEvents calls send for each event after afterSeq (0: only new
+// ones) until ctx ends. It polls the store (so it works with any backend)
+// every poll interval.
+func (b *Broker) FollowAuditEvents(ctx context.Context, afterSeq uint64, poll time.Duration, send func(store.AuditEvent) error) error {
+	if afterSeq == 0 {
+		last, err := b.lastAuditSeq(ctx)
+		if err != nil {
+			return err
+		}
+		afterSeq = last
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		events, err := b.st.ListAuditEvents(ctx, store.AuditQuery{AfterSeq: afterSeq, Limit: maxAuditPage})
+		if err != nil {
+			return fmt.Errorf("follow audit events: %w", err)
+		}
+		for _, ev := range events {
+			if err := send(ev); err != nil {
+				return err
+			}
+			afterSeq = ev.Seq
+		}
+		if len(events) == maxAuditPage {
+			continue // more are waiting
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// lastAuditSeq returns the newest event's sequence number (0 if none).
+func (b *Broker) lastAuditSeq(ctx context.Context) (uint64, error) {
+	var last uint64
+	for {
+		events, err := b.st.ListAuditEvents(ctx, store.AuditQuery{AfterSeq: last, Limit: maxAuditPage})
+		if err != nil {
+			return 0, fmt.Errorf("read audit log: %w", err)
+		}
+		if len(events) == 0 {
+			return last, nil
+		}
+		last = events[len(events)-1].Seq
+	}
+}
