@@ -54,7 +54,7 @@ func (g *guard) admit(ctx context.Context, method string, req any) (context.Cont
 	var ev *store.AuditEvent
 	if !r.noAudit {
 		ev = &store.AuditEvent{
-			Time: time.Now().UTC(), RequestID: clip(callctx.RequestID(ctx)),
+			Time: g.b.Now().UTC(), RequestID: clip(callctx.RequestID(ctx)),
 			Action: auditAction(method), Outcome: broker.AuditSuccess,
 		}
 		ctx = store.WithAudit(ctx, ev)
@@ -179,10 +179,16 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		return nil, err
 	}
 	resp, err = handler(ctx, req)
-	if status.Code(err) == codes.PermissionDenied {
+	switch status.Code(err) {
+	case codes.PermissionDenied:
 		// Refused by the domain (e.g. an escalation attempt): audited like a
 		// refusal by the rules table.
 		g.refuse(store.AuditFrom(ctx), broker.AuditDenied, broker.PrincipalFrom(ctx), status.Convert(err).Message())
+	case codes.Unauthenticated:
+		// A credential refused by a call that checks its own (a failed
+		// login, a stats read). The detail is fixed: a login's message
+		// names the username, which is sometimes a mistyped password.
+		g.refuse(store.AuditFrom(ctx), broker.AuditUnauthenticated, nil, "invalid credentials")
 	}
 	return resp, err
 }

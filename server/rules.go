@@ -92,7 +92,7 @@ var rules = map[string]rule{
 	tbv1.PulsarTokenService_ReportNamespaceStats_FullMethodName: {action: streamManage, resource: allTenantsDRN, noAudit: true},
 	// Self-authorizing: accepts a tenant's Pulsar JWT, which the
 	// interceptor's authentication does not (see broker.NamespaceStats).
-	tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName: {public: true, noAudit: true},
+	tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName: {public: true},
 
 	tbv1.AuditService_ListAuditEvents_FullMethodName:   {action: "org-audits-read"},
 	tbv1.AuditService_FollowAuditEvents_FullMethodName: {action: "org-audits-read"},

@@ -129,6 +129,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	return b, nil
 }
 
+// Now returns the broker's clock reading (injected in tests).
+func (b *Broker) Now() time.Time { return b.now() }
+
 // Org returns the organization this broker serves.
 func (b *Broker) Org() store.Organization { return b.org }
 

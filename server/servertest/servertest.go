@@ -120,13 +120,14 @@ type Env struct {
 	AdminClientID string
 	OrgID         string
 
-	// Conn, Tokens, Auth, Pulsar and Databases reach the gRPC server; all
-	// are replaced by Restart.
+	// Conn, Tokens, Auth, Pulsar, Databases and Audit reach the gRPC
+	// server; all are replaced by Restart.
 	Conn      *grpc.ClientConn
 	Tokens    tbv1.TokenServiceClient
 	Auth      tbv1.AuthServiceClient
 	Pulsar    tbv1.PulsarTokenServiceClient
 	Databases tbv1.DatabaseServiceClient
+	Audit     tbv1.AuditServiceClient
 	// HTTPBase is "http://<rest addr>"; replaced by Restart.
 	HTTPBase string
 
@@ -225,6 +226,7 @@ func (e *Env) start() error {
 	e.Auth = tbv1.NewAuthServiceClient(conn)
 	e.Pulsar = tbv1.NewPulsarTokenServiceClient(conn)
 	e.Databases = tbv1.NewDatabaseServiceClient(conn)
+	e.Audit = tbv1.NewAuditServiceClient(conn)
 	e.HTTPBase = "http://" + srv.HTTPAddr()
 	return nil
 }
@@ -283,6 +285,18 @@ func (e *Env) GRPCCtx(bearer string) context.Context {
 		return ctx
 	}
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
+}
+
+// FlushAudit writes the queued audit events of refused calls now (the
+// server does so every second), failing the test on error.
+func (e *Env) FlushAudit(t testing.TB) {
+	t.Helper()
+	if e.Server == nil {
+		t.Fatal("servertest: FlushAudit while the server is stopped")
+	}
+	if err := e.Server.Broker().FlushAudit(context.Background()); err != nil {
+		t.Fatalf("servertest: FlushAudit: %v", err)
+	}
 }
 
 // CreateToken creates a token over gRPC with the given roles, failing the
