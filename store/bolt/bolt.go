@@ -135,6 +135,47 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 	return err
 }
 
+// getOne reads the record under key in bucket and decodes it; a missing
+// key is store.ErrNotFound. what names the record kind in errors.
+func getOne[T any](s *Store, bucket []byte, key, what string, decode func([]byte) (T, error)) (T, error) {
+	var out T
+	err := s.view(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucket).Get([]byte(key))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		out, err = decode(v)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("get %s %q: %w", what, key, err)
+	}
+	return out, nil
+}
+
+// listAll decodes every record of bucket in key order, in one read
+// transaction: only for buckets that stay small (roles, tenants,
+// databases).
+func listAll[T any](s *Store, bucket []byte, what string, decode func([]byte) (T, error)) ([]T, error) {
+	var out []T
+	err := s.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+			rec, err := decode(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, nil
+}
+
 // GetOrganization implements store.Store.
 func (s *Store) GetOrganization(ctx context.Context) (store.Organization, error) {
 	var org store.Organization

@@ -84,39 +84,16 @@ func (s *Store) CreateDatabase(ctx context.Context, db store.Database, role stor
 
 // GetDatabase implements store.Store.
 func (s *Store) GetDatabase(ctx context.Context, id string) (store.Database, error) {
-	var d store.Database
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketDatabases).Get([]byte(id))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		d, err = decodeDatabase(v)
-		return err
-	})
-	if err != nil {
-		return store.Database{}, fmt.Errorf("get database %q: %w", id, err)
-	}
-	return d, nil
+	return getOne(s, bucketDatabases, id, "database", decodeDatabase)
 }
 
 // ListDatabases implements store.Store. Databases are few (tens), so one
 // read transaction over the whole bucket stays short, and sorting by
 // CreatedAt in memory needs no index.
 func (s *Store) ListDatabases(ctx context.Context) ([]store.Database, error) {
-	var dbs []store.Database
-	err := s.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketDatabases).ForEach(func(_, v []byte) error {
-			d, err := decodeDatabase(v)
-			if err != nil {
-				return err
-			}
-			dbs = append(dbs, d)
-			return nil
-		})
-	})
+	dbs, err := listAll(s, bucketDatabases, "databases", decodeDatabase)
 	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
+		return nil, err
 	}
 	slices.SortFunc(dbs, func(a, b store.Database) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

@@ -204,20 +204,10 @@ func (s *Store) CreatePulsarToken(ctx context.Context, t store.PulsarToken, limi
 
 // GetPulsarToken implements store.Store.
 func (s *Store) GetPulsarToken(ctx context.Context, id string) (store.PulsarToken, error) {
-	var t store.PulsarToken
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketPulsar).Get([]byte(id))
-		if v == nil {
-			return store.ErrNotFound
-		}
+	return getOne(s, bucketPulsar, id, "Pulsar token", func(v []byte) (store.PulsarToken, error) {
 		rec, err := decodePulsarTokenRecord(v)
-		t = rec.pulsarToken()
-		return err
+		return rec.pulsarToken(), err
 	})
-	if err != nil {
-		return store.PulsarToken{}, fmt.Errorf("get Pulsar token %q: %w", id, err)
-	}
-	return t, nil
 }
 
 // GetPulsarTokenByMAC implements store.Store. It is on the check path of

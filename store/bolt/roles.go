@@ -44,40 +44,13 @@ func createRoleTx(tx *bbolt.Tx, id string, val []byte) error {
 
 // GetRole implements store.Store.
 func (s *Store) GetRole(ctx context.Context, id string) (store.Role, error) {
-	var r store.Role
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketRoles).Get([]byte(id))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		r, err = decodeRole(v)
-		return err
-	})
-	if err != nil {
-		return store.Role{}, fmt.Errorf("get role %q: %w", id, err)
-	}
-	return r, nil
+	return getOne(s, bucketRoles, id, "role", decodeRole)
 }
 
 // ListRoles implements store.Store. Roles are few (tens), so one read
 // transaction over the whole bucket stays short.
 func (s *Store) ListRoles(ctx context.Context) ([]store.Role, error) {
-	var roles []store.Role
-	err := s.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketRoles).ForEach(func(_, v []byte) error {
-			r, err := decodeRole(v)
-			if err != nil {
-				return err
-			}
-			roles = append(roles, r)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list roles: %w", err)
-	}
-	return roles, nil
+	return listAll(s, bucketRoles, "roles", decodeRole)
 }
 
 // UpdateRole implements store.Store. update runs on the committer goroutine

@@ -39,40 +39,13 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
 
 // GetTenant implements store.Store.
 func (s *Store) GetTenant(ctx context.Context, name string) (store.Tenant, error) {
-	var t store.Tenant
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketTenants).Get([]byte(name))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		t, err = decodeTenant(v)
-		return err
-	})
-	if err != nil {
-		return store.Tenant{}, fmt.Errorf("get tenant %q: %w", name, err)
-	}
-	return t, nil
+	return getOne(s, bucketTenants, name, "tenant", decodeTenant)
 }
 
 // ListTenants implements store.Store. Tenants are few (one per streaming
 // tenant of the organization), so one read transaction stays short.
 func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
-	var tenants []store.Tenant
-	err := s.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketTenants).ForEach(func(_, v []byte) error {
-			t, err := decodeTenant(v)
-			if err != nil {
-				return err
-			}
-			tenants = append(tenants, t)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	return tenants, nil
+	return listAll(s, bucketTenants, "tenants", decodeTenant)
 }
 
 // DeleteTenant implements store.Store. The tenant's Pulsar tokens and

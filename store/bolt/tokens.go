@@ -100,20 +100,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 
 // GetToken implements store.Store.
 func (s *Store) GetToken(ctx context.Context, clientID string) (store.Token, error) {
-	var t store.Token
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketTokens).Get([]byte(clientID))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		t, err = decodeToken(v)
-		return err
-	})
-	if err != nil {
-		return store.Token{}, fmt.Errorf("get token %q: %w", clientID, err)
-	}
-	return t, nil
+	return getOne(s, bucketTokens, clientID, "token", decodeToken)
 }
 
 // ListTokens implements store.Store. Each page is one short read

@@ -100,20 +100,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	var u store.User
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketUsers).Get([]byte(id))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		u, err = decodeUser(v)
-		return err
-	})
-	if err != nil {
-		return store.User{}, fmt.Errorf("get user %q: %w", id, err)
-	}
-	return u, nil
+	return getOne(s, bucketUsers, id, "user", decodeUser)
 }
 
 // userByIndexedID reads the record a users_by_name entry points to. The
