@@ -37,6 +37,7 @@ import (
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server"
+	"github.com/tokenbroker/tokenbroker/server/auditlog"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/servertest"
 )
@@ -788,14 +789,14 @@ func TestAuditRefusedAfterAtMostOneSecond(t *testing.T) {
 	env := servertest.Start(t)
 	code, raw, _ := auREST(t, env, http.MethodGet, "/v2/clientIdSecrets", "", "au-background", nil)
 	auCode(t, "no token", code, raw, http.StatusUnauthorized)
-	deadline := time.Now().Add(5 * time.Second) // safety net; the flush runs every second
+	deadline := time.Now().Add(30 * time.Second) // a safety net against a hang, not a timing assertion
 	for {
 		evs, _ := auAll(t, env, 0, nil)
 		if len(auByRID(evs, "au-background")) == 1 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the refusal was not recorded by the background flush within 5 s")
+			t.Fatal("the refusal was not recorded by the background flush within 30 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -1141,9 +1142,15 @@ func TestAuditFollow(t *testing.T) {
 		t.Fatalf("FollowAuditEvents: %v", err)
 	}
 	// afterSeq 0 means "after the newest event when the server handles the
-	// call", which a client cannot observe: give the server time to start
-	// (the stream polls every 500 ms anyway).
-	time.Sleep(time.Second)
+	// call"; the server says which one in the stream's header, sent before
+	// any event, so changes made after it are certain to follow.
+	hdr, err := s.Header()
+	if err != nil {
+		t.Fatalf("follow header: %v", err)
+	}
+	if got, want := hdr.Get(auditlog.HeaderAfterSeq), strconv.FormatUint(existing[len(existing)-1].GetSeq(), 10); len(got) != 1 || got[0] != want {
+		t.Fatalf("follow header %s = %v, want [%s] (the newest existing event)", auditlog.HeaderAfterSeq, got, want)
+	}
 	r1 := createRole(t, env, "followed 1", "org-read")
 	r2 := createRole(t, env, "followed 2", "org-read")
 	for i, want := range []string{r1, r2} {

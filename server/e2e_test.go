@@ -989,6 +989,7 @@ func TestRolesREST(t *testing.T) {
 		t.Errorf("PUT /roles/%s with body roleId %s updated %s", lowerID, roleID, got)
 	}
 	code, raw, _ = env.REST(t, http.MethodGet, rolesPath+"/"+roleID, admin, nil)
+	wantStatus(t, "GET the role named in the body", code, raw, http.StatusOK)
 	wantPolicy("role named in the body, not the path", object(t, raw)["Policy"], newPolicy)
 
 	// PUT to another role's name conflicts.

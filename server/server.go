@@ -87,7 +87,10 @@ type Config struct {
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
 	BootstrapOut io.Writer
 	// Now is the clock; default time.Now.
-	Now                func() time.Time
+	Now func() time.Time
+	// Sleep is how failed logins are slowed; default a real timer (tests
+	// inject one that records the delays).
+	Sleep              func(ctx context.Context, d time.Duration)
 	UsageFlushInterval time.Duration
 	GCInterval         time.Duration
 }
@@ -218,7 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.bootstrp = setup.Bootstrap
 	s.broker, err = broker.New(ctx, broker.Config{
-		Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now,
+		Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now, Sleep: cfg.Sleep,
 		AuthMAC: authMAC, AuthTokenTTL: cfg.AuthTokenTTL, Passwords: hasher,
 		PulsarMAC: pulsarMAC,
 		Pulsar: broker.PulsarConfig{

@@ -5,9 +5,11 @@ package auditlog
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
@@ -18,6 +20,10 @@ import (
 
 // followPoll is how often FollowAuditEvents looks for new events.
 const followPoll = 500 * time.Millisecond
+
+// HeaderAfterSeq is the response header of FollowAuditEvents naming the
+// sequence number the stream starts after (resolving afterSeq 0).
+const HeaderAfterSeq = "x-audit-after-seq"
 
 // Config holds the service's dependencies.
 type Config struct {
@@ -59,7 +65,12 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *tbv1.ListAuditEvents
 
 func (s *Service) FollowAuditEvents(req *tbv1.FollowAuditEventsRequest, stream grpc.ServerStreamingServer[tbv1.FollowAuditEventsResponse]) error {
 	ctx := stream.Context()
-	err := s.b.FollowAuditEvents(ctx, req.GetAfterSeq(), followPoll, func(ev store.AuditEvent) error {
+	started := func(after uint64) error {
+		// The header tells the client where the stream begins: every event
+		// with a larger seq will follow, none before.
+		return stream.SendHeader(metadata.Pairs(HeaderAfterSeq, strconv.FormatUint(after, 10)))
+	}
+	err := s.b.FollowAuditEvents(ctx, req.GetAfterSeq(), followPoll, started, func(ev store.AuditEvent) error {
 		return stream.Send(&tbv1.FollowAuditEventsResponse{Event: toProto(ev)})
 	})
 	if err != nil && ctx.Err() == nil {

@@ -125,15 +125,20 @@ func seqToken(seq uint64) string {
 }
 
 // FollowAuditEvents calls send for each event after afterSeq (0: only new
-// ones) until ctx ends. It polls the store (so it works with any backend)
-// every poll interval.
-func (b *Broker) FollowAuditEvents(ctx context.Context, afterSeq uint64, poll time.Duration, send func(store.AuditEvent) error) error {
+// ones) until ctx ends. started is called once with the sequence number it
+// starts after, before any event is sent, so a caller can tell its client
+// exactly where the stream begins. It polls the store (so it works with
+// any backend) every poll interval.
+func (b *Broker) FollowAuditEvents(ctx context.Context, afterSeq uint64, poll time.Duration, started func(afterSeq uint64) error, send func(store.AuditEvent) error) error {
 	if afterSeq == 0 {
 		last, err := b.lastAuditSeq(ctx)
 		if err != nil {
 			return err
 		}
 		afterSeq = last
+	}
+	if err := started(afterSeq); err != nil {
+		return err
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()

@@ -127,14 +127,10 @@ func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
 	}
 	if id == "" {
 		delay := b.logins.Failure(keys...)
-		b.log.InfoContext(ctx, "login refused", "username", truncate(in.Username, 64), "client_addr", in.ClientAddr)
+		// No username in the log: the field sometimes holds a mistyped password.
+		b.log.InfoContext(ctx, "login refused", "client_addr", in.ClientAddr)
 		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			b.sleep(ctx, delay)
 		}
 		return "", &Error{Kind: KindUnauthenticated, Reason: ReasonBadLogin, Msg: in.Refused}
 	}
@@ -259,7 +255,7 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 	if err == nil {
 		// Usage metering: an allowed Check on a database is a read or a
 		// write by its action; a refused one an error. In memory only.
-		b.meter.record(b.org.ID, resource, action, res.Allowed, b.now())
+		b.meter.record(resource, action, res.Allowed, b.now())
 	}
 	return res, err
 }
@@ -267,7 +263,7 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 // throttledCheck runs check under the per-address budget of failed checks:
 // refused once exhausted, and an invalid credential spends from it.
 func (b *Broker) throttledCheck(clientAddr string, check func() (CheckResult, error)) (CheckResult, error) {
-	key := "check-addr:" + clientAddr
+	key := clientAddr // the Check limiter holds client addresses only
 	if ok, retry := b.checks.Allow(key); !ok {
 		return CheckResult{}, &Error{Kind: KindExhausted, Msg: "too many failed checks from this address; retry later", RetryAfter: retry}
 	}

@@ -27,6 +27,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (injected so tests can move time); default time.Now.
 	Now func() time.Time
+	// Sleep waits d or until ctx ends: how failed logins are slowed
+	// (injected so tests can observe the delays without waiting them).
+	Sleep func(ctx context.Context, d time.Duration)
 
 	// AuthMAC keys the MACs under which authorization tokens are stored.
 	AuthMAC *credential.MAC
@@ -52,6 +55,7 @@ type Broker struct {
 	org   store.Organization
 	log   *slog.Logger
 	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration)
 	roles *roleCache
 	usage *usageTracker // application tokens' last use
 
@@ -90,6 +94,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
 	if cfg.AuthTokenTTL <= 0 {
 		cfg.AuthTokenTTL = DefaultAuthTokenTTL
 	}
@@ -100,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg.CheckThrottle = throttle.New(DefaultCheckPolicy, cfg.Now)
 	}
 	b := &Broker{
-		st: cfg.Store, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now,
+		st: cfg.Store, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep,
 		roles: newRoleCache(cfg.Org.ID),
 		usage: newUsageTracker(appTokenUseGranularity),
 
@@ -111,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		checks:    cfg.CheckThrottle,
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{},
-		meter: &meter{}, refused: newRefusedAudit(),
+		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
 	}
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {
@@ -127,6 +134,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.meter.loadKnown(dbs)
 	return b, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Now returns the broker's clock reading (injected in tests).
@@ -186,18 +203,21 @@ func (b *Broker) authenticateAppToken(ctx context.Context, bearer string) (*Prin
 	if err != nil {
 		return nil, Unauthenticated(ReasonMalformedToken, "invalid token format")
 	}
-	refused := Unauthenticated(ReasonUnknownToken, "Resource not found: token with identifier: "+clientID)
+	// Built only when refusing: this is the hot path.
+	refused := func() error {
+		return Unauthenticated(ReasonUnknownToken, "Resource not found: token with identifier: "+clientID)
+	}
 	t, err := b.st.GetToken(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		b.mac.Verify(bearer, dummyMAC)
-		return nil, refused
+		return nil, refused()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	now := b.now()
 	if !b.mac.Verify(bearer, t.SecretMAC) || t.Expired(now) {
-		return nil, refused
+		return nil, refused()
 	}
 	b.usage.touch(clientID, now)
 	return &Principal{

@@ -222,8 +222,9 @@ func (b *Broker) DatabaseUsage(ctx context.Context, id, month string) (string, s
 // Check, no disk write. FlushUsage persists the counts every flush
 // interval; a crash loses at most that much usage (never a database).
 type meter struct {
-	known   sync.Map // database ID → struct{}: only registered databases are metered
-	pending sync.Map // meterKey → *meterCounts
+	dbPrefix string   // "drn:astra:org:<org>:db:", built once
+	known    sync.Map // database ID → struct{}: only registered databases are metered
+	pending  sync.Map // meterKey → *meterCounts
 	// mu makes a flush atomic for readers: a flush holds it while it both
 	// persists counts and subtracts them from pending, and a reader holds
 	// it shared while it reads the store and adds pending, so no read sees
@@ -249,8 +250,8 @@ func (m *meter) loadKnown(dbs []store.Database) {
 }
 
 // record counts one Check on resource, if it names a registered database.
-func (m *meter) record(orgID, resource, action string, allowed bool, now time.Time) {
-	id, ok := databaseOf(orgID, resource)
+func (m *meter) record(resource, action string, allowed bool, now time.Time) {
+	id, ok := databaseOf(m.dbPrefix, resource)
 	if !ok {
 		return
 	}
@@ -282,10 +283,9 @@ func (m *meter) record(orgID, resource, action string, allowed bool, now time.Ti
 	}
 }
 
-// databaseOf extracts the database ID from a DRN of this organization
+// databaseOf extracts the database ID from a DRN under prefix
 // (drn:astra:org:<org>:db:<id>[:...]); a wildcard is not a database.
-func databaseOf(orgID, resource string) (string, bool) {
-	prefix := "drn:astra:org:" + orgID + ":db:"
+func databaseOf(prefix, resource string) (string, bool) {
 	if !strings.HasPrefix(resource, prefix) {
 		return "", false
 	}

@@ -253,6 +253,7 @@ func (b *Broker) pruneSigningKeys(ctx context.Context) error {
 // TenantInput is a tenant to create.
 type TenantInput struct {
 	Name, Cluster                                 string
+	ClusterHeader                                 string // X-DataStax-Pulsar-Cluster, optional
 	WebServiceURL, BrokerServiceURL, WebsocketURL string
 	CloudProvider, CloudRegion                    string
 	TokenFormat                                   string
@@ -268,6 +269,9 @@ func (b *Broker) CreateTenant(ctx context.Context, caller *Principal, in TenantI
 	}
 	if in.Cluster == "" || len(in.Cluster) > 128 {
 		return store.Tenant{}, IssuedPulsarToken{}, Invalid("clusterName: required, at most 128 characters")
+	}
+	if in.ClusterHeader != "" && in.ClusterHeader != in.Cluster {
+		return store.Tenant{}, IssuedPulsarToken{}, Invalid("X-DataStax-Pulsar-Cluster %q does not match clusterName %q", truncate(in.ClusterHeader, 128), in.Cluster)
 	}
 	for field, u := range map[string]string{"webServiceUrl": in.WebServiceURL, "brokerServiceUrl": in.BrokerServiceURL, "websocketUrl": in.WebsocketURL} {
 		if len(u) > 1024 || strings.ContainsAny(u, " \t\r\n") {

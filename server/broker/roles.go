@@ -179,9 +179,12 @@ func errDefaultRole(r store.Role) error {
 	return Invalid("role %q is a default role and cannot be changed or deleted", name)
 }
 
-func validateRoleID(id string) error {
+func validateRoleID(id string) error { return validateUUID("roleID", id) }
+
+// validateUUID checks that id is a UUID in canonical 36-character form.
+func validateUUID(field, id string) error {
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return Invalid("roleID: %q is not a UUID", id)
+		return Invalid("%s: %q is not a UUID", field, truncate(id, 64))
 	}
 	return nil
 }

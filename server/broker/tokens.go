@@ -40,31 +40,14 @@ func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTo
 	if in.OrgID != "" && in.OrgID != b.org.ID {
 		return IssuedToken{}, Denied("no access to organization %q", in.OrgID)
 	}
-	if len(in.Roles) == 0 {
-		return IssuedToken{}, Invalid("roles: at least one role id is required")
-	}
-	if len(in.Roles) > maxTokenRoles {
-		return IssuedToken{}, Invalid("roles: at most %d roles per token", maxTokenRoles)
+	if err := b.validateRoleList(caller, in.Roles); err != nil {
+		return IssuedToken{}, err
 	}
 	if err := validateDescription("description", in.Description); err != nil {
 		return IssuedToken{}, err
 	}
 	if !in.Expiry.IsZero() && !in.Expiry.After(now) {
 		return IssuedToken{}, Invalid("tokenExpiry: %s is not in the future", in.Expiry.UTC().Format(time.RFC3339))
-	}
-	seen := make(map[string]bool, len(in.Roles))
-	for i, id := range in.Roles {
-		if seen[id] {
-			return IssuedToken{}, Invalid("roles[%d]: duplicate role id %q", i, id)
-		}
-		seen[id] = true
-		role, ok := b.roles.get(id)
-		if !ok {
-			return IssuedToken{}, Invalid("roles[%d]: unknown role id %q", i, id)
-		}
-		if err := b.mayGrant(caller, role); err != nil {
-			return IssuedToken{}, err
-		}
 	}
 
 	for attempt := 0; ; attempt++ {

@@ -192,9 +192,4 @@ func (b *Broker) RoleName(id string) string {
 	return r.Name
 }
 
-func validateUserID(id string) error {
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return Invalid("userID: %q is not a UUID", truncate(id, 64))
-	}
-	return nil
-}
+func validateUserID(id string) error { return validateUUID("userID", id) }

@@ -100,6 +100,24 @@ func ValidateResource(pattern string) error {
 	return nil
 }
 
+// splitColons splits s on ':' into buf without allocating. It reports false
+// if s has more segments than buf holds.
+func splitColons(s string, buf []string) ([]string, bool) {
+	n := 0
+	for {
+		i := strings.IndexByte(s, ':')
+		if n == len(buf) {
+			return nil, false
+		}
+		if i < 0 {
+			buf[n] = s
+			return buf[:n+1], true
+		}
+		buf[n], s = s[:i], s[i+1:]
+		n++
+	}
+}
+
 // resourceProblem returns what is wrong with pattern, or "" if it is valid.
 func resourceProblem(pattern string) string {
 	if !strings.HasPrefix(pattern, "drn:astra:org") {
@@ -115,7 +133,13 @@ func resourceProblem(pattern string) string {
 	if strings.HasSuffix(pattern, ":") {
 		return "trailing colon"
 	}
-	segs := strings.Split(pattern, ":")
+	// Split into a stack buffer: this runs on every Check. The deepest DRN
+	// has 10 segments; anything beyond the buffer is too deep anyway.
+	var buf [12]string
+	segs, ok := splitColons(pattern, buf[:])
+	if !ok {
+		return "too many segments: a table (drn:astra:org:<org>:db:<db>:keyspace:<ks>:table:<t>) is the deepest level"
+	}
 	if msg := orgProblem(segs[3]); msg != "" {
 		return msg
 	}

@@ -543,6 +543,23 @@ func TestAllowsDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestValidateResourceDoesNotAllocate: Check validates its resource on
+// every call, so a valid DRN must cost no allocation.
+func TestValidateResourceDoesNotAllocate(t *testing.T) {
+	res := DatabaseDRN(testOrg, "db1") + ":keyspace:ks:table:t"
+	tenant := StreamDRN(testOrg, "acme")
+	if n := testing.AllocsPerRun(100, func() {
+		if ValidateResource(res) != nil || ValidateResource(tenant) != nil {
+			t.Fatal("valid DRN refused")
+		}
+	}); n != 0 {
+		t.Errorf("ValidateResource allocates: %v allocs/run", n)
+	}
+	if err := ValidateResource(strings.Repeat("drn:astra:org:"+testOrg, 4)); err == nil {
+		t.Error("a DRN with too many segments was accepted")
+	}
+}
+
 // TestDocsInSync checks that docs/roles.md lists every default role with its
 // current ID and action count, and every action.
 func TestDocsInSync(t *testing.T) {

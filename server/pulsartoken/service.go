@@ -44,11 +44,8 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { tbv1.RegisterPulsarTokenSe
 func (s *Service) fail(ctx context.Context, err error) error { return rpcerr.ToStatus(ctx, s.log, err) }
 
 func (s *Service) CreateTenant(ctx context.Context, req *tbv1.CreateTenantRequest) (*tbv1.CreateTenantResponse, error) {
-	if c := callctx.PulsarCluster(ctx); c != "" && c != req.GetClusterName() {
-		return nil, s.fail(ctx, broker.Invalid("X-DataStax-Pulsar-Cluster %q does not match clusterName %q", c, req.GetClusterName()))
-	}
 	t, tok, err := s.b.CreateTenant(ctx, broker.PrincipalFrom(ctx), broker.TenantInput{
-		Name: req.GetTenantName(), Cluster: req.GetClusterName(),
+		Name: req.GetTenantName(), Cluster: req.GetClusterName(), ClusterHeader: callctx.PulsarCluster(ctx),
 		WebServiceURL: req.GetWebServiceUrl(), BrokerServiceURL: req.GetBrokerServiceUrl(), WebsocketURL: req.GetWebsocketUrl(),
 		CloudProvider: req.GetCloudProvider(), CloudRegion: req.GetCloudRegion(), TokenFormat: req.GetTokenFormat(),
 	})

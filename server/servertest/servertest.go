@@ -41,6 +41,25 @@ import (
 // nanoseconds (so time formatting is exercised).
 var DefaultStart = time.Date(2040, time.January, 2, 3, 4, 5, 123456789, time.UTC)
 
+// Sleeps records requested delays without waiting; safe for concurrent use.
+type Sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *Sleeps) sleep(_ context.Context, d time.Duration) {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+}
+
+// All returns the delays recorded so far, in order.
+func (s *Sleeps) All() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.d...)
+}
+
 // Clock is a fake clock, safe for concurrent use. It only moves when told.
 type Clock struct {
 	mu  sync.Mutex
@@ -105,6 +124,10 @@ func WithConfig(fn func(*server.Config)) Option {
 // clients for it.
 type Env struct {
 	Clock *Clock
+	// Sleeps records the server's deliberate delays (slowed failed
+	// logins) instead of waiting them, so tests observe them exactly and
+	// never depend on wall-clock time.
+	Sleeps *Sleeps
 	// Server is the running server; nil while stopped.
 	Server *server.Server
 
@@ -154,6 +177,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	dir := t.TempDir()
 	e := &Env{
 		Clock:    NewClock(o.start),
+		Sleeps:   &Sleeps{},
 		Dir:      dir,
 		DataPath: filepath.Join(dir, "data", "tokenbroker.db"),
 		OrgName:  o.orgName,
@@ -201,6 +225,7 @@ func (e *Env) config() server.Config {
 		Logger:        logger,
 		BootstrapOut:  io.Discard,
 		Now:           e.Clock.Now,
+		Sleep:         e.Sleeps.sleep,
 	}
 	for _, fn := range e.opts.configure {
 		fn(&cfg)

@@ -99,7 +99,7 @@ func TestAllowRecordsNothing(t *testing.T) {
 func TestSlowdown(t *testing.T) {
 	p := example
 	p.Burst = 100
-	l, c := newTest(t, p)
+	l, _ := newTest(t, p)
 	ms := time.Millisecond
 	want := []time.Duration{0, 0, 0, 200 * ms, 400 * ms, 600 * ms, 800 * ms, 1000 * ms, 1200 * ms,
 		1400 * ms, 1600 * ms, 1800 * ms, 2000 * ms, 2000 * ms, 2000 * ms}
@@ -110,7 +110,7 @@ func TestSlowdown(t *testing.T) {
 	}
 
 	// Partly forgiven failures still count until wholly forgiven.
-	l, c = newTest(t, p)
+	l, c := newTest(t, p)
 	fail(l, 4, "k") // debt 24s
 	c.Advance(time.Second)
 	if d := l.Failure("k"); d != 400*ms { // debt 29s: 5 outstanding
