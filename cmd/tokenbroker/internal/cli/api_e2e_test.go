@@ -111,14 +111,14 @@ func TestExitCodes(t *testing.T) {
 	ro := env.CreateToken(t, env.AdminToken, policy.ROSvcAcctID)
 
 	usage := [][]string{
-		{"token", "create"},                      // --role missing
-		{"token", "create", "--nope"},            // unknown flag
-		{"token", "frobnicate"},                  // unknown subcommand
-		{"token"},                                // bare group
-		{"frobnicate"},                           // unknown command
-		{"token", "list", "-o", "yaml"},          // bad --output
-		{"token", "list", "extra"},               // extra argument
-		{"role", "get"},                          // missing argument
+		{"token", "create"},             // --role missing
+		{"token", "create", "--nope"},   // unknown flag
+		{"token", "frobnicate"},         // unknown subcommand
+		{"token"},                       // bare group
+		{"frobnicate"},                  // unknown command
+		{"token", "list", "-o", "yaml"}, // bad --output
+		{"token", "list", "extra"},      // extra argument
+		{"role", "get"},                 // missing argument
 		{"token", "create", "--role", "x", "--expires-in", "-5m"},
 		{"audit", "list", "--from", "yesterday"}, // bad time
 		{"check", "--action", "db-cql"},          // --resource missing
