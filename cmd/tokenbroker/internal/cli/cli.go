@@ -182,6 +182,7 @@ broker, the broker unreachable, a file error); 2 the command line is wrong.`,
 		// A bare "tokenbroker" is a usage error (exit 2), after the help.
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			c.SetOut(c.ErrOrStderr()) // help as the explanation of a usage error: on stderr
 			_ = c.Help()
 			return usagef("missing command")
 		},

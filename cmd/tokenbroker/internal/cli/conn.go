@@ -24,6 +24,7 @@ func group(use, short, example string, subs ...*cobra.Command) *cobra.Command {
 		Use: use, Short: short, Example: example,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			c.SetOut(c.ErrOrStderr()) // help as the explanation of a usage error: on stderr
 			_ = c.Help()
 			return usagef("missing subcommand")
 		},

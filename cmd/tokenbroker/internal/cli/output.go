@@ -74,7 +74,7 @@ func (a *app) fields(kv ...string) error {
 // warnSecret tells, on stderr (so a pipe of stdout still shows it), that
 // what follows on stdout is shown once.
 func (a *app) warnSecret(what string) {
-	fmt.Fprintf(a.errw, "tokenbroker: WARNING: %s is shown only this once and cannot be retrieved later: store it now, in a secret store.\n", what)
+	fmt.Fprintf(a.errw, "tokenbroker: WARNING: %s: shown only this once, and it cannot be retrieved later. Store it now, in a secret store.\n", what)
 }
 
 // note writes an informational line to stderr.
