@@ -84,6 +84,13 @@ func TestTokenLifecycle(t *testing.T) {
 	if !ans.Allowed || ans.Principal == nil || ans.Principal.ID != tok.ClientID {
 		t.Fatalf("check of a live token = %+v", ans)
 	}
+	// The credential from stdin ("-"), kept out of the process list.
+	fromStdin := r.with()
+	fromStdin.stdin = tok.Token + "\n"
+	fromStdin.jsonOf(&ans, "check", "-", "--action", "db-table-select", "--resource", resource)
+	if !ans.Allowed {
+		t.Fatalf("check - (stdin) = %+v", ans)
+	}
 	// Denied: exit 1 with the answer printed.
 	res = r.run("check", tok.Token, "--action", "org-token-write", "--resource", "drn:astra:org:"+env.OrgID)
 	if res.code != 1 || !strings.Contains(res.stdout, "PERMISSION_DENIED") {
@@ -141,6 +148,8 @@ func TestExitCodes(t *testing.T) {
 	r.with("TOKENBROKER_TOKEN", ro.Token).fails(1, "PermissionDenied", "token", "list")
 	r.with("TOKENBROKER_TOKEN", "AstraCS:nope:nope").fails(1, "Unauthenticated", "token", "list")
 	r.fails(1, "no role named", "token", "create", "--role", "No Such Role")
+	// A role name needs ListRoles: the failure says so, with the gRPC code.
+	r.with("TOKENBROKER_TOKEN", ro.Token).fails(1, `look up role "R/W Svc Acct" by name (give its ID to skip the lookup): PermissionDenied:`, "token", "create", "--role", "R/W Svc Acct")
 	r.fails(1, "InvalidArgument", "role", "create", "bad", "--action", "not-an-action")
 
 	// Nothing listening: 1, with a hint.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -181,7 +182,9 @@ func (a *app) checkCommand() *cobra.Command {
 		Short: "Ask whether a credential may do an action on a resource",
 		Long: `Ask the broker whether a credential (an application token, an
 authorization token, or a Pulsar JWT) is valid and may do ACTION on the
-resource DRN. Without CREDENTIAL, the --token credential is checked.
+resource DRN. Without CREDENTIAL, the --token credential is checked;
+with "-", the credential is read from the first line of stdin (an argument
+is visible to other users of the machine in the process list).
 
 Exit code: 0 when allowed, 1 when not (the answer says why:
 CREDENTIAL_INVALID or PERMISSION_DENIED) or when the call fails.`,
@@ -193,9 +196,19 @@ CREDENTIAL_INVALID or PERMISSION_DENIED) or when the call fails.`,
 				return usagef("--action and --resource are required")
 			}
 			cred := ""
-			if len(args) == 1 {
+			switch {
+			case len(args) == 1 && args[0] == "-":
+				// From stdin: an argument is visible in the process list.
+				line, err := bufio.NewReader(a.env.Stdin).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("read the credential from stdin: %w", err)
+				}
+				if cred = strings.TrimSpace(line); cred == "" {
+					return usagef("stdin held no credential")
+				}
+			case len(args) == 1:
 				cred = args[0]
-			} else {
+			default:
 				var err error
 				if cred, err = a.bearer(); err != nil {
 					return usagef("no credential to check: give it as the argument, or use --token or TOKENBROKER_TOKEN")
@@ -206,7 +219,7 @@ CREDENTIAL_INVALID or PERMISSION_DENIED) or when the call fails.`,
 				return err
 			}
 			// Check is public: the credential travels in the request.
-			cctx, cancel := context.WithTimeout(ctx, a.opts.timeout)
+			cctx, cancel := a.deadline(ctx)
 			defer cancel()
 			resp, err := c.auth.Check(cctx, &tbv1.CheckRequest{Credential: cred, Action: action, Resource: resource})
 			if err != nil {

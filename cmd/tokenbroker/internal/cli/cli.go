@@ -102,18 +102,22 @@ func (e *ranError) Unwrap() error { return e.err }
 // describe renders a failure for stderr: a gRPC status as "Code: message",
 // with a hint when the broker could not be reached.
 func describe(err error, server string) string {
-	st, ok := status.FromError(err)
-	if !ok {
-		// Wrapped statuses ("resolve role: rpc error: ...").
-		var se interface{ GRPCStatus() *status.Status }
-		if errors.As(err, &se) {
-			st, ok = se.GRPCStatus(), true
-		}
+	// The innermost status (status.FromError would fold the wrappers'
+	// text into its message).
+	var se interface {
+		error
+		GRPCStatus() *status.Status
 	}
-	if !ok {
+	if !errors.As(err, &se) {
 		return err.Error()
 	}
+	st := se.GRPCStatus()
 	msg := st.Code().String() + ": " + st.Message()
+	// Keep the context a wrapper added ("look up role ...: "), with the
+	// status in the short form.
+	if outer, inner := err.Error(), se.Error(); outer != inner && strings.Contains(outer, inner) {
+		msg = strings.Replace(outer, inner, msg, 1)
+	}
 	if st.Code() == codes.Unavailable {
 		msg += fmt.Sprintf(" (is a broker serving gRPC at %s? see --server and the TLS flags)", server)
 	}

@@ -106,12 +106,16 @@ func (a *app) call(ctx context.Context) (context.Context, context.CancelFunc, er
 		return nil, nil, err
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
-	if a.opts.timeout > 0 {
-		ctx, cancel := context.WithTimeout(ctx, a.opts.timeout)
-		return ctx, cancel, nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := a.deadline(ctx)
 	return ctx, cancel, nil
+}
+
+// deadline applies --timeout (0: none).
+func (a *app) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if a.opts.timeout > 0 {
+		return context.WithTimeout(ctx, a.opts.timeout)
+	}
+	return context.WithCancel(ctx)
 }
 
 // stream is call without the timeout, for streams that run until done.
