@@ -81,7 +81,7 @@ func (a *app) transportCredentials() (credentials.TransportCredentials, error) {
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usagef("--cacert %s: no PEM certificate in it", o.cacert)
+			return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", o.cacert)
 		}
 		cfg.RootCAs = pool
 	}
