@@ -207,6 +207,9 @@ func TestRestoreRefusals(t *testing.T) {
 	// No key file at all: refused, naming where it must go.
 	nokey := filepath.Join(dir, "nokey", "tokenbroker.db")
 	r.fails(1, "key file "+nokey+".key not found", "restore", "--data", nokey, out)
+	if _, err := os.Stat(filepath.Dir(nokey)); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore left its data directory behind (%v)", err)
+	}
 
 	// A damaged backup: refused before the key is even looked at.
 	b, err := os.ReadFile(out)

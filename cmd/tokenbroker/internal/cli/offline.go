@@ -105,7 +105,7 @@ renamed into place; an existing PATH is kept as PATH.replaced-<time>.
 	return c
 }
 
-func (a *app) restore(data, in string, dryRun bool) error {
+func (a *app) restore(data, in string, dryRun bool) (err error) {
 	if data == "" {
 		return usagef("--data must not be empty")
 	}
@@ -124,8 +124,16 @@ func (a *app) restore(data, in string, dryRun bool) error {
 		return errBrokerRunning(data)
 	}
 	dir := filepath.Dir(data)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+	if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		// A refused (or dry) restore leaves no trace, not even the directory.
+		defer func() {
+			if err != nil || dryRun {
+				_ = os.Remove(dir) // only if empty
+			}
+		}()
 	}
 
 	// Extract into a temporary file beside the target, verifying on the way.
