@@ -59,6 +59,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
 	a := &app{env: env, out: env.Stdout, errw: env.Stderr}
 	defer a.close()
 	root := a.rootCommand()
