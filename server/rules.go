@@ -97,6 +97,12 @@ var rules = map[string]rule{
 	tbv1.AuditService_ListAuditEvents_FullMethodName:   {action: "org-audits-read"},
 	tbv1.AuditService_FollowAuditEvents_FullMethodName: {action: "org-audits-read"},
 
+	// A backup is a copy of every credential record (keyed hashes) and
+	// sealed key: only for holders of org-write, which among the default
+	// roles only the Organization Administrator has. Audited by the
+	// service itself (a read records nothing otherwise).
+	tbv1.AdminService_Backup_FullMethodName: {action: "org-write"},
+
 	tbv1.DatabaseService_CreateDatabase_FullMethodName:    {action: "org-db-create"},
 	tbv1.DatabaseService_ListDatabases_FullMethodName:     {anyPrincipal: true}, // filtered by org-db-view per database
 	tbv1.DatabaseService_GetDatabase_FullMethodName:       {action: "org-db-view", resource: databaseDRN, notFound: databaseNotFound},

@@ -21,8 +21,21 @@ package store
 
 import (
 	"context"
+	"io"
 	"time"
 )
+
+// Snapshotter is implemented by backends that can write a consistent copy
+// of their whole database while they serve (store/bolt: the bbolt file as
+// of one read transaction). It is optional, so Store stays the same for
+// every backend: a distributed backend is backed up with its own tooling
+// (etcd: etcdctl snapshot save), and online backup reports it unsupported.
+type Snapshotter interface {
+	// Snapshot writes the copy to w and returns the bytes written. Writes
+	// committed before the call are in it; later ones are not. It stops
+	// with ctx's error when ctx ends, or with w's first error.
+	Snapshot(ctx context.Context, w io.Writer) (int64, error)
+}
 
 // Store is the persistence contract. Methods are safe for concurrent use.
 type Store interface {
