@@ -32,10 +32,12 @@ func TestCrash(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tokenbroker")
+	began := time.Now()
 	build := exec.Command("go", "build", "-o", bin, "github.com/tokenbroker/tokenbroker/cmd/tokenbroker")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	t.Logf("built the broker in %s", time.Since(began).Round(time.Millisecond))
 	b := &binary{t: t, path: bin, dir: dir, grpcAddr: freeAddr(t), httpAddr: freeAddr(t)}
 	b.start()
 	t.Cleanup(b.stop)

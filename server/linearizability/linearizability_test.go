@@ -171,11 +171,12 @@ func TestOneBroker(t *testing.T) {
 func checkHistory(t *testing.T, h *linearizability.History, wantUnknown bool) {
 	t.Helper()
 	ops := h.Operations()
+	began := time.Now()
 	v, err := linearizability.Check(ops, checkTimeout, "")
 	if err != nil {
 		t.Error(err)
 	}
-	t.Logf("history: %s; linearizable: %s", v.Stats, v.Result)
+	t.Logf("history: %s; linearizable: %s (checked in %s)", v.Stats, v.Result, time.Since(began).Round(time.Millisecond))
 	if v.Result != porcupine.Ok {
 		t.Errorf("history is not linearizable (%s); visualisation: %s", v.Result, v.Visualization)
 	}
