@@ -194,8 +194,9 @@ func (c *committer) close() {
 	<-c.stopped
 }
 
-// lingerMax bounds how long the committer waits for stragglers when the
-// previous batch suggests more writers are on their way (see run).
+// run is the committer goroutine: it forms a batch of the next request and
+// whatever else is queued, commits it, and repeats until reqs is closed
+// and drained.
 func (c *committer) run() {
 	defer close(c.stopped)
 	batch := make([]*writeReq, 0, c.max)
