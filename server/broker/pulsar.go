@@ -61,6 +61,12 @@ type PulsarConfig struct {
 // signing holds the signing keys in memory: the active private key, and
 // the public keys still published.
 type signing struct {
+	// loadMu makes each load (read the stored keys, install them) atomic,
+	// so concurrent loads install in the order they read: without it, a
+	// rotation's load could read before another rotation committed and
+	// install after that one's load, leaving a retired key active in
+	// memory after the second rotation had answered.
+	loadMu sync.Mutex
 	mu     sync.RWMutex
 	kid    string
 	key    *rsa.PrivateKey
@@ -142,6 +148,8 @@ func (b *Broker) newSigningKey() (store.SigningKey, error) {
 }
 
 func (b *Broker) loadSigningKeys(ctx context.Context) error {
+	b.keys.loadMu.Lock()
+	defer b.keys.loadMu.Unlock()
 	keys, err := b.st.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("read signing keys: %w", err)
