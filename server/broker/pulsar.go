@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
 	"github.com/tokenbroker/tokenbroker/server/policy"
@@ -65,7 +66,7 @@ type signing struct {
 	kid    string
 	key    *rsa.PrivateKey
 	public map[string]*rsa.PublicKey
-	jwks   []pulsarjwt.JWK // published, newest first
+	jwks   []jose.JSONWebKey // published, newest first
 }
 
 func (s *signing) active() (string, *rsa.PrivateKey) {
@@ -81,10 +82,10 @@ func (s *signing) publicKey(kid string) *rsa.PublicKey {
 }
 
 // JWKS returns the published public keys.
-func (b *Broker) JWKS() []pulsarjwt.JWK {
+func (b *Broker) JWKS() []jose.JSONWebKey {
 	b.keys.mu.RLock()
 	defer b.keys.mu.RUnlock()
-	return append([]pulsarjwt.JWK(nil), b.keys.jwks...)
+	return append([]jose.JSONWebKey(nil), b.keys.jwks...)
 }
 
 // Issuer returns the iss claim of issued Pulsar tokens.
@@ -147,7 +148,7 @@ func (b *Broker) loadSigningKeys(ctx context.Context) error {
 		return fmt.Errorf("read signing keys: %w", err)
 	}
 	public := make(map[string]*rsa.PublicKey, len(keys))
-	var jwks []pulsarjwt.JWK
+	var jwks []jose.JSONWebKey
 	var activeKid string
 	var active *rsa.PrivateKey
 	for i := len(keys) - 1; i >= 0; i-- { // newest first
