@@ -284,8 +284,8 @@ type Tenant struct {
 	// there is none.
 	PreviousSealedSecret    []byte
 	PreviousSecretRetiresAt time.Time
-	CreatedAt    time.Time
-	CreatedBy    string
+	CreatedAt               time.Time
+	CreatedBy               string
 }
 
 // PulsarToken records an issued Pulsar JWT. The JWT itself is never
