@@ -1409,7 +1409,7 @@ func TestPulsarRotation(t *testing.T) {
 	code, raw, _ := env.REST(t, http.MethodPost, peRotatePath, env.AdminToken, nil)
 	peWantCode(t, "rotate", code, raw, http.StatusOK)
 	rot := peObject(t, "rotate", raw)
-	peWantKeys(t, "rotate", rot, "kid", "previousKid")
+	peWantKeys(t, "rotate", rot, "kid", "previousKid", "state")
 	k2 := peString(t, "rotate", rot, "kid")
 	if rot["previousKid"] != k1 || k2 == k1 || k2 == "" {
 		t.Fatalf("rotate: %s, want previousKid %s and a new kid", raw, k1)
