@@ -252,7 +252,7 @@ func (b *Broker) RotateToken(ctx context.Context, caller *Principal, clientID, g
 			return RotatedToken{New: IssuedToken{Token: next, Secret: cred.Secret, Bearer: cred.Token}, Old: stored}, nil
 		case errors.As(err, &be):
 			return RotatedToken{}, be
-		case errors.Is(err, store.ErrNotFound) && attempt == 0:
+		case errors.Is(err, store.ErrNotFound):
 			// The old token or one of its roles went meanwhile.
 			if _, gerr := b.st.GetToken(ctx, clientID); errors.Is(gerr, store.ErrNotFound) {
 				return RotatedToken{}, NotFound("token with clientId %q not found", clientID)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -216,15 +217,17 @@ func checkCompact(token string) error {
 // beyond maxJSONDepth are refused.
 func decodeClaims(payload []byte) (map[string]any, error) {
 	bad := errors.New("pulsarjwt: payload is not a strict JSON object")
-	// Unmarshal validates the whole input first, trailing bytes included.
-	var probe any
-	if err := josejson.Unmarshal(payload, &probe); err != nil {
-		return nil, bad
-	}
-	dec := josejson.NewDecoder(bytes.NewReader(payload))
+	r := bytes.NewReader(payload)
+	dec := josejson.NewDecoder(r)
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, bad
+	}
+	// Nothing but whitespace may follow the object: what the decoder has
+	// buffered beyond it, and what it has not read yet.
+	rest, _ := io.ReadAll(io.MultiReader(dec.Buffered(), r))
+	if len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
 		return nil, bad
 	}
 	out, d := standardNumbers(m)
