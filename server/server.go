@@ -83,6 +83,9 @@ type Config struct {
 	// PulsarTokenLimit is the maximum number of live Pulsar tokens per
 	// tenant (default 100).
 	PulsarTokenLimit int
+	// SigningKeyRotation, when positive, rotates the Pulsar signing key on
+	// this schedule (the next key is prepared at half of it).
+	SigningKeyRotation time.Duration
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -227,7 +230,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		PulsarMAC: pulsarMAC,
 		Pulsar: broker.PulsarConfig{
 			Issuer: cfg.IssuerURL, Audience: cfg.PulsarAudience, TokenLimit: cfg.PulsarTokenLimit,
-			SealKey: keys.Derive(keyring.PurposeSeal),
+			SealKey: keys.Derive(keyring.PurposeSeal), KeyRotation: cfg.SigningKeyRotation,
 		},
 	})
 	if err != nil {

@@ -53,6 +53,17 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.IssuerURL, "issuer-url", "", "iss claim of Pulsar JWTs and OIDC issuer (default http://<http-addr>); Pulsar's OIDC provider wants https")
 	fs.StringVar(&cfg.PulsarAudience, "pulsar-audience", server.DefaultPulsarAudience, "aud claim of Pulsar JWTs")
 	fs.IntVar(&cfg.PulsarTokenLimit, "pulsar-token-limit", broker.DefaultPulsarTokenLimit, "maximum live Pulsar tokens per tenant")
+	fs.Func("signing-key-rotation", "rotate the Pulsar signing key on this schedule, e.g. 90d; the next key is published at half of it (default: off)", func(v string) error {
+		d, err := broker.ParseLifetime("signing-key-rotation", v)
+		if err != nil {
+			return err
+		}
+		if d != 0 && d < time.Hour {
+			return errors.New("signing-key-rotation: at least 1h, so that verifiers refresh their JWKS within the half before activation")
+		}
+		cfg.SigningKeyRotation = d
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

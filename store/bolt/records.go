@@ -21,10 +21,18 @@ import (
 // strings and slices, so decoded records never alias bbolt's memory map.
 
 type orgRecord struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	KeyCheck  []byte    `json:"key_check"`
+	ID          string             `json:"id"`
+	Name        string             `json:"name"`
+	CreatedAt   time.Time          `json:"created_at"`
+	KeyCheck    []byte             `json:"key_check"`
+	TokenPolicy *tokenPolicyRecord `json:"token_policy,omitempty"` // absent in files written before it existed
+}
+
+type tokenPolicyRecord struct {
+	MaxTokenLifetime       int64     `json:"max_token_lifetime_ns,omitempty"`
+	MaxPulsarTokenLifetime int64     `json:"max_pulsar_token_lifetime_ns,omitempty"`
+	UpdatedAt              time.Time `json:"updated_at"`
+	UpdatedBy              string    `json:"updated_by,omitempty"`
 }
 
 type roleRecord struct {
@@ -50,15 +58,26 @@ type tokenRecord struct {
 	Expiry      time.Time
 	CreatedBy   string
 	LastUsed    time.Time
+	RotatedTo   string
+	RotatedAt   time.Time
 }
 
 func encodeOrg(o store.Organization) ([]byte, error) {
-	return marshal(orgRecord{
+	r := orgRecord{
 		ID:        o.ID,
 		Name:      o.Name,
 		CreatedAt: o.CreatedAt.UTC(),
 		KeyCheck:  o.KeyCheck,
-	})
+	}
+	if p := o.TokenPolicy; p != (store.TokenPolicy{}) {
+		r.TokenPolicy = &tokenPolicyRecord{
+			MaxTokenLifetime:       int64(p.MaxTokenLifetime),
+			MaxPulsarTokenLifetime: int64(p.MaxPulsarTokenLifetime),
+			UpdatedAt:              p.UpdatedAt.UTC(),
+			UpdatedBy:              p.UpdatedBy,
+		}
+	}
+	return marshal(r)
 }
 
 func decodeOrg(b []byte) (store.Organization, error) {
@@ -66,12 +85,21 @@ func decodeOrg(b []byte) (store.Organization, error) {
 	if err := unmarshal(b, &r); err != nil {
 		return store.Organization{}, err
 	}
-	return store.Organization{
+	o := store.Organization{
 		ID:        r.ID,
 		Name:      r.Name,
 		CreatedAt: r.CreatedAt,
 		KeyCheck:  r.KeyCheck,
-	}, nil
+	}
+	if p := r.TokenPolicy; p != nil {
+		o.TokenPolicy = store.TokenPolicy{
+			MaxTokenLifetime:       time.Duration(p.MaxTokenLifetime),
+			MaxPulsarTokenLifetime: time.Duration(p.MaxPulsarTokenLifetime),
+			UpdatedAt:              p.UpdatedAt,
+			UpdatedBy:              p.UpdatedBy,
+		}
+	}
+	return o, nil
 }
 
 func encodeRole(r store.Role) ([]byte, error) {
@@ -119,6 +147,8 @@ func toTokenRecord(t store.Token) tokenRecord {
 		Expiry:      t.Expiry.UTC(),
 		CreatedBy:   t.CreatedBy,
 		LastUsed:    t.LastUsed.UTC(),
+		RotatedTo:   t.RotatedTo,
+		RotatedAt:   t.RotatedAt.UTC(),
 	}
 }
 
@@ -133,6 +163,8 @@ func (r tokenRecord) token() store.Token {
 		Expiry:      r.Expiry,
 		CreatedBy:   r.CreatedBy,
 		LastUsed:    r.LastUsed,
+		RotatedTo:   r.RotatedTo,
+		RotatedAt:   r.RotatedAt,
 	}
 }
 
@@ -144,12 +176,14 @@ func (r tokenRecord) encode() ([]byte, error) {
 	gen, err1 := nanos(r.GeneratedOn)
 	exp, err2 := nanos(r.Expiry)
 	used, err3 := nanos(r.LastUsed)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	rotated, err4 := nanos(r.RotatedAt)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
 	return encodeProto(&storagev1.TokenRecord{
 		ClientId: r.ClientID, OrgId: r.OrgID, Roles: r.Roles, Description: r.Description,
 		SecretMac: r.SecretMAC, GeneratedOn: gen, Expiry: exp, CreatedBy: r.CreatedBy, LastUsed: used,
+		RotatedTo: r.RotatedTo, RotatedAt: rotated,
 	})
 }
 
@@ -162,6 +196,7 @@ func decodeTokenRecord(b []byte) (tokenRecord, error) {
 		ClientID: m.ClientId, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
 		SecretMAC: m.SecretMac, GeneratedOn: fromNanos(m.GeneratedOn), Expiry: fromNanos(m.Expiry),
 		CreatedBy: m.CreatedBy, LastUsed: fromNanos(m.LastUsed),
+		RotatedTo: m.RotatedTo, RotatedAt: fromNanos(m.RotatedAt),
 	}, nil
 }
 
@@ -303,22 +338,32 @@ type tenantRecord struct {
 	SealedSecret     []byte    `json:"sealed_secret"`
 	CreatedAt        time.Time `json:"created_at"`
 	CreatedBy        string    `json:"created_by"`
+	// Written only while a rotated secret still verifies.
+	PreviousSealedSecret    []byte     `json:"previous_sealed_secret,omitempty"`
+	PreviousSecretRetiresAt *time.Time `json:"previous_secret_retires_at,omitempty"`
 }
 
 func encodeTenant(t store.Tenant) ([]byte, error) {
+	var retires *time.Time
+	if !t.PreviousSecretRetiresAt.IsZero() {
+		u := t.PreviousSecretRetiresAt.UTC()
+		retires = &u
+	}
 	return marshal(tenantRecord{
-		Name:             t.Name,
-		OrgID:            t.OrgID,
-		ClusterName:      t.ClusterName,
-		WebServiceURL:    t.WebServiceURL,
-		BrokerServiceURL: t.BrokerServiceURL,
-		WebsocketURL:     t.WebsocketURL,
-		CloudProvider:    t.CloudProvider,
-		CloudRegion:      t.CloudRegion,
-		TokenFormat:      t.TokenFormat,
-		SealedSecret:     t.SealedSecret,
-		CreatedAt:        t.CreatedAt.UTC(),
-		CreatedBy:        t.CreatedBy,
+		PreviousSealedSecret:    t.PreviousSealedSecret,
+		PreviousSecretRetiresAt: retires,
+		Name:                    t.Name,
+		OrgID:                   t.OrgID,
+		ClusterName:             t.ClusterName,
+		WebServiceURL:           t.WebServiceURL,
+		BrokerServiceURL:        t.BrokerServiceURL,
+		WebsocketURL:            t.WebsocketURL,
+		CloudProvider:           t.CloudProvider,
+		CloudRegion:             t.CloudRegion,
+		TokenFormat:             t.TokenFormat,
+		SealedSecret:            t.SealedSecret,
+		CreatedAt:               t.CreatedAt.UTC(),
+		CreatedBy:               t.CreatedBy,
 	})
 }
 
@@ -327,19 +372,25 @@ func decodeTenant(b []byte) (store.Tenant, error) {
 	if err := unmarshal(b, &r); err != nil {
 		return store.Tenant{}, err
 	}
+	var retires time.Time
+	if r.PreviousSecretRetiresAt != nil {
+		retires = *r.PreviousSecretRetiresAt
+	}
 	return store.Tenant{
-		Name:             r.Name,
-		OrgID:            r.OrgID,
-		ClusterName:      r.ClusterName,
-		WebServiceURL:    r.WebServiceURL,
-		BrokerServiceURL: r.BrokerServiceURL,
-		WebsocketURL:     r.WebsocketURL,
-		CloudProvider:    r.CloudProvider,
-		CloudRegion:      r.CloudRegion,
-		TokenFormat:      r.TokenFormat,
-		SealedSecret:     r.SealedSecret,
-		CreatedAt:        r.CreatedAt,
-		CreatedBy:        r.CreatedBy,
+		PreviousSealedSecret:    r.PreviousSealedSecret,
+		PreviousSecretRetiresAt: retires,
+		Name:                    r.Name,
+		OrgID:                   r.OrgID,
+		ClusterName:             r.ClusterName,
+		WebServiceURL:           r.WebServiceURL,
+		BrokerServiceURL:        r.BrokerServiceURL,
+		WebsocketURL:            r.WebsocketURL,
+		CloudProvider:           r.CloudProvider,
+		CloudRegion:             r.CloudRegion,
+		TokenFormat:             r.TokenFormat,
+		SealedSecret:            r.SealedSecret,
+		CreatedAt:               r.CreatedAt,
+		CreatedBy:               r.CreatedBy,
 	}, nil
 }
 
@@ -356,12 +407,22 @@ type signingKeyRecord struct {
 	SealedPrivate []byte    `json:"sealed_private"`
 	CreatedAt     time.Time `json:"created_at"`
 	RetiredAt     time.Time `json:"retired_at"`
+	// Absent in files written before phased rotation existed.
+	Pending     bool       `json:"pending,omitempty"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
 }
 
 func encodeSigningKeys(keys []store.SigningKey) ([]byte, error) {
 	r := signingKeysRecord{Keys: make([]signingKeyRecord, 0, len(keys))}
 	for _, k := range keys {
+		var activated *time.Time
+		if !k.ActivatedAt.IsZero() {
+			u := k.ActivatedAt.UTC()
+			activated = &u
+		}
 		r.Keys = append(r.Keys, signingKeyRecord{
+			Pending:       k.Pending,
+			ActivatedAt:   activated,
 			Kid:           k.Kid,
 			Alg:           k.Alg,
 			PublicDER:     k.PublicDER,
@@ -385,7 +446,13 @@ func decodeSigningKeys(b []byte) ([]store.SigningKey, error) {
 	}
 	var keys []store.SigningKey
 	for _, k := range r.Keys {
+		var activated time.Time
+		if k.ActivatedAt != nil {
+			activated = *k.ActivatedAt
+		}
 		keys = append(keys, store.SigningKey{
+			Pending:       k.Pending,
+			ActivatedAt:   activated,
 			Kid:           k.Kid,
 			Alg:           k.Alg,
 			PublicDER:     k.PublicDER,

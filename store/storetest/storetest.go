@@ -98,6 +98,12 @@ var cases = []testCase{
 	{"ListAuditEventsTimeFilter", testListAuditEventsTimeFilter},
 	{"AuditTimesRoundTripInUTC", testAuditTimesUTC},
 	{"ConcurrentAuditedWrites", testConcurrentAuditedWrites},
+	{"RotateToken", testRotateToken},
+	{"RotateTokenRefusals", testRotateTokenRefusals},
+	{"RotatedTokenExpiresWithItsGrace", testRotatedTokenExpires},
+	{"UpdateOrganization", testUpdateOrganization},
+	{"UpdateTenant", testUpdateTenant},
+	{"SigningKeyPhases", testSigningKeyPhases},
 	{"UseAfterClose", testUseAfterClose},
 }
 
