@@ -29,6 +29,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/auth"
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
+	"github.com/tokenbroker/tokenbroker/server/console"
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/database"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
@@ -82,6 +83,8 @@ type Config struct {
 	// PulsarTokenLimit is the maximum number of live Pulsar tokens per
 	// tenant (default 100).
 	PulsarTokenLimit int
+	// DisableUI turns the browser console at /ui/ off (it is on by default).
+	DisableUI bool
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -267,8 +270,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var handler = gw
+	if !cfg.DisableUI { // the console: a client of gw, mounted beside it
+		if handler, err = console.Mount(gw, cfg.Now, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	s.http = &http.Server{
-		Handler: http.MaxBytesHandler(gw, maxRequestBytes),
+		Handler: http.MaxBytesHandler(handler, maxRequestBytes),
 		// Bounded timeouts so slow or idle clients cannot pin connections.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

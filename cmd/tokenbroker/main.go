@@ -67,6 +67,8 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.IssuerURL, "issuer-url", "", "iss claim of Pulsar JWTs and OIDC issuer (default http://<http-addr>); Pulsar's OIDC provider wants https")
 	fs.StringVar(&cfg.PulsarAudience, "pulsar-audience", server.DefaultPulsarAudience, "aud claim of Pulsar JWTs")
 	fs.IntVar(&cfg.PulsarTokenLimit, "pulsar-token-limit", broker.DefaultPulsarTokenLimit, "maximum live Pulsar tokens per tenant")
+	// Browser console.
+	ui := fs.Bool("ui", true, "serve the browser console at /ui/ on the REST listener")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -79,6 +81,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
 		return err
 	}
+
+	cfg.DisableUI = !*ui
 
 	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.BootstrapOut = stderr
