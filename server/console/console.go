@@ -136,16 +136,18 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // as browsers state in Sec-Fetch-Site and Origin. Clients that send
 // neither (not browsers) still need the session's CSRF token.
 func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
+	sfs := r.Header.Get("Sec-Fetch-Site")
+	if sfs != "" && sfs != "same-origin" {
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
+	o := r.Header.Get("Origin")
+	if o == "" || (o == "null" && sfs == "same-origin") {
+		// Under Referrer-Policy: no-referrer, browsers send "Origin: null"
+		// on form posts; Sec-Fetch-Site then vouches for the origin.
+		return true
 	}
-	return true
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
 }
 
 // refuse answers a request the console itself rejects (not the API).

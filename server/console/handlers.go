@@ -377,6 +377,7 @@ func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, s *session,
 	if err != nil && p.Error == "" {
 		p.Error = err.Error()
 	}
+	sort.SliceStable(roles, func(i, j int) bool { return strings.ToLower(roles[i].Name) < strings.ToLower(roles[j].Name) })
 	d.Roles, d.RolesListed = roles, listed
 	d.RoleNames = map[string]string{}
 	for _, ro := range roles {
@@ -394,7 +395,11 @@ func deref(s *string) string {
 }
 
 func (c *Console) tokens(w http.ResponseWriter, r *http.Request, s *session) {
-	c.tokensPage(w, r, s, http.StatusOK, c.newPage(s, "Application tokens", "tokens"), &tokensData{})
+	p := c.newPage(s, "Application tokens", "tokens")
+	if id := r.URL.Query().Get("deleted"); id != "" {
+		p.Notice = "Token " + id + " deleted."
+	}
+	c.tokensPage(w, r, s, http.StatusOK, p, &tokensData{})
 }
 
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request, s *session) {
@@ -459,6 +464,5 @@ func (c *Console) deleteToken(w http.ResponseWriter, r *http.Request, s *session
 		c.tokensPage(w, r, s, status(err), p, &tokensData{})
 		return
 	}
-	p.Notice = "Token " + id + " deleted."
-	c.tokensPage(w, r, s, http.StatusOK, p, &tokensData{})
+	http.Redirect(w, r, "/ui/tokens?deleted="+url.QueryEscape(id), http.StatusSeeOther)
 }
