@@ -6,9 +6,11 @@ package console_test
 // when no Chromium is installed; CI installs Debian's chromium.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"net"
 	"net/http"
 	"os"
@@ -177,17 +179,47 @@ func (b *browser) shot(name string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	eval[bool](b, `window.scrollTo(0, 0), true`)
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), shot, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-	if b.docs {
-		if err := os.WriteFile(filepath.Join("..", "..", "docs", "console", name+".png"), png, 0o644); err != nil {
-			b.t.Fatal(err)
-		}
+	if b.docs && docPages[name] {
+		writeDocPNG(b.t, filepath.Join("..", "..", "docs", "console", name+".png"), shot)
+	}
+}
+
+// docPages are the screenshots committed under docs/console/ (one per
+// page); CONSOLE_UPDATE_DOCS=1 rewrites them.
+var docPages = map[string]bool{
+	"signin": true, "tokens": true, "token-details": true, "token-delete": true, "roles": true, "role-edit": true,
+	"streaming-tenants": true, "streaming": true, "databases": true, "database": true, "audit": true, "phone-tokens": true,
+}
+
+// writeDocPNG re-encodes a screenshot at the best PNG compression, to
+// keep the committed files small.
+func writeDocPNG(t *testing.T, path string, raw []byte) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() > len(raw) {
+		buf.Reset()
+		buf.Write(raw)
+	}
+	if buf.Len() > 150<<10 {
+		t.Logf("docs screenshot %s is %d KB", path, buf.Len()>>10)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
