@@ -40,7 +40,7 @@ const (
 // targets: an injected value cannot run, restyle the page or post
 // elsewhere.
 var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 		"object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 	"X-Frame-Options":              "DENY",
 	"X-Content-Type-Options":       "nosniff",
