@@ -619,7 +619,9 @@ func testDatabasesAndAudit(t *testing.T, b *browser, env *servertest.Env, dbID s
 			t.Fatalf("filtered row %q", r)
 		}
 	}
+	b.do("shorter viewport", chromedp.EmulateViewport(1280, 760)) // keeps the committed PNG small
 	b.open("/ui/audit?pageSize=12")
 	b.loaded("/ui/audit")
 	b.shot("audit")
+	b.do("desktop viewport", chromedp.EmulateViewport(1280, 900))
 }
