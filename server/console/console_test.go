@@ -198,3 +198,33 @@ func TestUIOff(t *testing.T) {
 		t.Fatalf("API with the console off: %d", code)
 	}
 }
+
+func TestRoleCreateEditThroughConsole(t *testing.T) {
+	env := servertest.Start(t)
+	c := newClient(t, env.HTTPBase)
+	c.signIn(url.Values{"mode": {"token"}, "token": {env.AdminToken}})
+	_, page := c.do(http.MethodGet, "/ui/roles/new", nil, nil)
+	tok := csrfOf(t, page)
+	same := map[string]string{"Sec-Fetch-Site": "same-origin"}
+	org := "drn:astra:org:" + env.OrgID
+
+	// A bad DRN: the API's 400 message is shown and nothing is created.
+	resp, body := c.do(http.MethodPost, "/ui/roles/new", url.Values{"csrf": {tok}, "name": {"r1"}, "resources": {org + ":db"}, "action": {"org-db-view"}}, same)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "missing database id") {
+		t.Fatalf("bad DRN: %d %.300s", resp.StatusCode, body)
+	}
+	resp, _ = c.do(http.MethodPost, "/ui/roles/new", url.Values{"csrf": {tok}, "name": {"r1"}, "description": {"d"}, "resources": {org + "\n" + org + ":db:*"}, "action": {"org-db-view", "db-cql"}}, same)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/ui/roles/") {
+		t.Fatalf("create role: %d %s", resp.StatusCode, loc)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(loc, "/ui/roles/"), "?saved=1")
+	resp, _ = c.do(http.MethodPost, "/ui/roles/"+id+"/edit", url.Values{"csrf": {tok}, "name": {"r2"}, "resources": {org + ":db:*"}, "action": {"db-rest"}}, same)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit role: %d", resp.StatusCode)
+	}
+	code, raw, _ := env.REST(t, http.MethodGet, "/v2/organizations/roles/"+id, env.AdminToken, nil)
+	if code != http.StatusOK || !strings.Contains(string(raw), `"Name":"r2"`) || !strings.Contains(string(raw), `"actions":["db-rest"]`) {
+		t.Fatalf("role after edit: %d %s", code, raw)
+	}
+}

@@ -369,9 +369,10 @@ func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, s *session,
 			p.Error = err.Error()
 		}
 	}
-	sort.SliceStable(list.Clients, func(i, j int) bool {
-		return deref(list.Clients[i].GeneratedOn) > deref(list.Clients[j].GeneratedOn)
-	})
+	// Newest first (parsed: RFC 3339 strings with trimmed fractions do not
+	// sort as text).
+	created := func(t tokenInfo) time.Time { v, _ := time.Parse(time.RFC3339Nano, deref(t.GeneratedOn)); return v }
+	sort.SliceStable(list.Clients, func(i, j int) bool { return created(list.Clients[i]).After(created(list.Clients[j])) })
 	d.Tokens = list.Clients
 	roles, listed, err := c.roleChoices(r, s)
 	if err != nil && p.Error == "" {
