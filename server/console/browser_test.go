@@ -462,9 +462,14 @@ func testRoles(t *testing.T, b *browser, env *servertest.Env) {
 	b.do("fill role",
 		chromedp.SendKeys(chromedp.CSS("#role-name"), `<b>ops</b> readers`),
 		chromedp.SendKeys(chromedp.CSS("#role-description"), "reads databases"),
-		chromedp.Click(chromedp.CSS(`input[name=action][value="org-db-view"]`)),
-		chromedp.Click(chromedp.CSS(`input[name=action][value="db-table-select"]`)),
 	)
+	// Checkboxes are toggled with the keyboard (focus + space), which does
+	// not depend on where the layout put them.
+	for _, a := range []string{"org-db-view", "db-table-select"} {
+		sel := `input[name=action][value="` + a + `"]`
+		b.do("check "+a, chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(" "))
+		b.waitFor(a+" checked", `document.querySelector('`+sel+`').checked`)
+	}
 	b.shot("role-edit")
 	b.do("save role", chromedp.Click(chromedp.CSS("#save-role")))
 	b.waitFor("role saved", `location.pathname.indexOf("/ui/roles/") === 0 && !!document.querySelector("#notice")`)
