@@ -102,9 +102,19 @@ func newBrowser(t *testing.T, base string) *browser {
 // do runs steps with a bounded timeout, failing the test on error.
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+		err = chromedp.Do(ctx, steps...)
+		cancel()
+		// Right after a navigation the protocol's DOM view can still name
+		// the old page's nodes; the action did not happen, so retry it.
+		if err == nil || !strings.Contains(err.Error(), "No node with given id") && !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
 		b.t.Fatalf("%s: %v (at %s)", what, err, b.location())
 	}
 }

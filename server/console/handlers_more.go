@@ -45,7 +45,7 @@ func (c *Console) roles(w http.ResponseWriter, r *http.Request, s *session) {
 		if d.Roles[i].Type != d.Roles[j].Type {
 			return d.Roles[i].Type == "custom"
 		}
-		return false
+		return strings.ToLower(d.Roles[i].Name) < strings.ToLower(d.Roles[j].Name)
 	})
 	if n := r.URL.Query().Get("deleted"); n != "" {
 		p.Notice = "Role deleted."
