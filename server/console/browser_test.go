@@ -127,11 +127,14 @@ func (b *browser) location() string {
 	return l + " showing: " + txt
 }
 
+// text returns the trimmed textContent of the first element matching sel
+// (read by script, so it never names a stale protocol node).
 func (b *browser) text(sel string) string {
 	b.t.Helper()
+	q, _ := json.Marshal(sel)
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(function(){var e=document.querySelector(`+string(q)+`); if(!e){throw new Error("no element "+`+string(q)+`)} return e.textContent})()`))
 	if err != nil {
 		b.t.Fatalf("text of %s: %v (at %s)", sel, err, b.location())
 	}
