@@ -30,6 +30,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/auth"
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
+	"github.com/tokenbroker/tokenbroker/server/console"
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/database"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
@@ -86,6 +87,8 @@ type Config struct {
 	// SigningKeyRotation, when positive, rotates the Pulsar signing key on
 	// this schedule (the next key is prepared at half of it).
 	SigningKeyRotation time.Duration
+	// DisableUI turns the browser console at /ui/ off (it is on by default).
+	DisableUI bool
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -272,8 +275,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var handler = gw
+	if !cfg.DisableUI { // the console: a client of gw, mounted beside it
+		if handler, err = console.Mount(gw, cfg.Now, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	s.http = &http.Server{
-		Handler: http.MaxBytesHandler(gw, maxRequestBytes),
+		Handler: http.MaxBytesHandler(handler, maxRequestBytes),
 		// Bounded timeouts so slow or idle clients cannot pin connections.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

@@ -64,6 +64,8 @@ func serve(args []string, stderr io.Writer) error {
 		cfg.SigningKeyRotation = d
 		return nil
 	})
+	// Browser console.
+	ui := fs.Bool("ui", true, "serve the browser console at /ui/ on the REST listener")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -76,6 +78,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
 		return err
 	}
+
+	cfg.DisableUI = !*ui
 
 	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.BootstrapOut = stderr
