@@ -82,6 +82,10 @@ type Config struct {
 	// PulsarTokenLimit is the maximum number of live Pulsar tokens per
 	// tenant (default 100).
 	PulsarTokenLimit int
+	// DataAPIURLTemplate builds the URL fields of database objects, e.g.
+	// "https://{id}-{region}.apps.example.internal" ({id}: the database ID,
+	// {region}: its region); "" leaves them out.
+	DataAPIURLTemplate string
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -242,7 +246,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
-	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	dbURLs, err := database.ParseURLTemplate(cfg.DataAPIURLTemplate)
+	if err != nil {
+		return nil, err
+	}
+	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger, URLs: dbURLs}).Register(s.grpc)
 	auditlog.New(auditlog.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)

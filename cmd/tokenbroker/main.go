@@ -67,6 +67,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.IssuerURL, "issuer-url", "", "iss claim of Pulsar JWTs and OIDC issuer (default http://<http-addr>); Pulsar's OIDC provider wants https")
 	fs.StringVar(&cfg.PulsarAudience, "pulsar-audience", server.DefaultPulsarAudience, "aud claim of Pulsar JWTs")
 	fs.IntVar(&cfg.PulsarTokenLimit, "pulsar-token-limit", broker.DefaultPulsarTokenLimit, "maximum live Pulsar tokens per tenant")
+	fs.StringVar(&cfg.DataAPIURLTemplate, "data-api-url-template", "", "URL of a database's data API, with {id} and {region} (e.g. https://{id}-{region}.apps.example.internal); fills the URL fields of database objects")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

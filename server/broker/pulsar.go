@@ -270,6 +270,9 @@ func (b *Broker) CreateTenant(ctx context.Context, caller *Principal, in TenantI
 	if in.Cluster == "" || len(in.Cluster) > 128 {
 		return store.Tenant{}, IssuedPulsarToken{}, Invalid("clusterName: required, at most 128 characters")
 	}
+	if err := validateText("clusterName", in.Cluster, 128); err != nil {
+		return store.Tenant{}, IssuedPulsarToken{}, err
+	}
 	if in.ClusterHeader != "" && in.ClusterHeader != in.Cluster {
 		return store.Tenant{}, IssuedPulsarToken{}, Invalid("X-DataStax-Pulsar-Cluster %q does not match clusterName %q", truncate(in.ClusterHeader, 128), in.Cluster)
 	}
