@@ -111,11 +111,11 @@ func rfc3339(t time.Time) string {
 // optionalTime is t in RFC 3339, or nil (the key is left out) when t is
 // unknown: clients parse these keys as dates, and "" or the zero time
 // would read as an invalid or a year-1 date.
-func optionalTime(t time.Time) *string {
+func optionalTime(t time.Time, layout string) *string {
 	if t.IsZero() {
 		return nil
 	}
-	v := t.UTC().Format(time.RFC3339Nano)
+	v := t.UTC().Format(layout)
 	return &v
 }
 
@@ -134,8 +134,8 @@ func (s *Service) databaseToProto(db store.Database) *tbv1.Database {
 	out := &tbv1.Database{
 		Id: db.ID, OrgId: db.OrgID, OwnerId: db.OwnerID,
 		CreationTime:    created,
-		TerminationTime: optionalTime(db.TerminatedAt),
-		LastUsageTime:   optionalTime(db.Usage.LastUsage),
+		TerminationTime: optionalTime(db.TerminatedAt, time.RFC3339),
+		LastUsageTime:   optionalTime(db.Usage.LastUsage, time.RFC3339Nano),
 		Info: &tbv1.DatabaseInfo{
 			Name: db.Name, Keyspace: db.Keyspace, Keyspaces: []string{db.Keyspace}, AdditionalKeyspaces: []string{},
 			CloudProvider: db.CloudProvider, Tier: db.Tier, CapacityUnits: int32(db.CapacityUnits), Region: db.Region,

@@ -280,12 +280,12 @@ func isUUIDForm(s string, hex func(byte) bool) bool {
 // policy.resources[i], policy.actions[i], policy.effect), e.g.
 // `policy.actions[2]: unknown action "org-foo"`.
 func ValidateRoleSpec(name, description string, resources, actions []string, effect string) error {
-	if err := ValidateText("name", name, maxNameLen); err != nil {
-		return err
-	}
 	if strings.TrimSpace(name) == "" {
 		// A blank name is unusable in any listing; treat it as missing.
 		return errors.New("name: must not be empty")
+	}
+	if err := ValidateText("name", name, maxNameLen); err != nil {
+		return err
 	}
 	if err := ValidateText("policy.description", description, maxDescriptionLen); err != nil {
 		return err
