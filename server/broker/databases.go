@@ -201,7 +201,8 @@ type DatabaseFilter struct {
 	Include       string // "" or "nonterminated", "all", or a status (case-insensitive)
 	Provider      string // "" or "ALL", or a cloud provider (case-insensitive)
 	StartingAfter string // "" or a database ID: the page after it
-	Limit         int    // 0 (= 25) or 1..100
+	Limit         int    // 1..100 when LimitSet; default 25
+	LimitSet      bool
 }
 
 // Values of the include parameter (Astra's spec): "nonterminated", "all",
@@ -238,7 +239,7 @@ func (f *DatabaseFilter) normalize() error {
 		}
 	}
 	switch {
-	case f.Limit == 0:
+	case !f.LimitSet:
 		f.Limit = defaultDatabasePage
 	case f.Limit < 1 || f.Limit > maxDatabasePage:
 		return Invalid("limit: must be 1 to %d", maxDatabasePage)

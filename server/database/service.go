@@ -61,7 +61,8 @@ func (s *Service) CreateDatabase(ctx context.Context, req *tbv1.CreateDatabaseRe
 
 func (s *Service) ListDatabases(ctx context.Context, req *tbv1.ListDatabasesRequest) (*tbv1.ListDatabasesResponse, error) {
 	dbs, err := s.b.ListDatabases(ctx, broker.PrincipalFrom(ctx), broker.DatabaseFilter{
-		Include: req.GetInclude(), Provider: req.GetProvider(), StartingAfter: req.GetStartingAfter(), Limit: int(req.GetLimit()),
+		Include: req.GetInclude(), Provider: req.GetProvider(), StartingAfter: req.GetStartingAfter(),
+		Limit: int(req.GetLimit()), LimitSet: req.Limit != nil,
 	})
 	if err != nil {
 		return nil, s.fail(ctx, err)

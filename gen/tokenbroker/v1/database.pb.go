@@ -731,7 +731,7 @@ type ListDatabasesRequest struct {
 	// A database ID: list the databases after it (pagination).
 	StartingAfter string `protobuf:"bytes,3,opt,name=starting_after,json=startingAfter,proto3" json:"starting_after,omitempty"`
 	// 1..100; default 25.
-	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit         *int32 `protobuf:"varint,4,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -788,8 +788,8 @@ func (x *ListDatabasesRequest) GetStartingAfter() string {
 }
 
 func (x *ListDatabasesRequest) GetLimit() int32 {
-	if x != nil {
-		return x.Limit
+	if x != nil && x.Limit != nil {
+		return *x.Limit
 	}
 	return 0
 }
@@ -1229,12 +1229,13 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x14\n" +
-	"\x05token\x18\x05 \x01(\tR\x05token\"\x89\x01\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"\x98\x01\n" +
 	"\x14ListDatabasesRequest\x12\x18\n" +
 	"\ainclude\x18\x01 \x01(\tR\ainclude\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12%\n" +
-	"\x0estarting_after\x18\x03 \x01(\tR\rstartingAfter\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"O\n" +
+	"\x0estarting_after\x18\x03 \x01(\tR\rstartingAfter\x12\x19\n" +
+	"\x05limit\x18\x04 \x01(\x05H\x00R\x05limit\x88\x01\x01B\b\n" +
+	"\x06_limit\"O\n" +
 	"\x15ListDatabasesResponse\x126\n" +
 	"\tdatabases\x18\x01 \x03(\v2\x18.tokenbroker.v1.DatabaseR\tdatabases\"5\n" +
 	"\x12GetDatabaseRequest\x12\x1f\n" +
@@ -1327,6 +1328,7 @@ func file_tokenbroker_v1_database_proto_init() {
 	file_tokenbroker_v1_database_proto_msgTypes[0].OneofWrappers = []any{}
 	file_tokenbroker_v1_database_proto_msgTypes[1].OneofWrappers = []any{}
 	file_tokenbroker_v1_database_proto_msgTypes[4].OneofWrappers = []any{}
+	file_tokenbroker_v1_database_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
