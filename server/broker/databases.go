@@ -28,14 +28,6 @@ const (
 // database's own token may read them (as Astra's DB-scoped roles do).
 var systemKeyspaces = []string{"system", "system_schema", "system_virtual_schema"}
 
-// databaseTokenActions are what a database's own token may do on it: use
-// the data APIs, read and write table data, and describe the schema.
-var databaseTokenActions = []string{
-	"org-db-view", "db-cql", "db-rest", "db-graphql",
-	"db-all-keyspace-describe", "db-keyspace-describe",
-	"db-table-describe", "db-table-select", "db-table-modify",
-}
-
 // writeActions count as writes when metering; every other db action on a
 // database counts as a read.
 var writeActions = map[string]bool{
@@ -137,11 +129,11 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 	role := store.Role{
 		ID: uuid.NewString(), OrgID: b.org.ID, Name: "Database " + db.Name + " (" + db.ID[:8] + ")",
 		Description: "Read and write the data of database " + db.ID,
-		Resources:   resources, Actions: b.grantableActions(caller, resources, databaseTokenActions), Effect: policy.EffectAllow,
+		Resources:   resources, Actions: b.grantableActions(caller, resources, policy.DatabaseTokenActions()), Effect: policy.EffectAllow,
 		UpdatedAt: now, UpdatedBy: caller.ID,
 	}
 	if len(role.Actions) == 0 {
-		return CreatedDatabase{}, Denied("cannot create a token for the database: caller holds none of %q on it", databaseTokenActions)
+		return CreatedDatabase{}, Denied("cannot create a token for the database: caller holds none of %q on it", policy.DatabaseTokenActions())
 	}
 	db.RoleID = role.ID
 	if err := b.mayGrant(caller, role); err != nil {
