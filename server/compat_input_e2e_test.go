@@ -150,6 +150,24 @@ func TestRESTParameterSweep(t *testing.T) {
 			}
 		}
 	}
+	// Bodies: invalid UTF-8 and NUL inside JSON strings, on every route
+	// that takes one.
+	for _, r := range routes {
+		if r.method != http.MethodPost && r.method != http.MethodPut {
+			continue
+		}
+		for _, body := range []string{
+			"{\"name\":\"\xff\",\"description\":\"\xff\",\"username\":\"\xff\",\"tenantName\":\"\xff\",\"roles\":[\"\xff\"]}",
+			`{"name":"a\u0000b","description":"a\u0000b","username":"a\u0000b","password":"a\u0000b","tenantName":"a\u0000b","role":"a\u0000b"}`,
+			`{"policy":{"resources":["\u0000"],"actions":["\u0000"]},"stats":[{"tenant":"\u0000"}]}`,
+		} {
+			code, raw, _ := env.REST(t, r.method, fill(r, "", ""), env.AdminToken, []byte(body))
+			sent++
+			if code >= 500 {
+				t.Errorf("%s %s with body %q: HTTP %d %s", r.method, r.path, body, code, raw)
+			}
+		}
+	}
 	t.Logf("%d requests over %d routes", sent, len(routes))
 
 	// The issue's own example, and headers the gateway forwards as metadata.
@@ -159,6 +177,10 @@ func TestRESTParameterSweep(t *testing.T) {
 	req.Header.Set("X-DataStax-Pulsar-Cluster", "\xff")
 	code, raw, hdr = env.Do(t, req)
 	wantAstraError(t, "invalid UTF-8 in X-DataStax-Pulsar-Cluster", code, raw, hdr, http.StatusBadRequest, 0, "X-Datastax-Pulsar-Cluster header")
+	req = env.NewRequest(t, http.MethodGet, "/v2/currentOrg", env.AdminToken, nil)
+	req.Header.Set("X-Request-Id", "id-\xff")
+	code, raw, _ = env.Do(t, req)
+	wantStatus(t, "invalid UTF-8 in X-Request-Id (dropped)", code, raw, http.StatusOK)
 	req = env.NewRequest(t, http.MethodGet, "/v2/currentOrg", "", nil)
 	req.Header.Set("Authorization", "Bearer \xff")
 	code, raw, hdr = env.Do(t, req)

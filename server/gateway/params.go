@@ -89,7 +89,7 @@ var credentialHeaders = []string{"Authorization", "X-Cassandra-Token"}
 
 // checkRequest validates what grpc-gateway would copy into a protobuf
 // message or into gRPC metadata: path segments, query parameters, and the
-// forwarded headers. grpc refuses to marshal a string field holding invalid
+// forwarded headers (dropping an unusable request-ID header). grpc refuses to marshal a string field holding invalid
 // UTF-8 (the client would get a 500), and metadata must be printable ASCII.
 func checkRequest(patterns []paramPattern, r *http.Request) *badRequest {
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
@@ -127,13 +127,23 @@ func checkRequest(patterns []paramPattern, r *http.Request) *badRequest {
 	}
 	for h := range forwardedHeaders {
 		for _, v := range r.Header.Values(h) {
-			if !printableASCII(v) || len(v) > MaxParamBytes {
-				return &badRequest{code: http.StatusBadRequest, msg: fmt.Sprintf("%s header: at most %d printable ASCII characters", h, MaxParamBytes)}
+			if printableASCII(v) {
+				continue
 			}
+			if requestIDHeaders[h] {
+				// A request ID is only a label: an unusable one is dropped
+				// (the server makes its own), as a too-long one is ignored.
+				r.Header.Del(h)
+				break
+			}
+			return &badRequest{code: http.StatusBadRequest, msg: h + " header: must be printable ASCII"}
 		}
 	}
 	return nil
 }
+
+// requestIDHeaders are the forwarded headers that only label a call.
+var requestIDHeaders = map[string]bool{"X-Request-Id": true, "X-Cassandra-Request-Id": true}
 
 // printableASCII reports whether v may be sent as gRPC metadata.
 func printableASCII(v string) bool {
