@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -277,7 +278,7 @@ func (b *Broker) CreateTenant(ctx context.Context, caller *Principal, in TenantI
 		return store.Tenant{}, IssuedPulsarToken{}, Invalid("X-DataStax-Pulsar-Cluster %q does not match clusterName %q", truncate(in.ClusterHeader, 128), in.Cluster)
 	}
 	for field, u := range map[string]string{"webServiceUrl": in.WebServiceURL, "brokerServiceUrl": in.BrokerServiceURL, "websocketUrl": in.WebsocketURL} {
-		if len(u) > 1024 || strings.ContainsAny(u, " \t\r\n") {
+		if len(u) > 1024 || strings.IndexFunc(u, func(r rune) bool { return r == ' ' || unicode.IsControl(r) }) >= 0 {
 			return store.Tenant{}, IssuedPulsarToken{}, Invalid("%s: not a URL", field)
 		}
 	}

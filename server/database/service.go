@@ -98,15 +98,8 @@ func (s *Service) GetDatabaseUsage(ctx context.Context, req *tbv1.GetDatabaseUsa
 	return &tbv1.GetDatabaseUsageResponse{
 		DatabaseId: req.GetDatabaseId(), Month: month,
 		ReadRequestsCount: float64(u.Reads), WriteRequestsCount: float64(u.Writes), ErrorsCount: float64(u.Errors),
-		LastUsageTime: rfc3339(u.LastUsage),
+		LastUsageTime: optionalTime(u.LastUsage, time.RFC3339Nano),
 	}, nil
-}
-
-func rfc3339(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // optionalTime is t in RFC 3339, or nil (the key is left out) when t is

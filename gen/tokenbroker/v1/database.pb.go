@@ -1066,8 +1066,8 @@ type GetDatabaseUsageResponse struct {
 	ReadRequestsCount  float64                `protobuf:"fixed64,3,opt,name=read_requests_count,json=readRequestsCount,proto3" json:"read_requests_count,omitempty"`
 	WriteRequestsCount float64                `protobuf:"fixed64,4,opt,name=write_requests_count,json=writeRequestsCount,proto3" json:"write_requests_count,omitempty"`
 	ErrorsCount        float64                `protobuf:"fixed64,5,opt,name=errors_count,json=errorsCount,proto3" json:"errors_count,omitempty"`
-	// RFC 3339, "" if unused that month.
-	LastUsageTime string `protobuf:"bytes,6,opt,name=last_usage_time,json=lastUsageTime,proto3" json:"last_usage_time,omitempty"`
+	// RFC 3339; absent if unused that month.
+	LastUsageTime *string `protobuf:"bytes,6,opt,name=last_usage_time,json=lastUsageTime,proto3,oneof" json:"last_usage_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1138,8 +1138,8 @@ func (x *GetDatabaseUsageResponse) GetErrorsCount() float64 {
 }
 
 func (x *GetDatabaseUsageResponse) GetLastUsageTime() string {
-	if x != nil {
-		return x.LastUsageTime
+	if x != nil && x.LastUsageTime != nil {
+		return *x.LastUsageTime
 	}
 	return ""
 }
@@ -1250,15 +1250,16 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\x17GetDatabaseUsageRequest\x12\x1f\n" +
 	"\vdatabase_id\x18\x01 \x01(\tR\n" +
 	"databaseId\x12\x14\n" +
-	"\x05month\x18\x02 \x01(\tR\x05month\"\xfe\x01\n" +
+	"\x05month\x18\x02 \x01(\tR\x05month\"\x97\x02\n" +
 	"\x18GetDatabaseUsageResponse\x12\x1f\n" +
 	"\vdatabase_id\x18\x01 \x01(\tR\n" +
 	"databaseId\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12.\n" +
 	"\x13read_requests_count\x18\x03 \x01(\x01R\x11readRequestsCount\x120\n" +
 	"\x14write_requests_count\x18\x04 \x01(\x01R\x12writeRequestsCount\x12!\n" +
-	"\ferrors_count\x18\x05 \x01(\x01R\verrorsCount\x12&\n" +
-	"\x0flast_usage_time\x18\x06 \x01(\tR\rlastUsageTime2\xf9\x03\n" +
+	"\ferrors_count\x18\x05 \x01(\x01R\verrorsCount\x12+\n" +
+	"\x0flast_usage_time\x18\x06 \x01(\tH\x00R\rlastUsageTime\x88\x01\x01B\x12\n" +
+	"\x10_last_usage_time2\xf9\x03\n" +
 	"\x0fDatabaseService\x12_\n" +
 	"\x0eCreateDatabase\x12%.tokenbroker.v1.CreateDatabaseRequest\x1a&.tokenbroker.v1.CreateDatabaseResponse\x12\\\n" +
 	"\rListDatabases\x12$.tokenbroker.v1.ListDatabasesRequest\x1a%.tokenbroker.v1.ListDatabasesResponse\x12V\n" +
@@ -1329,6 +1330,7 @@ func file_tokenbroker_v1_database_proto_init() {
 	file_tokenbroker_v1_database_proto_msgTypes[1].OneofWrappers = []any{}
 	file_tokenbroker_v1_database_proto_msgTypes[4].OneofWrappers = []any{}
 	file_tokenbroker_v1_database_proto_msgTypes[7].OneofWrappers = []any{}
+	file_tokenbroker_v1_database_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
