@@ -35,6 +35,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$http/v2/clientI
 code=$(curl -s -o "$dir/body" -w '%{http_code}' "http://$http/v2/currentOrg" -H "Authorization: Bearer $tok")
 [[ $code == 401 ]] || fail "deleted token: HTTP $code, want 401"
 grep -q '"ID":340018' "$dir/body" || fail "deleted token: body $(cat "$dir/body")"
+# Invalid UTF-8 in a path parameter: 400 in Astra's body, not a 500.
+code=$(curl -s -o "$dir/body" -w '%{http_code}' "http://$http/v2/organizations/roles/%FF")
+[[ $code == 400 ]] || fail "roles/%FF: HTTP $code, want 400"
+grep -q '"message":"roleId: must be valid UTF-8"' "$dir/body" || fail "roles/%FF: body $(cat "$dir/body")"
 # grpcurl with a credential, as an operator would debug.
 "$grpcurl" -plaintext -H "authorization: Bearer $admin" "$grpc" tokenbroker.v1.TokenService/GetCurrentOrg | grep -q '"id"' \
   || fail "grpcurl GetCurrentOrg failed"

@@ -150,6 +150,23 @@ func auReason(t *testing.T, what string, code int, raw []byte, want int) string 
 	return r
 }
 
+// auAstraError checks Astra's {"errors":[{"ID","message"}]} body, which the
+// report call (a management call, unlike the stats reads) answers with.
+func auAstraError(t *testing.T, what string, code int, raw []byte, want int) {
+	t.Helper()
+	auCode(t, what, code, raw, want)
+	var body struct {
+		Errors []struct {
+			ID      *int    `json:"ID"`
+			Message *string `json:"message"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil || len(body.Errors) != 1 || body.Errors[0].ID == nil ||
+		body.Errors[0].Message == nil || *body.Errors[0].Message == "" {
+		t.Errorf("%s: body %s, want {\"errors\":[{\"ID\":…,\"message\":…}]}", what, raw)
+	}
+}
+
 // auList does GET /v2/audit/events with the query and decodes the page.
 func auList(t *testing.T, env *servertest.Env, bearer string, q url.Values) (int, []byte, *tbv1.ListAuditEventsResponse) {
 	t.Helper()
@@ -1426,7 +1443,7 @@ func TestStreamingStats(t *testing.T) {
 	} {
 		env.Clock.Advance(time.Second)
 		code, raw, _ := env.REST(t, http.MethodPost, auStatsPath, c.bearer, c.body)
-		auReason(t, "report: "+c.name, code, raw, c.want)
+		auAstraError(t, "report: "+c.name, code, raw, c.want)
 	}
 	_, err = env.Pulsar.ReportNamespaceStats(env.GRPCCtx(rw.GetToken()), &tbv1.ReportNamespaceStatsRequest{
 		Stats: []*tbv1.NamespaceStats{{Tenant: "mytenant", Namespace: "ns3"}}})

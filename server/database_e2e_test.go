@@ -56,8 +56,8 @@ func dbeCreate(t *testing.T, env *servertest.Env, bearer string, body any) dbeCr
 	if _, err := uuid.Parse(c.RoleID); err != nil {
 		t.Errorf("roleId %q is not a UUID", c.RoleID)
 	}
-	if loc := hdr.Get("Location"); loc != dbePath+"/"+c.ID {
-		t.Errorf("Location %q, want %q", loc, dbePath+"/"+c.ID)
+	if loc := hdr.Get("Location"); loc != c.ID { // the bare ID, as Astra's clients read it
+		t.Errorf("Location %q, want %q", loc, c.ID)
 	}
 	if !clientIDRE.MatchString(c.ClientID) {
 		t.Errorf("clientId %q is not 24 letters", c.ClientID)
@@ -195,7 +195,16 @@ func dbeUsage(t *testing.T, env *servertest.Env, bearer, id, month string) (stri
 	code, raw, _ := env.REST(t, http.MethodGet, path, bearer, nil)
 	wantStatus(t, "GET "+path, code, raw, http.StatusOK)
 	m := object(t, raw)
-	wantKeys(t, "usage", m, "databaseId", "month", "readRequestsCount", "writeRequestsCount", "errorsCount", "lastUsageTime")
+	// lastUsageTime is absent (never "") in a month without use.
+	want := []string{"databaseId", "month", "readRequestsCount", "writeRequestsCount", "errorsCount"}
+	last := ""
+	if raw, ok := m["lastUsageTime"]; ok {
+		want = append(want, "lastUsageTime")
+		if last = str(t, raw); last == "" {
+			t.Errorf("usage lastUsageTime is \"\": an unknown time must be absent")
+		}
+	}
+	wantKeys(t, "usage", m, want...)
 	if got := str(t, m["databaseId"]); got != id {
 		t.Errorf("usage databaseId %q, want %q", got, id)
 	}
@@ -203,12 +212,12 @@ func dbeUsage(t *testing.T, env *servertest.Env, bearer, id, month string) (stri
 		dbeNumber(t, "readRequestsCount", m["readRequestsCount"]),
 		dbeNumber(t, "writeRequestsCount", m["writeRequestsCount"]),
 		dbeNumber(t, "errorsCount", m["errorsCount"]),
-	}, str(t, m["lastUsageTime"])
+	}, last
 }
 
-func dbeList(t *testing.T, env *servertest.Env, bearer string) (raw []byte, ids []string) {
+func dbeList(t *testing.T, env *servertest.Env, bearer string, query ...string) (raw []byte, ids []string) {
 	t.Helper()
-	code, raw, _ := env.REST(t, http.MethodGet, dbePath, bearer, nil)
+	code, raw, _ := env.REST(t, http.MethodGet, dbePath+strings.Join(query, ""), bearer, nil)
 	wantStatus(t, "list databases", code, raw, http.StatusOK)
 	var list []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
@@ -237,11 +246,12 @@ func TestDatabaseCreateAndShape(t *testing.T) {
 		t.Errorf("Content-Type %q, want application/json", ct)
 	}
 	db := object(t, raw)
-	wantKeys(t, "database", db, "id", "orgId", "ownerId", "creationTime", "terminationTime", "lastUsageTime",
-		"info", "status", "metrics", "availableActions")
+	// Unknown times (not terminated, never used) are absent, never "" or
+	// the zero time; without a data API URL template there are no URLs.
+	wantKeys(t, "database", db, "id", "orgId", "ownerId", "creationTime",
+		"info", "status", "metrics", "availableActions", "storage")
 	for field, want := range map[string]string{
 		"id": c.ID, "orgId": env.OrgID, "ownerId": env.AdminClientID, "status": "ACTIVE",
-		"terminationTime": "0001-01-01T00:00:00Z", "lastUsageTime": "",
 		"creationTime": created.UTC().Truncate(time.Second).Format(time.RFC3339),
 	} {
 		if got := str(t, db[field]); got != want {
@@ -252,7 +262,7 @@ func TestDatabaseCreateAndShape(t *testing.T) {
 		t.Errorf("creationTime is not RFC 3339: %v", err)
 	}
 	info := object(t, db["info"])
-	wantKeys(t, "info", info, "name", "keyspace", "keyspaces", "cloudProvider", "tier", "capacityUnits", "region")
+	wantKeys(t, "info", info, "name", "keyspace", "keyspaces", "additionalKeyspaces", "cloudProvider", "tier", "capacityUnits", "region", "datacenters")
 	for field, want := range map[string]string{"name": "hi", "keyspace": "ks_one", "cloudProvider": "GCP", "tier": "serverless", "region": "us-east1"} {
 		if got := str(t, info[field]); got != want {
 			t.Errorf("info.%s: %q, want %q", field, got, want)
@@ -615,9 +625,17 @@ func TestDatabaseTerminate(t *testing.T) {
 	_, err = env.Databases.TerminateDatabase(env.GRPCCtx(env.AdminToken), &tbv1.TerminateDatabaseRequest{DatabaseId: a.ID})
 	wantGRPC(t, "gRPC: terminate again", err, codes.FailedPrecondition, "")
 
-	// Still listed (as Astra keeps them), and the termination persists.
-	if _, ids := dbeList(t, env, env.AdminToken); !slices.Equal(ids, []string{a.ID}) {
-		t.Errorf("listed %v, want [%s]", ids, a.ID)
+	// Still listed with include=all or terminated (as Astra keeps them),
+	// not by default (include=nonterminated); the termination persists.
+	for _, q := range []string{"?include=all", "?include=terminated", "?include=TERMINATED"} {
+		if _, ids := dbeList(t, env, env.AdminToken, q); !slices.Equal(ids, []string{a.ID}) {
+			t.Errorf("listed %s: %v, want [%s]", q, ids, a.ID)
+		}
+	}
+	for _, q := range []string{"", "?include=nonterminated", "?include=active"} {
+		if _, ids := dbeList(t, env, env.AdminToken, q); len(ids) != 0 {
+			t.Errorf("listed %q: %v, want none", q, ids)
+		}
 	}
 	env.Restart(t)
 	db = dbeGetOK(t, env, a.Token, a.ID)

@@ -228,7 +228,10 @@ func peIssuedFrom(t *testing.T, what string, code int, raw []byte) peIssued {
 	t.Helper()
 	peWantCode(t, what, code, raw, http.StatusCreated)
 	m := peObject(t, what, raw)
-	peWantKeys(t, what, m, "id", "rolename", "token")
+	peWantKeys(t, what, m, "id", "rolename", "subject", "token")
+	if sub, role := peString(t, what, m, "subject"), peString(t, what, m, "rolename"); sub != role {
+		t.Errorf("%s: subject %q, rolename %q: want the same role", what, sub, role)
+	}
 	return peIssued{ID: peString(t, what, m, "id"), Role: peString(t, what, m, "rolename"), JWT: peString(t, what, m, "token")}
 }
 

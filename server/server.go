@@ -89,6 +89,10 @@ type Config struct {
 	SigningKeyRotation time.Duration
 	// DisableUI turns the browser console at /ui/ off (it is on by default).
 	DisableUI bool
+	// DataAPIURLTemplate builds the URL fields of database objects, e.g.
+	// "https://{id}-{region}.apps.example.internal" ({id}: the database ID,
+	// {region}: its region); "" leaves them out.
+	DataAPIURLTemplate string
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -249,7 +253,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
-	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	dbURLs, err := database.ParseURLTemplate(cfg.DataAPIURLTemplate)
+	if err != nil {
+		return nil, err
+	}
+	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger, URLs: dbURLs}).Register(s.grpc)
 	auditlog.New(auditlog.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	admin.New(admin.Config{Store: s.store, OrgID: setup.Org.ID, Logger: cfg.Logger, Now: cfg.Now}).Register(s.grpc)
 	s.health = health.NewServer()

@@ -66,6 +66,7 @@ func serve(args []string, stderr io.Writer) error {
 	})
 	// Browser console.
 	ui := fs.Bool("ui", true, "serve the browser console at /ui/ on the REST listener")
+	fs.StringVar(&cfg.DataAPIURLTemplate, "data-api-url-template", "", "URL of a database's data API, with {id} and {region} (e.g. https://{id}-{region}.apps.example.internal); fills the URL fields of database objects")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

@@ -17,11 +17,24 @@ import (
 
 // Throttling policies (docs/auth.md explains them).
 var (
-	// DefaultLoginPolicy: per username and per client address, 10 failed
-	// logins are allowed at once and one more every 6 s (10/min sustained);
-	// from the 4th failure on, each failed answer is delayed by 200 ms more,
-	// up to 2 s. Beyond the budget: 429 with Retry-After.
+	// DefaultLoginPolicy: per (username, client address) and per client
+	// address, 10 failed logins are allowed at once and one more every 6 s
+	// (10/min sustained); from the 4th failure on, each failed answer is
+	// delayed by 200 ms more, up to 2 s. Beyond the budget: 429 with
+	// Retry-After. No budget is per username alone, so failures from one
+	// address never refuse the owner logging in from another.
 	DefaultLoginPolicy = throttle.Policy{
+		Burst: 10, Refill: 6 * time.Second,
+		SlowAfter: 3, SlowStep: 200 * time.Millisecond, MaxSlow: 2 * time.Second,
+		MaxKeys: 100_000,
+	}
+	// DefaultLoginUserPolicy: per username, failed logins from any address
+	// are only slowed, never refused: from the 4th outstanding failure on
+	// (one forgiven every 6 s), each failed answer is delayed by 200 ms
+	// more, up to 2 s. A brute force spread over many addresses is thus
+	// still slowed, while the right password is answered at once. (Burst
+	// is unused: this limiter is never asked to Allow.)
+	DefaultLoginUserPolicy = throttle.Policy{
 		Burst: 10, Refill: 6 * time.Second,
 		SlowAfter: 3, SlowStep: 200 * time.Millisecond, MaxSlow: 2 * time.Second,
 		MaxKeys: 100_000,
@@ -112,9 +125,14 @@ type LoginInput struct {
 // Login verifies a username and password (a database user, or an
 // application token's client ID and secret) and mints an authorization
 // token. Unknown users and wrong passwords get the same answer in similar
-// time; repeated failures are slowed and then refused (KindExhausted).
+// time. Repeated failures for a username are slowed (from any address);
+// repeated failures from an address, or for a username from one address,
+// are also refused (KindExhausted) until forgiven.
 func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
-	keys := []string{"login-user:" + truncate(in.Username, 256)}
+	user := truncate(in.Username, 256)
+	// Refusal budgets: per (username, address) and per address. The NUL
+	// separator cannot occur in an address, so pairs cannot collide.
+	keys := []string{"login-pair:" + in.ClientAddr + "\x00" + user}
 	if in.ClientAddr != "" {
 		keys = append(keys, "login-addr:"+in.ClientAddr)
 	}
@@ -126,7 +144,7 @@ func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
 		return "", err
 	}
 	if id == "" {
-		delay := b.logins.Failure(keys...)
+		delay := max(b.logins.Failure(keys...), b.loginUsers.Failure("login-user:"+user))
 		// No username in the log: the field sometimes holds a mistyped password.
 		b.log.InfoContext(ctx, "login refused", "client_addr", in.ClientAddr)
 		if delay > 0 {

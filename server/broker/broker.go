@@ -42,6 +42,8 @@ type Config struct {
 	// credential checks (see docs/auth.md for the policies).
 	LoginThrottle *throttle.Limiter
 	CheckThrottle *throttle.Limiter
+	// LoginUserThrottle slows (never refuses) failed logins per username.
+	LoginUserThrottle *throttle.Limiter
 
 	// PulsarMAC keys the MACs under which issued Pulsar JWTs are recorded.
 	PulsarMAC *credential.MAC
@@ -59,12 +61,13 @@ type Broker struct {
 	roles *roleCache
 	usage *usageTracker // application tokens' last use
 
-	authMAC   *credential.MAC
-	authTTL   time.Duration
-	authUse   *usageTracker // authorization tokens' last use: their sliding expiry
-	passwords *password.Hasher
-	logins    *throttle.Limiter
-	checks    *throttle.Limiter
+	authMAC    *credential.MAC
+	authTTL    time.Duration
+	authUse    *usageTracker // authorization tokens' last use: their sliding expiry
+	passwords  *password.Hasher
+	logins     *throttle.Limiter // refuses: per (username, address) and per address
+	loginUsers *throttle.Limiter // slows only: per username
+	checks     *throttle.Limiter
 
 	pulsar    PulsarConfig
 	pulsarMAC *credential.MAC
@@ -104,6 +107,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.LoginThrottle == nil {
 		cfg.LoginThrottle = throttle.New(DefaultLoginPolicy, cfg.Now)
 	}
+	if cfg.LoginUserThrottle == nil {
+		cfg.LoginUserThrottle = throttle.New(DefaultLoginUserPolicy, cfg.Now)
+	}
 	if cfg.CheckThrottle == nil {
 		cfg.CheckThrottle = throttle.New(DefaultCheckPolicy, cfg.Now)
 	}
@@ -113,10 +119,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		usage: newUsageTracker(appTokenUseGranularity),
 
 		authMAC: cfg.AuthMAC, authTTL: cfg.AuthTokenTTL,
-		authUse:   newUsageTracker(authTokenUseGranularity),
-		passwords: cfg.Passwords,
-		logins:    cfg.LoginThrottle,
-		checks:    cfg.CheckThrottle,
+		authUse:    newUsageTracker(authTokenUseGranularity),
+		passwords:  cfg.Passwords,
+		logins:     cfg.LoginThrottle,
+		loginUsers: cfg.LoginUserThrottle,
+		checks:     cfg.CheckThrottle,
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{}, policy: &tokenPolicy{},
 		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
@@ -269,6 +276,7 @@ func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (
 	}
 	b.authUse.forgetOlderThan(now.Add(-b.authTTL - idleMargin))
 	b.logins.Sweep()
+	b.loginUsers.Sweep()
 	b.checks.Sweep()
 	p, err := b.st.DeleteExpiredPulsarTokens(ctx, now)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,14 +28,6 @@ const (
 // database's own token may read them (as Astra's DB-scoped roles do).
 var systemKeyspaces = []string{"system", "system_schema", "system_virtual_schema"}
 
-// databaseTokenActions are what a database's own token may do on it: use
-// the data APIs, read and write table data, and describe the schema.
-var databaseTokenActions = []string{
-	"org-db-view", "db-cql", "db-rest", "db-graphql",
-	"db-all-keyspace-describe", "db-keyspace-describe",
-	"db-table-describe", "db-table-select", "db-table-modify",
-}
-
 // writeActions count as writes when metering; every other db action on a
 // database counts as a read.
 var writeActions = map[string]bool{
@@ -45,7 +38,53 @@ var writeActions = map[string]bool{
 	"db-table-authorize": true, "db-data-import": true,
 }
 
-var keyspaceRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,48}$`)
+var (
+	keyspaceRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,48}$`)
+	// placementRE is the grammar of cloudProvider, tier and region (Astra's
+	// values are like "GCP", "serverless", "us-east1"); the region also
+	// goes into data API host names.
+	placementRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{0,64}$`)
+)
+
+// maxDatabaseNameLen bounds a database name, in characters.
+const maxDatabaseNameLen = 128
+
+func (in DatabaseInput) validate() error {
+	if in.Name == "" {
+		return Invalid("name: required")
+	}
+	if err := validateText("name", in.Name, maxDatabaseNameLen); err != nil {
+		return err
+	}
+	if in.Keyspace != "" && !keyspaceRE.MatchString(in.Keyspace) {
+		return Invalid("keyspace: 1 to 48 letters, digits or '_'")
+	}
+	if in.CapacityUnits < 0 || in.CapacityUnits > 100 {
+		return Invalid("capacityUnits: must be 1 to 100")
+	}
+	for _, f := range []struct{ name, v string }{{"cloudProvider", in.CloudProvider}, {"tier", in.Tier}, {"region", in.Region}} {
+		if !placementRE.MatchString(f.v) {
+			return Invalid("%s: at most 64 letters, digits, '_', '.' or '-'", f.name)
+		}
+	}
+	return nil
+}
+
+// grantableActions returns those of actions that caller holds on every
+// one of resources, in their order.
+func (b *Broker) grantableActions(caller *Principal, resources, actions []string) []string {
+	if caller == nil || caller.perms == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range actions {
+		probe := store.Role{Resources: resources, Actions: []string{a}, Effect: policy.EffectAllow}
+		if _, _, ok := caller.perms.Covers(probe); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // DatabaseInput is a database to register.
 type DatabaseInput struct {
@@ -61,27 +100,19 @@ type CreatedDatabase struct {
 
 // CreateDatabase registers a database, creates a role scoped to it (its
 // DRN, its keyspace's tables, and the system keyspaces drivers read) and an
-// application token holding that role, in one transaction.
+// application token holding that role, in one transaction. The role holds
+// those of databaseTokenActions that the caller holds itself on every one
+// of those resources: a creator without db-cql (the "API" default roles)
+// gets a token without db-cql rather than a refusal.
 func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in DatabaseInput) (CreatedDatabase, error) {
-	if in.Name == "" || len(in.Name) > 128 {
-		return CreatedDatabase{}, Invalid("name: required, at most 128 characters")
+	if err := in.validate(); err != nil {
+		return CreatedDatabase{}, err
 	}
 	if in.Keyspace == "" {
 		in.Keyspace = "default_keyspace"
 	}
-	if !keyspaceRE.MatchString(in.Keyspace) {
-		return CreatedDatabase{}, Invalid("keyspace: 1 to 48 letters, digits or '_'")
-	}
 	if in.CapacityUnits == 0 {
 		in.CapacityUnits = 1
-	}
-	if in.CapacityUnits < 1 || in.CapacityUnits > 100 {
-		return CreatedDatabase{}, Invalid("capacityUnits: must be 1 to 100")
-	}
-	for field, v := range map[string]string{"cloudProvider": in.CloudProvider, "tier": in.Tier, "region": in.Region} {
-		if len(v) > 64 {
-			return CreatedDatabase{}, Invalid("%s: at most 64 characters", field)
-		}
 	}
 	now := b.now().UTC()
 	db := store.Database{
@@ -98,8 +129,11 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 	role := store.Role{
 		ID: uuid.NewString(), OrgID: b.org.ID, Name: "Database " + db.Name + " (" + db.ID[:8] + ")",
 		Description: "Read and write the data of database " + db.ID,
-		Resources:   resources, Actions: databaseTokenActions, Effect: policy.EffectAllow,
+		Resources:   resources, Actions: b.grantableActions(caller, resources, policy.DatabaseTokenActions()), Effect: policy.EffectAllow,
 		UpdatedAt: now, UpdatedBy: caller.ID,
+	}
+	if len(role.Actions) == 0 {
+		return CreatedDatabase{}, Denied("cannot create a token for the database: caller holds none of %q on it", policy.DatabaseTokenActions())
 	}
 	db.RoleID = role.ID
 	if err := b.mayGrant(caller, role); err != nil {
@@ -158,17 +192,94 @@ func DatabaseNotFound(id string) error {
 	return NotFound("database %q not found", truncate(id, 64))
 }
 
-// ListDatabases returns the databases the caller may view.
-func (b *Broker) ListDatabases(ctx context.Context, caller *Principal) ([]store.Database, error) {
+// DatabaseFilter holds listDatabases' query parameters.
+type DatabaseFilter struct {
+	Include       string // "" or "nonterminated", "all", or a status (case-insensitive)
+	Provider      string // "" or "ALL", or a cloud provider (case-insensitive)
+	StartingAfter string // "" or a database ID: the page after it
+	Limit         int    // 1..100 when LimitSet; default 25
+	LimitSet      bool
+}
+
+// Values of the include parameter (Astra's spec): "nonterminated", "all",
+// or one of these statuses.
+var includeStatuses = map[string]bool{
+	"active": true, "pending": true, "preparing": true, "prepared": true, "initializing": true,
+	"parked": true, "parking": true, "unparking": true, "terminating": true, "terminated": true,
+	"resizing": true, "error": true, "maintenance": true, "hibernating": true, "hibernated": true,
+	"resuming": true,
+}
+
+var providers = map[string]bool{"all": true, "gcp": true, "aws": true, "azure": true}
+
+const defaultDatabasePage, maxDatabasePage = 25, 100
+
+func (f *DatabaseFilter) normalize() error {
+	f.Include = strings.ToLower(f.Include)
+	if f.Include == "" {
+		f.Include = "nonterminated"
+	}
+	if f.Include != "nonterminated" && f.Include != "all" && !includeStatuses[f.Include] {
+		return Invalid("include: %q is not one of nonterminated, all or a database status such as active", truncate(f.Include, 32))
+	}
+	f.Provider = strings.ToLower(f.Provider)
+	if f.Provider == "" {
+		f.Provider = "all"
+	}
+	if !providers[f.Provider] {
+		return Invalid("provider: %q is not one of ALL, GCP, AWS or Azure", truncate(f.Provider, 32))
+	}
+	if f.StartingAfter != "" {
+		if err := validateUUID("starting_after", f.StartingAfter); err != nil {
+			return err
+		}
+	}
+	switch {
+	case !f.LimitSet:
+		f.Limit = defaultDatabasePage
+	case f.Limit < 1 || f.Limit > maxDatabasePage:
+		return Invalid("limit: must be 1 to %d", maxDatabasePage)
+	}
+	return nil
+}
+
+func (f *DatabaseFilter) matches(db store.Database) bool {
+	switch f.Include {
+	case "all":
+	case "nonterminated":
+		if db.Status == DBTerminated || db.Status == "TERMINATING" {
+			return false
+		}
+	default:
+		if !strings.EqualFold(db.Status, f.Include) {
+			return false
+		}
+	}
+	return f.Provider == "all" || strings.EqualFold(db.CloudProvider, f.Provider)
+}
+
+// ListDatabases returns the databases the caller may view that match f, in
+// ID order, at most f.Limit after f.StartingAfter.
+func (b *Broker) ListDatabases(ctx context.Context, caller *Principal, f DatabaseFilter) ([]store.Database, error) {
+	if err := f.normalize(); err != nil {
+		return nil, err
+	}
 	b.meter.mu.RLock()
 	defer b.meter.mu.RUnlock()
 	all, err := b.st.ListDatabases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list databases: %w", err)
 	}
+	slices.SortFunc(all, func(x, y store.Database) int { return strings.Compare(x.ID, y.ID) })
 	out := all[:0]
 	for _, db := range all {
-		if caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
+		if len(out) == f.Limit {
+			break
+		}
+		if f.StartingAfter != "" && db.ID <= strings.ToLower(f.StartingAfter) {
+			continue
+		}
+		if f.matches(db) && caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
 			b.meter.addPending(db.ID, "", &db.Usage)
 			out = append(out, db)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
@@ -448,11 +449,14 @@ func (b *Broker) CreateTenant(ctx context.Context, caller *Principal, in TenantI
 	if in.Cluster == "" || len(in.Cluster) > 128 {
 		return store.Tenant{}, IssuedPulsarToken{}, Invalid("clusterName: required, at most 128 characters")
 	}
+	if err := validateText("clusterName", in.Cluster, 128); err != nil {
+		return store.Tenant{}, IssuedPulsarToken{}, err
+	}
 	if in.ClusterHeader != "" && in.ClusterHeader != in.Cluster {
 		return store.Tenant{}, IssuedPulsarToken{}, Invalid("X-DataStax-Pulsar-Cluster %q does not match clusterName %q", truncate(in.ClusterHeader, 128), in.Cluster)
 	}
 	for field, u := range map[string]string{"webServiceUrl": in.WebServiceURL, "brokerServiceUrl": in.BrokerServiceURL, "websocketUrl": in.WebsocketURL} {
-		if len(u) > 1024 || strings.ContainsAny(u, " \t\r\n") {
+		if len(u) > 1024 || strings.IndexFunc(u, func(r rune) bool { return r == ' ' || unicode.IsControl(r) }) >= 0 {
 			return store.Tenant{}, IssuedPulsarToken{}, Invalid("%s: not a URL", field)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -53,7 +54,12 @@ func (b *Broker) ReportNamespaceStats(ctx context.Context, caller *Principal, st
 // presenting cred: an application or auth token whose roles allow
 // org-billing-read on the organization or org-stream-manage on the
 // tenant, or one of the tenant's own Pulsar tokens (as Astra's SDK sends).
-func (b *Broker) NamespaceStats(ctx context.Context, cred, tenant string) ([]store.NamespaceStats, error) {
+// With namespace set, only that namespace's statistics (404 when none were
+// reported for it).
+func (b *Broker) NamespaceStats(ctx context.Context, cred, tenant, namespace string) ([]store.NamespaceStats, error) {
+	if namespace != "" && !namespaceRE.MatchString(namespace) {
+		return nil, Invalid("namespace: 1 to 128 characters of letters, digits, '_', '.' and '-'")
+	}
 	tenantDRN := policy.StreamDRN(b.org.ID, tenant)
 	if isJWTShape(cred) {
 		res, err := b.checkPulsarJWT(ctx, cred, tenantDRN)
@@ -80,6 +86,12 @@ func (b *Broker) NamespaceStats(ctx context.Context, cred, tenant string) ([]sto
 	stats, err := b.st.ListNamespaceStats(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("list namespace stats: %w", err)
+	}
+	if namespace != "" {
+		stats = slices.DeleteFunc(stats, func(s store.NamespaceStats) bool { return s.Namespace != namespace })
+		if len(stats) == 0 {
+			return nil, NotFound("no statistics for namespace %q of tenant %q", namespace, tenant)
+		}
 	}
 	return stats, nil
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
+	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
@@ -158,8 +158,13 @@ func validateDescription(field, s string) error {
 	if len(s) > maxDescriptionLen {
 		return Invalid("%s: at most %d bytes", field, maxDescriptionLen)
 	}
-	if !utf8.ValidString(s) {
-		return Invalid("%s: not valid UTF-8", field)
+	return validateText(field, s, maxDescriptionLen)
+}
+
+// validateText applies the one rule for free-text fields (policy.ValidateText).
+func validateText(field, s string, maxChars int) error {
+	if err := policy.ValidateText(field, s, maxChars); err != nil {
+		return Invalid("%v", err)
 	}
 	return nil
 }

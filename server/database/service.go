@@ -22,6 +22,8 @@ import (
 type Config struct {
 	Broker *broker.Broker
 	Logger *slog.Logger
+	// URLs builds the URL fields of database objects (none when zero).
+	URLs URLTemplate
 }
 
 // Service implements tbv1.DatabaseServiceServer.
@@ -29,10 +31,11 @@ type Service struct {
 	tbv1.UnsafeDatabaseServiceServer // adding an RPC breaks the build until implemented
 	b                                *broker.Broker
 	log                              *slog.Logger
+	urls                             URLTemplate
 }
 
 // New returns the service.
-func New(cfg Config) *Service { return &Service{b: cfg.Broker, log: cfg.Logger} }
+func New(cfg Config) *Service { return &Service{b: cfg.Broker, log: cfg.Logger, urls: cfg.URLs} }
 
 // Register adds the service to a gRPC server.
 func (s *Service) Register(r grpc.ServiceRegistrar) { tbv1.RegisterDatabaseServiceServer(r, s) }
@@ -48,20 +51,25 @@ func (s *Service) CreateDatabase(ctx context.Context, req *tbv1.CreateDatabaseRe
 		return nil, s.fail(ctx, err)
 	}
 	gateway.SetHTTPStatus(ctx, http.StatusCreated, false)
-	gateway.SetHTTPHeader(ctx, "Location", "/v2/databases/"+db.ID)
+	// The bare ID, as Astra sends it: its SDKs and the Terraform provider
+	// take the header's value as the new database's ID.
+	gateway.SetHTTPHeader(ctx, "Location", db.ID)
 	return &tbv1.CreateDatabaseResponse{
 		Id: db.ID, RoleId: db.RoleID, ClientId: db.Token.ClientID, Secret: db.Token.Secret, Token: db.Token.Bearer,
 	}, nil
 }
 
-func (s *Service) ListDatabases(ctx context.Context, _ *tbv1.ListDatabasesRequest) (*tbv1.ListDatabasesResponse, error) {
-	dbs, err := s.b.ListDatabases(ctx, broker.PrincipalFrom(ctx))
+func (s *Service) ListDatabases(ctx context.Context, req *tbv1.ListDatabasesRequest) (*tbv1.ListDatabasesResponse, error) {
+	dbs, err := s.b.ListDatabases(ctx, broker.PrincipalFrom(ctx), broker.DatabaseFilter{
+		Include: req.GetInclude(), Provider: req.GetProvider(), StartingAfter: req.GetStartingAfter(),
+		Limit: int(req.GetLimit()), LimitSet: req.Limit != nil,
+	})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	out := &tbv1.ListDatabasesResponse{Databases: make([]*tbv1.Database, 0, len(dbs))}
 	for _, db := range dbs {
-		out.Databases = append(out.Databases, databaseToProto(db))
+		out.Databases = append(out.Databases, s.databaseToProto(db))
 	}
 	return out, nil
 }
@@ -71,7 +79,7 @@ func (s *Service) GetDatabase(ctx context.Context, req *tbv1.GetDatabaseRequest)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &tbv1.GetDatabaseResponse{Database: databaseToProto(db)}, nil
+	return &tbv1.GetDatabaseResponse{Database: s.databaseToProto(db)}, nil
 }
 
 func (s *Service) TerminateDatabase(ctx context.Context, req *tbv1.TerminateDatabaseRequest) (*tbv1.TerminateDatabaseResponse, error) {
@@ -90,30 +98,42 @@ func (s *Service) GetDatabaseUsage(ctx context.Context, req *tbv1.GetDatabaseUsa
 	return &tbv1.GetDatabaseUsageResponse{
 		DatabaseId: req.GetDatabaseId(), Month: month,
 		ReadRequestsCount: float64(u.Reads), WriteRequestsCount: float64(u.Writes), ErrorsCount: float64(u.Errors),
-		LastUsageTime: rfc3339(u.LastUsage),
+		LastUsageTime: optionalTime(u.LastUsage, time.RFC3339Nano),
 	}, nil
 }
 
-func rfc3339(t time.Time) string {
+// optionalTime is t in RFC 3339, or nil (the key is left out) when t is
+// unknown: clients parse these keys as dates, and "" or the zero time
+// would read as an invalid or a year-1 date.
+func optionalTime(t time.Time, layout string) *string {
 	if t.IsZero() {
-		return ""
+		return nil
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	v := t.UTC().Format(layout)
+	return &v
 }
 
-func databaseToProto(db store.Database) *tbv1.Database {
+func (s *Service) databaseToProto(db store.Database) *tbv1.Database {
 	actions := []string{}
 	if db.Status == broker.DBActive {
 		actions = []string{"terminate"}
 	}
-	return &tbv1.Database{
+	created := db.CreatedAt.UTC().Format(time.RFC3339)
+	// One datacenter: the broker registers one region per database.
+	dc := &tbv1.Datacenter{
+		Id: db.ID + "-1", Name: "dc-1", Tier: db.Tier, Status: db.Status,
+		CloudProvider: db.CloudProvider, Region: db.Region, CapacityUnits: int32(db.CapacityUnits),
+		DateCreated: created,
+	}
+	out := &tbv1.Database{
 		Id: db.ID, OrgId: db.OrgID, OwnerId: db.OwnerID,
-		CreationTime:    db.CreatedAt.UTC().Format(time.RFC3339),
-		TerminationTime: db.TerminatedAt.UTC().Format(time.RFC3339), // zero → 0001-01-01T00:00:00Z, as Astra
-		LastUsageTime:   rfc3339(db.Usage.LastUsage),
+		CreationTime:    created,
+		TerminationTime: optionalTime(db.TerminatedAt, time.RFC3339),
+		LastUsageTime:   optionalTime(db.Usage.LastUsage, time.RFC3339Nano),
 		Info: &tbv1.DatabaseInfo{
-			Name: db.Name, Keyspace: db.Keyspace, Keyspaces: []string{db.Keyspace},
+			Name: db.Name, Keyspace: db.Keyspace, Keyspaces: []string{db.Keyspace}, AdditionalKeyspaces: []string{},
 			CloudProvider: db.CloudProvider, Tier: db.Tier, CapacityUnits: int32(db.CapacityUnits), Region: db.Region,
+			Datacenters: []*tbv1.Datacenter{dc},
 		},
 		Status: db.Status,
 		Metrics: &tbv1.DatabaseMetrics{
@@ -122,5 +142,11 @@ func databaseToProto(db store.Database) *tbv1.Database {
 			ErrorsTotalCount:        float64(db.Usage.Errors),
 		},
 		AvailableActions: actions,
+		Storage:          &tbv1.DatabaseStorage{},
 	}
+	if u, ok := s.urls.urls(db.ID, db.Region); ok {
+		out.CqlshUrl, out.GraphqlUrl, out.DataEndpointUrl = &u.cqlsh, &u.graphql, &u.dataEndpoint
+		dc.CqlshUrl, dc.GraphqlUrl, dc.DataEndpointUrl = &u.cqlsh, &u.graphql, &u.dataEndpoint
+	}
+	return out
 }

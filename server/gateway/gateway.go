@@ -134,7 +134,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ..
 	}); err != nil {
 		return nil, err
 	}
-	return bodyGate(requireLoginBody(mux)), nil
+	return bodyGate(validateParams(patternsFrom(openapiv2.Document), requireLoginBody(mux))), nil
 }
 
 // forwardStatus applies the status a handler chose with SetHTTPStatus.
@@ -223,10 +223,13 @@ type pulsarErrorBody struct {
 	Reason string `json:"reason"`
 }
 
-// isPulsarAdminPath reports whether path is one of the streaming stats
-// paths, whose errors are {"reason": ...}.
-func isPulsarAdminPath(path string) bool {
-	return strings.HasPrefix(path, "/admin/v2/") || strings.HasPrefix(path, "/v2/stats/")
+// isPulsarAdminRead reports whether r reads streaming stats the way Astra
+// Streaming serves them (GET /admin/v2/... and GET /v2/stats/namespaces/...),
+// whose errors are {"reason": ...}. Every other management call, including
+// POST /v2/stats/namespaces, answers with Astra's {"errors": [...]} body.
+func isPulsarAdminRead(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/admin/v2/") ||
+		(r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v2/stats/namespaces/"))
 }
 
 // writeError writes an error in the body style of the path's API.
@@ -245,7 +248,7 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, id int, msg st
 	case isStargatePath(r.URL.Path):
 		h.Set("Cache-Control", "no-store, no-transform, max-age=0, s-maxage=0")
 		body = stargateError{Description: msg}
-	case isPulsarAdminPath(r.URL.Path):
+	case isPulsarAdminRead(r):
 		h.Set("Cache-Control", "no-store")
 		body = pulsarErrorBody{Reason: msg}
 	default:
@@ -265,10 +268,17 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		st := status.Convert(err)
 		code := httpStatus(st.Code())
+		msg := st.Message()
 		if code >= 500 && log != nil {
 			log.WarnContext(ctx, "REST call failed", "path", r.URL.Path, "code", st.Code().String())
 		}
-		writeError(w, r, code, rpcerr.AstraID(st), st.Message(), rpcerr.RetryAfter(st))
+		if st.Code() == codes.Internal || st.Code() == codes.Unknown {
+			// The server's own internal errors are generic already; this also
+			// keeps errors raised on the gateway's client side (such as
+			// "grpc: error while marshaling ...") from reaching the client.
+			msg = "internal error"
+		}
+		writeError(w, r, code, rpcerr.AstraID(st), msg, rpcerr.RetryAfter(st))
 	}
 }
 

@@ -54,8 +54,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // OrgPlaceholder is used in default roles' resources, as Astra shows it;
@@ -282,23 +280,15 @@ func isUUIDForm(s string, hex func(byte) bool) bool {
 // policy.resources[i], policy.actions[i], policy.effect), e.g.
 // `policy.actions[2]: unknown action "org-foo"`.
 func ValidateRoleSpec(name, description string, resources, actions []string, effect string) error {
-	switch {
-	case !utf8.ValidString(name):
-		return errors.New("name: must be valid UTF-8")
-	case strings.TrimSpace(name) == "":
+	if strings.TrimSpace(name) == "" {
 		// A blank name is unusable in any listing; treat it as missing.
 		return errors.New("name: must not be empty")
-	case utf8.RuneCountInString(name) > maxNameLen:
-		return fmt.Errorf("name: must be at most %d characters, got %d", maxNameLen, utf8.RuneCountInString(name))
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return errors.New("name: must not contain control characters")
 	}
-
-	if !utf8.ValidString(description) {
-		return errors.New("policy.description: must be valid UTF-8")
+	if err := ValidateText("name", name, maxNameLen); err != nil {
+		return err
 	}
-	if n := utf8.RuneCountInString(description); n > maxDescriptionLen {
-		return fmt.Errorf("policy.description: must be at most %d characters, got %d", maxDescriptionLen, n)
+	if err := ValidateText("policy.description", description, maxDescriptionLen); err != nil {
+		return err
 	}
 
 	switch {

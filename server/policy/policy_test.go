@@ -585,6 +585,45 @@ func TestDocsInSync(t *testing.T) {
 	}
 }
 
+// TestDatabaseRoleDocs checks the table of docs/roles.md that says which
+// actions the token of a database created by each default role holding
+// org-db-create gets: those of DatabaseTokenActions the role holds (its
+// resources cover every level of the database).
+func TestDatabaseRoleDocs(t *testing.T) {
+	b, err := os.ReadFile("../../docs/roles.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, doc, ok := strings.Cut(string(b), "\n## Databases' own roles\n")
+	if !ok {
+		t.Fatal("docs/roles.md has no section \"Databases' own roles\"")
+	}
+	doc, _, _ = strings.Cut(doc, "\n## ")
+	n := 0
+	for _, r := range DefaultRoles(testOrg) {
+		if !slices.Contains(r.Actions, "org-db-create") {
+			if strings.Contains(doc, "| "+r.Name+" | `") {
+				t.Errorf("docs/roles.md lists %s among the database creators, but it lacks org-db-create", r.Name)
+			}
+			continue
+		}
+		n++
+		var held []string
+		for _, a := range DatabaseTokenActions() {
+			if slices.Contains(r.Actions, a) {
+				held = append(held, a)
+			}
+		}
+		row := fmt.Sprintf("| %s | %s |", r.Name, backquoted(held))
+		if !strings.Contains(doc, row) {
+			t.Errorf("docs/roles.md lacks the database-role row %q", row)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no default role holds org-db-create")
+	}
+}
+
 func backquoted(xs []string) string {
 	q := make([]string, len(xs))
 	for i, x := range xs {

@@ -103,7 +103,7 @@ func (s *Service) CreatePulsarToken(ctx context.Context, req *tbv1.CreatePulsarT
 		return nil, s.fail(ctx, err)
 	}
 	gateway.SetHTTPStatus(ctx, http.StatusCreated, false)
-	return &tbv1.CreatePulsarTokenResponse{Id: tok.ID, Rolename: tok.Role, Token: tok.JWT}, nil
+	return &tbv1.CreatePulsarTokenResponse{Id: tok.ID, Rolename: tok.Role, Subject: tok.Role, Token: tok.JWT}, nil
 }
 
 func (s *Service) ListPulsarTokens(ctx context.Context, req *tbv1.ListPulsarTokensRequest) (*tbv1.ListPulsarTokensResponse, error) {
@@ -208,7 +208,7 @@ func (s *Service) ReportNamespaceStats(ctx context.Context, req *tbv1.ReportName
 }
 
 func (s *Service) GetNamespaceStats(ctx context.Context, req *tbv1.GetNamespaceStatsRequest) (*tbv1.GetNamespaceStatsResponse, error) {
-	stats, err := s.b.NamespaceStats(ctx, callctx.Credential(ctx), req.GetTenant())
+	stats, err := s.b.NamespaceStats(ctx, callctx.Credential(ctx), req.GetTenant(), req.GetNamespace())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

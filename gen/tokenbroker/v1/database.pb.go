@@ -22,14 +22,21 @@ const (
 )
 
 type DatabaseInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Keyspace      string                 `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
-	Keyspaces     []string               `protobuf:"bytes,3,rep,name=keyspaces,proto3" json:"keyspaces,omitempty"`
-	CloudProvider string                 `protobuf:"bytes,4,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
-	Tier          string                 `protobuf:"bytes,5,opt,name=tier,proto3" json:"tier,omitempty"`
-	CapacityUnits int32                  `protobuf:"varint,6,opt,name=capacity_units,json=capacityUnits,proto3" json:"capacity_units,omitempty"`
-	Region        string                 `protobuf:"bytes,7,opt,name=region,proto3" json:"region,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The keyspace created with the database; keyspaces lists every keyspace
+	// (the broker knows only that one), additionalKeyspaces those beyond it.
+	Keyspace            string   `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Keyspaces           []string `protobuf:"bytes,3,rep,name=keyspaces,proto3" json:"keyspaces,omitempty"`
+	CloudProvider       string   `protobuf:"bytes,4,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
+	Tier                string   `protobuf:"bytes,5,opt,name=tier,proto3" json:"tier,omitempty"`
+	CapacityUnits       int32    `protobuf:"varint,6,opt,name=capacity_units,json=capacityUnits,proto3" json:"capacity_units,omitempty"`
+	Region              string   `protobuf:"bytes,7,opt,name=region,proto3" json:"region,omitempty"`
+	AdditionalKeyspaces []string `protobuf:"bytes,8,rep,name=additional_keyspaces,json=additionalKeyspaces,proto3" json:"additional_keyspaces,omitempty"`
+	// One entry per region (the broker registers one region per database).
+	Datacenters []*Datacenter `protobuf:"bytes,9,rep,name=datacenters,proto3" json:"datacenters,omitempty"`
+	// Absent: the broker does not record a database type.
+	DbType        *string `protobuf:"bytes,10,opt,name=db_type,json=dbType,proto3,oneof" json:"db_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -113,6 +120,218 @@ func (x *DatabaseInfo) GetRegion() string {
 	return ""
 }
 
+func (x *DatabaseInfo) GetAdditionalKeyspaces() []string {
+	if x != nil {
+		return x.AdditionalKeyspaces
+	}
+	return nil
+}
+
+func (x *DatabaseInfo) GetDatacenters() []*Datacenter {
+	if x != nil {
+		return x.Datacenters
+	}
+	return nil
+}
+
+func (x *DatabaseInfo) GetDbType() string {
+	if x != nil && x.DbType != nil {
+		return *x.DbType
+	}
+	return ""
+}
+
+// Datacenter is Astra's per-region entry of a database (info.datacenters).
+// The URL fields are present only when the broker is configured with a data
+// API URL template.
+type Datacenter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Tier          string                 `protobuf:"bytes,3,opt,name=tier,proto3" json:"tier,omitempty"`
+	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	CloudProvider string                 `protobuf:"bytes,5,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
+	Region        string                 `protobuf:"bytes,6,opt,name=region,proto3" json:"region,omitempty"`
+	CapacityUnits int32                  `protobuf:"varint,7,opt,name=capacity_units,json=capacityUnits,proto3" json:"capacity_units,omitempty"`
+	// RFC 3339: when the database (and so its only region) was created.
+	DateCreated     string  `protobuf:"bytes,8,opt,name=date_created,json=dateCreated,proto3" json:"date_created,omitempty"`
+	CqlshUrl        *string `protobuf:"bytes,9,opt,name=cqlsh_url,json=cqlshUrl,proto3,oneof" json:"cqlsh_url,omitempty"`
+	GraphqlUrl      *string `protobuf:"bytes,10,opt,name=graphql_url,json=graphqlUrl,proto3,oneof" json:"graphql_url,omitempty"`
+	DataEndpointUrl *string `protobuf:"bytes,11,opt,name=data_endpoint_url,json=dataEndpointUrl,proto3,oneof" json:"data_endpoint_url,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Datacenter) Reset() {
+	*x = Datacenter{}
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Datacenter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Datacenter) ProtoMessage() {}
+
+func (x *Datacenter) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Datacenter.ProtoReflect.Descriptor instead.
+func (*Datacenter) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Datacenter) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Datacenter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Datacenter) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *Datacenter) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Datacenter) GetCloudProvider() string {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return ""
+}
+
+func (x *Datacenter) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Datacenter) GetCapacityUnits() int32 {
+	if x != nil {
+		return x.CapacityUnits
+	}
+	return 0
+}
+
+func (x *Datacenter) GetDateCreated() string {
+	if x != nil {
+		return x.DateCreated
+	}
+	return ""
+}
+
+func (x *Datacenter) GetCqlshUrl() string {
+	if x != nil && x.CqlshUrl != nil {
+		return *x.CqlshUrl
+	}
+	return ""
+}
+
+func (x *Datacenter) GetGraphqlUrl() string {
+	if x != nil && x.GraphqlUrl != nil {
+		return *x.GraphqlUrl
+	}
+	return ""
+}
+
+func (x *Datacenter) GetDataEndpointUrl() string {
+	if x != nil && x.DataEndpointUrl != nil {
+		return *x.DataEndpointUrl
+	}
+	return ""
+}
+
+// DatabaseStorage is Astra's storage object. The broker runs no storage, so
+// the figures are 0; the object is always present because clients
+// dereference it.
+type DatabaseStorage struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	NodeCount         int32                  `protobuf:"varint,1,opt,name=node_count,json=nodeCount,proto3" json:"node_count,omitempty"`
+	ReplicationFactor int32                  `protobuf:"varint,2,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	TotalStorage      int32                  `protobuf:"varint,3,opt,name=total_storage,json=totalStorage,proto3" json:"total_storage,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *DatabaseStorage) Reset() {
+	*x = DatabaseStorage{}
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatabaseStorage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatabaseStorage) ProtoMessage() {}
+
+func (x *DatabaseStorage) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatabaseStorage.ProtoReflect.Descriptor instead.
+func (*DatabaseStorage) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DatabaseStorage) GetNodeCount() int32 {
+	if x != nil {
+		return x.NodeCount
+	}
+	return 0
+}
+
+func (x *DatabaseStorage) GetReplicationFactor() int32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
+func (x *DatabaseStorage) GetTotalStorage() int32 {
+	if x != nil {
+		return x.TotalStorage
+	}
+	return 0
+}
+
 // DatabaseMetrics are running totals. Numbers are doubles so that JSON
 // carries them as numbers (exact up to 2^53), as Astra's clients expect.
 type DatabaseMetrics struct {
@@ -126,7 +345,7 @@ type DatabaseMetrics struct {
 
 func (x *DatabaseMetrics) Reset() {
 	*x = DatabaseMetrics{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[1]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +357,7 @@ func (x *DatabaseMetrics) String() string {
 func (*DatabaseMetrics) ProtoMessage() {}
 
 func (x *DatabaseMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[1]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +370,7 @@ func (x *DatabaseMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseMetrics.ProtoReflect.Descriptor instead.
 func (*DatabaseMetrics) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{1}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DatabaseMetrics) GetReadRequestsTotalCount() float64 {
@@ -182,23 +401,31 @@ type Database struct {
 	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	OrgId   string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	OwnerId string                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
-	// RFC 3339; terminationTime is "0001-01-01T00:00:00Z" unless terminated,
-	// lastUsageTime "" until first use.
+	// RFC 3339. A time the broker does not know is absent (never "" or the
+	// zero time): terminationTime until terminated, lastUsageTime until the
+	// first allowed Check.
 	CreationTime    string        `protobuf:"bytes,4,opt,name=creation_time,json=creationTime,proto3" json:"creation_time,omitempty"`
-	TerminationTime string        `protobuf:"bytes,5,opt,name=termination_time,json=terminationTime,proto3" json:"termination_time,omitempty"`
-	LastUsageTime   string        `protobuf:"bytes,6,opt,name=last_usage_time,json=lastUsageTime,proto3" json:"last_usage_time,omitempty"`
+	TerminationTime *string       `protobuf:"bytes,5,opt,name=termination_time,json=terminationTime,proto3,oneof" json:"termination_time,omitempty"`
+	LastUsageTime   *string       `protobuf:"bytes,6,opt,name=last_usage_time,json=lastUsageTime,proto3,oneof" json:"last_usage_time,omitempty"`
 	Info            *DatabaseInfo `protobuf:"bytes,7,opt,name=info,proto3" json:"info,omitempty"`
 	// "ACTIVE" or "TERMINATED".
 	Status           string           `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
 	Metrics          *DatabaseMetrics `protobuf:"bytes,9,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	AvailableActions []string         `protobuf:"bytes,10,rep,name=available_actions,json=availableActions,proto3" json:"available_actions,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	Storage          *DatabaseStorage `protobuf:"bytes,11,opt,name=storage,proto3" json:"storage,omitempty"`
+	// The region's data API URLs (present only with a data API URL template).
+	CqlshUrl        *string `protobuf:"bytes,12,opt,name=cqlsh_url,json=cqlshUrl,proto3,oneof" json:"cqlsh_url,omitempty"`
+	DataEndpointUrl *string `protobuf:"bytes,13,opt,name=data_endpoint_url,json=dataEndpointUrl,proto3,oneof" json:"data_endpoint_url,omitempty"`
+	GraphqlUrl      *string `protobuf:"bytes,14,opt,name=graphql_url,json=graphqlUrl,proto3,oneof" json:"graphql_url,omitempty"`
+	// Absent: the broker does not record a database type.
+	DbType        *string `protobuf:"bytes,15,opt,name=db_type,json=dbType,proto3,oneof" json:"db_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Database) Reset() {
 	*x = Database{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[2]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +437,7 @@ func (x *Database) String() string {
 func (*Database) ProtoMessage() {}
 
 func (x *Database) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[2]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +450,7 @@ func (x *Database) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Database.ProtoReflect.Descriptor instead.
 func (*Database) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{2}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Database) GetId() string {
@@ -255,15 +482,15 @@ func (x *Database) GetCreationTime() string {
 }
 
 func (x *Database) GetTerminationTime() string {
-	if x != nil {
-		return x.TerminationTime
+	if x != nil && x.TerminationTime != nil {
+		return *x.TerminationTime
 	}
 	return ""
 }
 
 func (x *Database) GetLastUsageTime() string {
-	if x != nil {
-		return x.LastUsageTime
+	if x != nil && x.LastUsageTime != nil {
+		return *x.LastUsageTime
 	}
 	return ""
 }
@@ -296,6 +523,41 @@ func (x *Database) GetAvailableActions() []string {
 	return nil
 }
 
+func (x *Database) GetStorage() *DatabaseStorage {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
+func (x *Database) GetCqlshUrl() string {
+	if x != nil && x.CqlshUrl != nil {
+		return *x.CqlshUrl
+	}
+	return ""
+}
+
+func (x *Database) GetDataEndpointUrl() string {
+	if x != nil && x.DataEndpointUrl != nil {
+		return *x.DataEndpointUrl
+	}
+	return ""
+}
+
+func (x *Database) GetGraphqlUrl() string {
+	if x != nil && x.GraphqlUrl != nil {
+		return *x.GraphqlUrl
+	}
+	return ""
+}
+
+func (x *Database) GetDbType() string {
+	if x != nil && x.DbType != nil {
+		return *x.DbType
+	}
+	return ""
+}
+
 type CreateDatabaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -310,7 +572,7 @@ type CreateDatabaseRequest struct {
 
 func (x *CreateDatabaseRequest) Reset() {
 	*x = CreateDatabaseRequest{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[3]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +584,7 @@ func (x *CreateDatabaseRequest) String() string {
 func (*CreateDatabaseRequest) ProtoMessage() {}
 
 func (x *CreateDatabaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[3]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +597,7 @@ func (x *CreateDatabaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabaseRequest.ProtoReflect.Descriptor instead.
 func (*CreateDatabaseRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{3}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateDatabaseRequest) GetName() string {
@@ -395,7 +657,7 @@ type CreateDatabaseResponse struct {
 
 func (x *CreateDatabaseResponse) Reset() {
 	*x = CreateDatabaseResponse{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[4]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +669,7 @@ func (x *CreateDatabaseResponse) String() string {
 func (*CreateDatabaseResponse) ProtoMessage() {}
 
 func (x *CreateDatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[4]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +682,7 @@ func (x *CreateDatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabaseResponse.ProtoReflect.Descriptor instead.
 func (*CreateDatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{4}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateDatabaseResponse) GetId() string {
@@ -458,15 +720,25 @@ func (x *CreateDatabaseResponse) GetToken() string {
 	return ""
 }
 
+// ListDatabasesRequest has the query parameters of Astra's listDatabases.
 type ListDatabasesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "nonterminated" (default), "all", or one status ("active",
+	// "terminated", ...; case-insensitive).
+	Include string `protobuf:"bytes,1,opt,name=include,proto3" json:"include,omitempty"`
+	// "ALL" (default), "GCP", "AWS" or "Azure" (case-insensitive).
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// A database ID: list the databases after it (pagination).
+	StartingAfter string `protobuf:"bytes,3,opt,name=starting_after,json=startingAfter,proto3" json:"starting_after,omitempty"`
+	// 1..100; default 25.
+	Limit         *int32 `protobuf:"varint,4,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDatabasesRequest) Reset() {
 	*x = ListDatabasesRequest{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[5]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +750,7 @@ func (x *ListDatabasesRequest) String() string {
 func (*ListDatabasesRequest) ProtoMessage() {}
 
 func (x *ListDatabasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[5]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +763,35 @@ func (x *ListDatabasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatabasesRequest.ProtoReflect.Descriptor instead.
 func (*ListDatabasesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{5}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListDatabasesRequest) GetInclude() string {
+	if x != nil {
+		return x.Include
+	}
+	return ""
+}
+
+func (x *ListDatabasesRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ListDatabasesRequest) GetStartingAfter() string {
+	if x != nil {
+		return x.StartingAfter
+	}
+	return ""
+}
+
+func (x *ListDatabasesRequest) GetLimit() int32 {
+	if x != nil && x.Limit != nil {
+		return *x.Limit
+	}
+	return 0
 }
 
 type ListDatabasesResponse struct {
@@ -503,7 +803,7 @@ type ListDatabasesResponse struct {
 
 func (x *ListDatabasesResponse) Reset() {
 	*x = ListDatabasesResponse{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[6]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +815,7 @@ func (x *ListDatabasesResponse) String() string {
 func (*ListDatabasesResponse) ProtoMessage() {}
 
 func (x *ListDatabasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[6]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +828,7 @@ func (x *ListDatabasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatabasesResponse.ProtoReflect.Descriptor instead.
 func (*ListDatabasesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{6}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListDatabasesResponse) GetDatabases() []*Database {
@@ -547,7 +847,7 @@ type GetDatabaseRequest struct {
 
 func (x *GetDatabaseRequest) Reset() {
 	*x = GetDatabaseRequest{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[7]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +859,7 @@ func (x *GetDatabaseRequest) String() string {
 func (*GetDatabaseRequest) ProtoMessage() {}
 
 func (x *GetDatabaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[7]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +872,7 @@ func (x *GetDatabaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatabaseRequest.ProtoReflect.Descriptor instead.
 func (*GetDatabaseRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{7}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetDatabaseRequest) GetDatabaseId() string {
@@ -591,7 +891,7 @@ type GetDatabaseResponse struct {
 
 func (x *GetDatabaseResponse) Reset() {
 	*x = GetDatabaseResponse{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[8]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +903,7 @@ func (x *GetDatabaseResponse) String() string {
 func (*GetDatabaseResponse) ProtoMessage() {}
 
 func (x *GetDatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[8]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +916,7 @@ func (x *GetDatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatabaseResponse.ProtoReflect.Descriptor instead.
 func (*GetDatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{8}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetDatabaseResponse) GetDatabase() *Database {
@@ -635,7 +935,7 @@ type TerminateDatabaseRequest struct {
 
 func (x *TerminateDatabaseRequest) Reset() {
 	*x = TerminateDatabaseRequest{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[9]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +947,7 @@ func (x *TerminateDatabaseRequest) String() string {
 func (*TerminateDatabaseRequest) ProtoMessage() {}
 
 func (x *TerminateDatabaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[9]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +960,7 @@ func (x *TerminateDatabaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateDatabaseRequest.ProtoReflect.Descriptor instead.
 func (*TerminateDatabaseRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{9}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TerminateDatabaseRequest) GetDatabaseId() string {
@@ -678,7 +978,7 @@ type TerminateDatabaseResponse struct {
 
 func (x *TerminateDatabaseResponse) Reset() {
 	*x = TerminateDatabaseResponse{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[10]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +990,7 @@ func (x *TerminateDatabaseResponse) String() string {
 func (*TerminateDatabaseResponse) ProtoMessage() {}
 
 func (x *TerminateDatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[10]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +1003,7 @@ func (x *TerminateDatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateDatabaseResponse.ProtoReflect.Descriptor instead.
 func (*TerminateDatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{10}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{12}
 }
 
 type GetDatabaseUsageRequest struct {
@@ -717,7 +1017,7 @@ type GetDatabaseUsageRequest struct {
 
 func (x *GetDatabaseUsageRequest) Reset() {
 	*x = GetDatabaseUsageRequest{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[11]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +1029,7 @@ func (x *GetDatabaseUsageRequest) String() string {
 func (*GetDatabaseUsageRequest) ProtoMessage() {}
 
 func (x *GetDatabaseUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[11]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +1042,7 @@ func (x *GetDatabaseUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatabaseUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetDatabaseUsageRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{11}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDatabaseUsageRequest) GetDatabaseId() string {
@@ -766,15 +1066,15 @@ type GetDatabaseUsageResponse struct {
 	ReadRequestsCount  float64                `protobuf:"fixed64,3,opt,name=read_requests_count,json=readRequestsCount,proto3" json:"read_requests_count,omitempty"`
 	WriteRequestsCount float64                `protobuf:"fixed64,4,opt,name=write_requests_count,json=writeRequestsCount,proto3" json:"write_requests_count,omitempty"`
 	ErrorsCount        float64                `protobuf:"fixed64,5,opt,name=errors_count,json=errorsCount,proto3" json:"errors_count,omitempty"`
-	// RFC 3339, "" if unused that month.
-	LastUsageTime string `protobuf:"bytes,6,opt,name=last_usage_time,json=lastUsageTime,proto3" json:"last_usage_time,omitempty"`
+	// RFC 3339; absent if unused that month.
+	LastUsageTime *string `protobuf:"bytes,6,opt,name=last_usage_time,json=lastUsageTime,proto3,oneof" json:"last_usage_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDatabaseUsageResponse) Reset() {
 	*x = GetDatabaseUsageResponse{}
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[12]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +1086,7 @@ func (x *GetDatabaseUsageResponse) String() string {
 func (*GetDatabaseUsageResponse) ProtoMessage() {}
 
 func (x *GetDatabaseUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_database_proto_msgTypes[12]
+	mi := &file_tokenbroker_v1_database_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +1099,7 @@ func (x *GetDatabaseUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatabaseUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetDatabaseUsageResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{12}
+	return file_tokenbroker_v1_database_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetDatabaseUsageResponse) GetDatabaseId() string {
@@ -838,8 +1138,8 @@ func (x *GetDatabaseUsageResponse) GetErrorsCount() float64 {
 }
 
 func (x *GetDatabaseUsageResponse) GetLastUsageTime() string {
-	if x != nil {
-		return x.LastUsageTime
+	if x != nil && x.LastUsageTime != nil {
+		return *x.LastUsageTime
 	}
 	return ""
 }
@@ -848,7 +1148,7 @@ var File_tokenbroker_v1_database_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtokenbroker/v1/database.proto\x12\x0etokenbroker.v1\"\xd6\x01\n" +
+	"\x1dtokenbroker/v1/database.proto\x12\x0etokenbroker.v1\"\xf1\x02\n" +
 	"\fDatabaseInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x1c\n" +
@@ -856,23 +1156,67 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\x0ecloud_provider\x18\x04 \x01(\tR\rcloudProvider\x12\x12\n" +
 	"\x04tier\x18\x05 \x01(\tR\x04tier\x12%\n" +
 	"\x0ecapacity_units\x18\x06 \x01(\x05R\rcapacityUnits\x12\x16\n" +
-	"\x06region\x18\a \x01(\tR\x06region\"\xb7\x01\n" +
+	"\x06region\x18\a \x01(\tR\x06region\x121\n" +
+	"\x14additional_keyspaces\x18\b \x03(\tR\x13additionalKeyspaces\x12<\n" +
+	"\vdatacenters\x18\t \x03(\v2\x1a.tokenbroker.v1.DatacenterR\vdatacenters\x12\x1c\n" +
+	"\adb_type\x18\n" +
+	" \x01(\tH\x00R\x06dbType\x88\x01\x01B\n" +
+	"\n" +
+	"\b_db_type\"\x92\x03\n" +
+	"\n" +
+	"Datacenter\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04tier\x18\x03 \x01(\tR\x04tier\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12%\n" +
+	"\x0ecloud_provider\x18\x05 \x01(\tR\rcloudProvider\x12\x16\n" +
+	"\x06region\x18\x06 \x01(\tR\x06region\x12%\n" +
+	"\x0ecapacity_units\x18\a \x01(\x05R\rcapacityUnits\x12!\n" +
+	"\fdate_created\x18\b \x01(\tR\vdateCreated\x12 \n" +
+	"\tcqlsh_url\x18\t \x01(\tH\x00R\bcqlshUrl\x88\x01\x01\x12$\n" +
+	"\vgraphql_url\x18\n" +
+	" \x01(\tH\x01R\n" +
+	"graphqlUrl\x88\x01\x01\x12/\n" +
+	"\x11data_endpoint_url\x18\v \x01(\tH\x02R\x0fdataEndpointUrl\x88\x01\x01B\f\n" +
+	"\n" +
+	"_cqlsh_urlB\x0e\n" +
+	"\f_graphql_urlB\x14\n" +
+	"\x12_data_endpoint_url\"\x84\x01\n" +
+	"\x0fDatabaseStorage\x12\x1d\n" +
+	"\n" +
+	"node_count\x18\x01 \x01(\x05R\tnodeCount\x12-\n" +
+	"\x12replication_factor\x18\x02 \x01(\x05R\x11replicationFactor\x12#\n" +
+	"\rtotal_storage\x18\x03 \x01(\x05R\ftotalStorage\"\xb7\x01\n" +
 	"\x0fDatabaseMetrics\x129\n" +
 	"\x19read_requests_total_count\x18\x01 \x01(\x01R\x16readRequestsTotalCount\x12;\n" +
 	"\x1awrite_requests_total_count\x18\x02 \x01(\x01R\x17writeRequestsTotalCount\x12,\n" +
-	"\x12errors_total_count\x18\x03 \x01(\x01R\x10errorsTotalCount\"\xf6\x02\n" +
+	"\x12errors_total_count\x18\x03 \x01(\x01R\x10errorsTotalCount\"\xbb\x05\n" +
 	"\bDatabase\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x19\n" +
 	"\bowner_id\x18\x03 \x01(\tR\aownerId\x12#\n" +
-	"\rcreation_time\x18\x04 \x01(\tR\fcreationTime\x12)\n" +
-	"\x10termination_time\x18\x05 \x01(\tR\x0fterminationTime\x12&\n" +
-	"\x0flast_usage_time\x18\x06 \x01(\tR\rlastUsageTime\x120\n" +
+	"\rcreation_time\x18\x04 \x01(\tR\fcreationTime\x12.\n" +
+	"\x10termination_time\x18\x05 \x01(\tH\x00R\x0fterminationTime\x88\x01\x01\x12+\n" +
+	"\x0flast_usage_time\x18\x06 \x01(\tH\x01R\rlastUsageTime\x88\x01\x01\x120\n" +
 	"\x04info\x18\a \x01(\v2\x1c.tokenbroker.v1.DatabaseInfoR\x04info\x12\x16\n" +
 	"\x06status\x18\b \x01(\tR\x06status\x129\n" +
 	"\ametrics\x18\t \x01(\v2\x1f.tokenbroker.v1.DatabaseMetricsR\ametrics\x12+\n" +
 	"\x11available_actions\x18\n" +
-	" \x03(\tR\x10availableActions\"\xc1\x01\n" +
+	" \x03(\tR\x10availableActions\x129\n" +
+	"\astorage\x18\v \x01(\v2\x1f.tokenbroker.v1.DatabaseStorageR\astorage\x12 \n" +
+	"\tcqlsh_url\x18\f \x01(\tH\x02R\bcqlshUrl\x88\x01\x01\x12/\n" +
+	"\x11data_endpoint_url\x18\r \x01(\tH\x03R\x0fdataEndpointUrl\x88\x01\x01\x12$\n" +
+	"\vgraphql_url\x18\x0e \x01(\tH\x04R\n" +
+	"graphqlUrl\x88\x01\x01\x12\x1c\n" +
+	"\adb_type\x18\x0f \x01(\tH\x05R\x06dbType\x88\x01\x01B\x13\n" +
+	"\x11_termination_timeB\x12\n" +
+	"\x10_last_usage_timeB\f\n" +
+	"\n" +
+	"_cqlsh_urlB\x14\n" +
+	"\x12_data_endpoint_urlB\x0e\n" +
+	"\f_graphql_urlB\n" +
+	"\n" +
+	"\b_db_type\"\xc1\x01\n" +
 	"\x15CreateDatabaseRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12%\n" +
@@ -885,8 +1229,13 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x14\n" +
-	"\x05token\x18\x05 \x01(\tR\x05token\"\x16\n" +
-	"\x14ListDatabasesRequest\"O\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"\x98\x01\n" +
+	"\x14ListDatabasesRequest\x12\x18\n" +
+	"\ainclude\x18\x01 \x01(\tR\ainclude\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\x12%\n" +
+	"\x0estarting_after\x18\x03 \x01(\tR\rstartingAfter\x12\x19\n" +
+	"\x05limit\x18\x04 \x01(\x05H\x00R\x05limit\x88\x01\x01B\b\n" +
+	"\x06_limit\"O\n" +
 	"\x15ListDatabasesResponse\x126\n" +
 	"\tdatabases\x18\x01 \x03(\v2\x18.tokenbroker.v1.DatabaseR\tdatabases\"5\n" +
 	"\x12GetDatabaseRequest\x12\x1f\n" +
@@ -901,15 +1250,16 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\x17GetDatabaseUsageRequest\x12\x1f\n" +
 	"\vdatabase_id\x18\x01 \x01(\tR\n" +
 	"databaseId\x12\x14\n" +
-	"\x05month\x18\x02 \x01(\tR\x05month\"\xfe\x01\n" +
+	"\x05month\x18\x02 \x01(\tR\x05month\"\x97\x02\n" +
 	"\x18GetDatabaseUsageResponse\x12\x1f\n" +
 	"\vdatabase_id\x18\x01 \x01(\tR\n" +
 	"databaseId\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12.\n" +
 	"\x13read_requests_count\x18\x03 \x01(\x01R\x11readRequestsCount\x120\n" +
 	"\x14write_requests_count\x18\x04 \x01(\x01R\x12writeRequestsCount\x12!\n" +
-	"\ferrors_count\x18\x05 \x01(\x01R\verrorsCount\x12&\n" +
-	"\x0flast_usage_time\x18\x06 \x01(\tR\rlastUsageTime2\xf9\x03\n" +
+	"\ferrors_count\x18\x05 \x01(\x01R\verrorsCount\x12+\n" +
+	"\x0flast_usage_time\x18\x06 \x01(\tH\x00R\rlastUsageTime\x88\x01\x01B\x12\n" +
+	"\x10_last_usage_time2\xf9\x03\n" +
 	"\x0fDatabaseService\x12_\n" +
 	"\x0eCreateDatabase\x12%.tokenbroker.v1.CreateDatabaseRequest\x1a&.tokenbroker.v1.CreateDatabaseResponse\x12\\\n" +
 	"\rListDatabases\x12$.tokenbroker.v1.ListDatabasesRequest\x1a%.tokenbroker.v1.ListDatabasesResponse\x12V\n" +
@@ -929,42 +1279,46 @@ func file_tokenbroker_v1_database_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_v1_database_proto_rawDescData
 }
 
-var file_tokenbroker_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_tokenbroker_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tokenbroker_v1_database_proto_goTypes = []any{
 	(*DatabaseInfo)(nil),              // 0: tokenbroker.v1.DatabaseInfo
-	(*DatabaseMetrics)(nil),           // 1: tokenbroker.v1.DatabaseMetrics
-	(*Database)(nil),                  // 2: tokenbroker.v1.Database
-	(*CreateDatabaseRequest)(nil),     // 3: tokenbroker.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),    // 4: tokenbroker.v1.CreateDatabaseResponse
-	(*ListDatabasesRequest)(nil),      // 5: tokenbroker.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),     // 6: tokenbroker.v1.ListDatabasesResponse
-	(*GetDatabaseRequest)(nil),        // 7: tokenbroker.v1.GetDatabaseRequest
-	(*GetDatabaseResponse)(nil),       // 8: tokenbroker.v1.GetDatabaseResponse
-	(*TerminateDatabaseRequest)(nil),  // 9: tokenbroker.v1.TerminateDatabaseRequest
-	(*TerminateDatabaseResponse)(nil), // 10: tokenbroker.v1.TerminateDatabaseResponse
-	(*GetDatabaseUsageRequest)(nil),   // 11: tokenbroker.v1.GetDatabaseUsageRequest
-	(*GetDatabaseUsageResponse)(nil),  // 12: tokenbroker.v1.GetDatabaseUsageResponse
+	(*Datacenter)(nil),                // 1: tokenbroker.v1.Datacenter
+	(*DatabaseStorage)(nil),           // 2: tokenbroker.v1.DatabaseStorage
+	(*DatabaseMetrics)(nil),           // 3: tokenbroker.v1.DatabaseMetrics
+	(*Database)(nil),                  // 4: tokenbroker.v1.Database
+	(*CreateDatabaseRequest)(nil),     // 5: tokenbroker.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),    // 6: tokenbroker.v1.CreateDatabaseResponse
+	(*ListDatabasesRequest)(nil),      // 7: tokenbroker.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),     // 8: tokenbroker.v1.ListDatabasesResponse
+	(*GetDatabaseRequest)(nil),        // 9: tokenbroker.v1.GetDatabaseRequest
+	(*GetDatabaseResponse)(nil),       // 10: tokenbroker.v1.GetDatabaseResponse
+	(*TerminateDatabaseRequest)(nil),  // 11: tokenbroker.v1.TerminateDatabaseRequest
+	(*TerminateDatabaseResponse)(nil), // 12: tokenbroker.v1.TerminateDatabaseResponse
+	(*GetDatabaseUsageRequest)(nil),   // 13: tokenbroker.v1.GetDatabaseUsageRequest
+	(*GetDatabaseUsageResponse)(nil),  // 14: tokenbroker.v1.GetDatabaseUsageResponse
 }
 var file_tokenbroker_v1_database_proto_depIdxs = []int32{
-	0,  // 0: tokenbroker.v1.Database.info:type_name -> tokenbroker.v1.DatabaseInfo
-	1,  // 1: tokenbroker.v1.Database.metrics:type_name -> tokenbroker.v1.DatabaseMetrics
-	2,  // 2: tokenbroker.v1.ListDatabasesResponse.databases:type_name -> tokenbroker.v1.Database
-	2,  // 3: tokenbroker.v1.GetDatabaseResponse.database:type_name -> tokenbroker.v1.Database
-	3,  // 4: tokenbroker.v1.DatabaseService.CreateDatabase:input_type -> tokenbroker.v1.CreateDatabaseRequest
-	5,  // 5: tokenbroker.v1.DatabaseService.ListDatabases:input_type -> tokenbroker.v1.ListDatabasesRequest
-	7,  // 6: tokenbroker.v1.DatabaseService.GetDatabase:input_type -> tokenbroker.v1.GetDatabaseRequest
-	9,  // 7: tokenbroker.v1.DatabaseService.TerminateDatabase:input_type -> tokenbroker.v1.TerminateDatabaseRequest
-	11, // 8: tokenbroker.v1.DatabaseService.GetDatabaseUsage:input_type -> tokenbroker.v1.GetDatabaseUsageRequest
-	4,  // 9: tokenbroker.v1.DatabaseService.CreateDatabase:output_type -> tokenbroker.v1.CreateDatabaseResponse
-	6,  // 10: tokenbroker.v1.DatabaseService.ListDatabases:output_type -> tokenbroker.v1.ListDatabasesResponse
-	8,  // 11: tokenbroker.v1.DatabaseService.GetDatabase:output_type -> tokenbroker.v1.GetDatabaseResponse
-	10, // 12: tokenbroker.v1.DatabaseService.TerminateDatabase:output_type -> tokenbroker.v1.TerminateDatabaseResponse
-	12, // 13: tokenbroker.v1.DatabaseService.GetDatabaseUsage:output_type -> tokenbroker.v1.GetDatabaseUsageResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	1,  // 0: tokenbroker.v1.DatabaseInfo.datacenters:type_name -> tokenbroker.v1.Datacenter
+	0,  // 1: tokenbroker.v1.Database.info:type_name -> tokenbroker.v1.DatabaseInfo
+	3,  // 2: tokenbroker.v1.Database.metrics:type_name -> tokenbroker.v1.DatabaseMetrics
+	2,  // 3: tokenbroker.v1.Database.storage:type_name -> tokenbroker.v1.DatabaseStorage
+	4,  // 4: tokenbroker.v1.ListDatabasesResponse.databases:type_name -> tokenbroker.v1.Database
+	4,  // 5: tokenbroker.v1.GetDatabaseResponse.database:type_name -> tokenbroker.v1.Database
+	5,  // 6: tokenbroker.v1.DatabaseService.CreateDatabase:input_type -> tokenbroker.v1.CreateDatabaseRequest
+	7,  // 7: tokenbroker.v1.DatabaseService.ListDatabases:input_type -> tokenbroker.v1.ListDatabasesRequest
+	9,  // 8: tokenbroker.v1.DatabaseService.GetDatabase:input_type -> tokenbroker.v1.GetDatabaseRequest
+	11, // 9: tokenbroker.v1.DatabaseService.TerminateDatabase:input_type -> tokenbroker.v1.TerminateDatabaseRequest
+	13, // 10: tokenbroker.v1.DatabaseService.GetDatabaseUsage:input_type -> tokenbroker.v1.GetDatabaseUsageRequest
+	6,  // 11: tokenbroker.v1.DatabaseService.CreateDatabase:output_type -> tokenbroker.v1.CreateDatabaseResponse
+	8,  // 12: tokenbroker.v1.DatabaseService.ListDatabases:output_type -> tokenbroker.v1.ListDatabasesResponse
+	10, // 13: tokenbroker.v1.DatabaseService.GetDatabase:output_type -> tokenbroker.v1.GetDatabaseResponse
+	12, // 14: tokenbroker.v1.DatabaseService.TerminateDatabase:output_type -> tokenbroker.v1.TerminateDatabaseResponse
+	14, // 15: tokenbroker.v1.DatabaseService.GetDatabaseUsage:output_type -> tokenbroker.v1.GetDatabaseUsageResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tokenbroker_v1_database_proto_init() }
@@ -972,13 +1326,18 @@ func file_tokenbroker_v1_database_proto_init() {
 	if File_tokenbroker_v1_database_proto != nil {
 		return
 	}
+	file_tokenbroker_v1_database_proto_msgTypes[0].OneofWrappers = []any{}
+	file_tokenbroker_v1_database_proto_msgTypes[1].OneofWrappers = []any{}
+	file_tokenbroker_v1_database_proto_msgTypes[4].OneofWrappers = []any{}
+	file_tokenbroker_v1_database_proto_msgTypes[7].OneofWrappers = []any{}
+	file_tokenbroker_v1_database_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_v1_database_proto_rawDesc), len(file_tokenbroker_v1_database_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

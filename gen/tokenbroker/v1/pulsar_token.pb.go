@@ -637,10 +637,12 @@ func (x *CreatePulsarTokenRequest) GetType() string {
 }
 
 type CreatePulsarTokenResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Rolename      string                 `protobuf:"bytes,2,opt,name=rolename,proto3" json:"rolename,omitempty"`
-	Token         string                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Rolename string                 `protobuf:"bytes,2,opt,name=rolename,proto3" json:"rolename,omitempty"`
+	Token    string                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	// The Pulsar role (the sub claim), as Astra's tokenResponse names it.
+	Subject       string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,6 +694,13 @@ func (x *CreatePulsarTokenResponse) GetRolename() string {
 func (x *CreatePulsarTokenResponse) GetToken() string {
 	if x != nil {
 		return x.Token
+	}
+	return ""
+}
+
+func (x *CreatePulsarTokenResponse) GetSubject() string {
+	if x != nil {
+		return x.Subject
 	}
 	return ""
 }
@@ -1643,8 +1652,10 @@ func (*ReportNamespaceStatsResponse) Descriptor() ([]byte, []int) {
 }
 
 type GetNamespaceStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// When set, only this namespace of the tenant ("" = all of them).
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1682,6 +1693,13 @@ func (*GetNamespaceStatsRequest) Descriptor() ([]byte, []int) {
 func (x *GetNamespaceStatsRequest) GetTenant() string {
 	if x != nil {
 		return x.Tenant
+	}
+	return ""
+}
+
+func (x *GetNamespaceStatsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -1954,11 +1972,12 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x10\n" +
 	"\x03exp\x18\x02 \x01(\tR\x03exp\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12\x12\n" +
-	"\x04type\x18\x04 \x01(\tR\x04type\"]\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\"w\n" +
 	"\x19CreatePulsarTokenResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\brolename\x18\x02 \x01(\tR\brolename\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token\"1\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\"1\n" +
 	"\x17ListPulsarTokensRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"K\n" +
 	"\x18ListPulsarTokensResponse\x12/\n" +
@@ -2025,9 +2044,10 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x10backlog_messages\x18\x11 \x01(\x03R\x0fbacklogMessages\"S\n" +
 	"\x1bReportNamespaceStatsRequest\x124\n" +
 	"\x05stats\x18\x01 \x03(\v2\x1e.tokenbroker.v1.NamespaceStatsR\x05stats\"\x1e\n" +
-	"\x1cReportNamespaceStatsResponse\"2\n" +
+	"\x1cReportNamespaceStatsResponse\"P\n" +
 	"\x18GetNamespaceStatsRequest\x12\x16\n" +
-	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\xb5\x05\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"\xb5\x05\n" +
 	"\x0eNamespaceUsage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x11total_messages_in\x18\x02 \x01(\x01R\x0ftotalMessagesIn\x12,\n" +

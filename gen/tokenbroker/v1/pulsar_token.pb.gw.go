@@ -615,6 +615,8 @@ func local_request_PulsarTokenService_ReportNamespaceStats_0(ctx context.Context
 	return msg, metadata, err
 }
 
+var filter_PulsarTokenService_GetNamespaceStats_0 = &utilities.DoubleArray{Encoding: map[string]int{"tenant": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
 func request_PulsarTokenService_GetNamespaceStats_0(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetNamespaceStatsRequest
@@ -628,6 +630,12 @@ func request_PulsarTokenService_GetNamespaceStats_0(ctx context.Context, marshal
 	protoReq.Tenant, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -650,9 +658,17 @@ func local_request_PulsarTokenService_GetNamespaceStats_0(ctx context.Context, m
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
 	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	msg, err := server.GetNamespaceStats(ctx, &protoReq)
 	return msg, metadata, err
 }
+
+var filter_PulsarTokenService_GetNamespaceStats_1 = &utilities.DoubleArray{Encoding: map[string]int{"tenant": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
 func request_PulsarTokenService_GetNamespaceStats_1(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -667,6 +683,12 @@ func request_PulsarTokenService_GetNamespaceStats_1(ctx context.Context, marshal
 	protoReq.Tenant, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -688,6 +710,122 @@ func local_request_PulsarTokenService_GetNamespaceStats_1(ctx context.Context, m
 	protoReq.Tenant, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GetNamespaceStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_PulsarTokenService_GetNamespaceStats_2(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	val, ok = pathParams["namespace"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "namespace")
+	}
+	protoReq.Namespace, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetNamespaceStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_PulsarTokenService_GetNamespaceStats_2(ctx context.Context, marshaler runtime.Marshaler, server PulsarTokenServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	val, ok = pathParams["namespace"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "namespace")
+	}
+	protoReq.Namespace, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
+	}
+	msg, err := server.GetNamespaceStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_PulsarTokenService_GetNamespaceStats_3(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	val, ok = pathParams["namespace"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "namespace")
+	}
+	protoReq.Namespace, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetNamespaceStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_PulsarTokenService_GetNamespaceStats_3(ctx context.Context, marshaler runtime.Marshaler, server PulsarTokenServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetNamespaceStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	val, ok = pathParams["namespace"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "namespace")
+	}
+	protoReq.Namespace, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
 	}
 	msg, err := server.GetNamespaceStats(ctx, &protoReq)
 	return msg, metadata, err
@@ -1019,6 +1157,46 @@ func RegisterPulsarTokenServiceHandlerServer(ctx context.Context, mux *runtime.S
 		}
 		forward_PulsarTokenService_GetNamespaceStats_1(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_1{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_2, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/v2/stats/namespaces/{tenant}/{namespace}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PulsarTokenService_GetNamespaceStats_2(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_2(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_2{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_3, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/admin/v2/stats/namespaces/{tenant}/{namespace}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PulsarTokenService_GetNamespaceStats_3(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_3(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_3{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -1331,6 +1509,40 @@ func RegisterPulsarTokenServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_PulsarTokenService_GetNamespaceStats_1(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_1{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_2, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/v2/stats/namespaces/{tenant}/{namespace}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PulsarTokenService_GetNamespaceStats_2(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_2(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_2{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_PulsarTokenService_GetNamespaceStats_3, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats", runtime.WithHTTPPathPattern("/admin/v2/stats/namespaces/{tenant}/{namespace}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PulsarTokenService_GetNamespaceStats_3(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_GetNamespaceStats_3(annotatedContext, mux, outboundMarshaler, w, req, response_PulsarTokenService_GetNamespaceStats_3{resp.(*GetNamespaceStatsResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1397,6 +1609,24 @@ func (m response_PulsarTokenService_GetNamespaceStats_1) XXX_ResponseBody() inte
 	return response.Namespaces
 }
 
+type response_PulsarTokenService_GetNamespaceStats_2 struct {
+	*GetNamespaceStatsResponse
+}
+
+func (m response_PulsarTokenService_GetNamespaceStats_2) XXX_ResponseBody() interface{} {
+	response := m.GetNamespaceStatsResponse
+	return response.Namespaces
+}
+
+type response_PulsarTokenService_GetNamespaceStats_3 struct {
+	*GetNamespaceStatsResponse
+}
+
+func (m response_PulsarTokenService_GetNamespaceStats_3) XXX_ResponseBody() interface{} {
+	response := m.GetNamespaceStatsResponse
+	return response.Namespaces
+}
+
 var (
 	pattern_PulsarTokenService_CreateTenant_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "streaming", "tenants"}, ""))
 	pattern_PulsarTokenService_ListTenants_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "streaming", "tenants"}, ""))
@@ -1414,6 +1644,8 @@ var (
 	pattern_PulsarTokenService_ReportNamespaceStats_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "stats", "namespaces"}, ""))
 	pattern_PulsarTokenService_GetNamespaceStats_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "stats", "namespaces", "tenant"}, ""))
 	pattern_PulsarTokenService_GetNamespaceStats_1    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"admin", "v2", "stats", "namespaces", "tenant"}, ""))
+	pattern_PulsarTokenService_GetNamespaceStats_2    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 1, 0, 4, 1, 5, 4}, []string{"v2", "stats", "namespaces", "tenant", "namespace"}, ""))
+	pattern_PulsarTokenService_GetNamespaceStats_3    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 1, 0, 4, 1, 5, 5}, []string{"admin", "v2", "stats", "namespaces", "tenant", "namespace"}, ""))
 )
 
 var (
@@ -1433,4 +1665,6 @@ var (
 	forward_PulsarTokenService_ReportNamespaceStats_0 = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_GetNamespaceStats_0    = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_GetNamespaceStats_1    = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetNamespaceStats_2    = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_GetNamespaceStats_3    = runtime.ForwardResponseMessage
 )
