@@ -114,11 +114,18 @@ type LoginInput struct {
 // token. Unknown users and wrong passwords get the same answer in similar
 // time; repeated failures are slowed and then refused (KindExhausted).
 func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
+	tok, err := b.login(ctx, in)
+	b.obs.LoginDone(loginOutcome(err))
+	return tok, err
+}
+
+func (b *Broker) login(ctx context.Context, in LoginInput) (string, error) {
 	keys := []string{"login-user:" + truncate(in.Username, 256)}
 	if in.ClientAddr != "" {
 		keys = append(keys, "login-addr:"+in.ClientAddr)
 	}
 	if ok, retry := b.logins.Allow(keys...); !ok {
+		b.obs.Throttled(ThrottleLogin)
 		return "", &Error{Kind: KindExhausted, Msg: "too many failed logins; retry later", RetryAfter: retry}
 	}
 	kind, id, err := b.verifyLogin(ctx, in.Username, in.Password)
@@ -222,6 +229,12 @@ type CheckResult struct {
 // malformed request (unknown action, bad DRN, no credential) is
 // KindInvalid. Failed checks are throttled per client address.
 func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr string) (CheckResult, error) {
+	res, err := b.check(ctx, cred, action, resource, clientAddr)
+	b.obs.CheckDone(credentialKind(cred), checkOutcome(res, err))
+	return res, err
+}
+
+func (b *Broker) check(ctx context.Context, cred, action, resource, clientAddr string) (CheckResult, error) {
 	if cred == "" {
 		return CheckResult{}, Invalid("credential: required (in the request, or as Authorization: Bearer / X-Cassandra-Token)")
 	}
@@ -265,6 +278,7 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 func (b *Broker) throttledCheck(clientAddr string, check func() (CheckResult, error)) (CheckResult, error) {
 	key := clientAddr // the Check limiter holds client addresses only
 	if ok, retry := b.checks.Allow(key); !ok {
+		b.obs.Throttled(ThrottleCheck)
 		return CheckResult{}, &Error{Kind: KindExhausted, Msg: "too many failed checks from this address; retry later", RetryAfter: retry}
 	}
 	res, err := check()

@@ -46,6 +46,10 @@ type Config struct {
 	// PulsarMAC keys the MACs under which issued Pulsar JWTs are recorded.
 	PulsarMAC *credential.MAC
 	Pulsar    PulsarConfig
+
+	// Observer is told Check, login and throttle outcomes (metrics); nil
+	// observes nothing.
+	Observer Observer
 }
 
 // Broker implements the domain operations. Safe for concurrent use.
@@ -72,6 +76,7 @@ type Broker struct {
 
 	meter   *meter        // database usage counted from Checks
 	refused *refusedAudit // audit events of refused calls, written in the background
+	obs     Observer
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -106,6 +111,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.CheckThrottle == nil {
 		cfg.CheckThrottle = throttle.New(DefaultCheckPolicy, cfg.Now)
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
 	b := &Broker{
 		st: cfg.Store, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep,
 		roles: newRoleCache(cfg.Org.ID),
@@ -119,6 +127,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{},
 		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
+		obs: cfg.Observer,
 	}
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {

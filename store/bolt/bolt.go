@@ -51,6 +51,11 @@ type Options struct {
 	// LockTimeout is how long Open waits for the file lock held by another
 	// process before failing with ErrLocked; 0 means 2 s.
 	LockTimeout time.Duration
+	// OnCommit, if set, is called after every group commit with the number
+	// of writes in the batch and how long the batch took (running the write
+	// functions, commit and fsync). It runs on the committer goroutine: it
+	// must be quick and must not write to the store. For metrics.
+	OnCommit func(batch int, took time.Duration)
 }
 
 // Store is a store.Store backed by one bbolt file. It is safe for
@@ -103,7 +108,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{db: db, log: opts.Logger}
-	s.w = newCommitter(db, opts.Logger, opts.MaxBatch)
+	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit)
 	s.log.Info("store opened", "path", path, "schema_version", schemaVersion, "max_batch", opts.MaxBatch)
 	return s, nil
 }

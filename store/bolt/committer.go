@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -68,9 +69,11 @@ type committer struct {
 	closed  bool
 	reqs    chan *writeReq
 	stopped chan struct{} // closed when run returns
+
+	onCommit func(batch int, took time.Duration) // optional (Options.OnCommit)
 }
 
-func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
+func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(int, time.Duration)) *committer {
 	c := &committer{
 		db:      db,
 		log:     log,
@@ -78,6 +81,7 @@ func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
 		reqs:    make(chan *writeReq, maxBatch),
 		stopped: make(chan struct{}),
 	}
+	c.onCommit = onCommit
 	go c.run()
 	return c
 }
@@ -173,7 +177,11 @@ func (c *committer) run() {
 				break drain
 			}
 		}
+		start := time.Now()
 		c.commit(batch)
+		if c.onCommit != nil {
+			c.onCommit(len(batch), time.Since(start))
+		}
 		clear(batch) // let answered requests be collected
 	}
 }
