@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
@@ -77,6 +78,8 @@ type Broker struct {
 	meter   *meter        // database usage counted from Checks
 	refused *refusedAudit // audit events of refused calls, written in the background
 	obs     Observer
+
+	orgAdminDeletes sync.Mutex // see refuseLastOrgAdmin
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.

@@ -1,8 +1,11 @@
 package bolt_test
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +51,26 @@ func TestRecordCountsAndCommitObserver(t *testing.T) {
 	}
 	if batches == 0 || writes < batches {
 		t.Fatalf("observer saw %d batches of %d writes", batches, writes)
+	}
+}
+
+func TestOpenNamesANonBboltFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{
+		"text":    []byte(strings.Repeat("this is not a database\n", 1000)),
+		"garbage": bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 4096),
+	} {
+		path := filepath.Join(dir, name+".db")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := bolt.Open(path, bolt.Options{LockTimeout: time.Second})
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s: opened a non-bbolt file", name)
+		}
+		if !strings.Contains(err.Error(), "not a usable tokenbroker database") {
+			t.Errorf("%s: error %q does not say the file is not a database", name, err)
+		}
 	}
 }
