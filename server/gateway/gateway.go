@@ -217,7 +217,7 @@ func isStargatePath(path string) bool {
 }
 
 // pulsarErrorBody is Astra Streaming's error body on the Pulsar-admin-style
-// stats paths (reference §5.2): {"reason": ...}.
+// stats paths: {"reason": ...}.
 type pulsarErrorBody struct {
 	Reason string `json:"reason"`
 }
