@@ -122,7 +122,9 @@ wait:
 			cfg.Logger.Error("listener failed; shutting down", "err", serveErr)
 			break wait
 		case <-hup:
-			if err := srv.ReloadTLS(); err != nil {
+			if cfg.TLS.Cert == "" {
+				cfg.Logger.Info("SIGHUP: TLS is off; nothing to reload")
+			} else if err := srv.ReloadTLS(); err != nil {
 				cfg.Logger.Error("SIGHUP: TLS reload failed; still serving the previous certificates", "err", err)
 			} else {
 				cfg.Logger.Info("SIGHUP: TLS files re-read")
