@@ -10,6 +10,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,8 @@ func start(b *testing.B) *env {
 		DataPath:     filepath.Join(dir, "tb.db"),
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BootstrapOut: io.Discard,
+		// Off only to measure what metrics cost (bench/metrics-cost.sh).
+		NoMetrics: os.Getenv("TOKENBROKER_BENCH_NO_METRICS") != "",
 	})
 	if err != nil {
 		b.Fatal(err)

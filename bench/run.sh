@@ -41,7 +41,7 @@ for name in ["BenchmarkGRPC/EmptyHandler", "BenchmarkGRPC/AuthenticatedRead", "B
     ratio = f"{v / base:6.2f}x of baseline" if base else ""
     print(f"  {name.split('/')[-1]:<20} {v:>10,.0f} calls/s   {ratio}")
 print("  (EmptyHandler = grpc.health.v1 Check through the same interceptors: the baseline)")
-print("  target (issue 2): CreateToken >= 5,000 durable creations/s")
+print("  target: CreateToken >= 5,000 durable creations/s")
 
 print("\n== store (bbolt on this disk), no gRPC")
 for name, runs_ in sorted(runs.items()):

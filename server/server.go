@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -29,15 +31,19 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/auditlog"
 	"github.com/tokenbroker/tokenbroker/server/auth"
 	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/buildinfo"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/console"
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/database"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
 	"github.com/tokenbroker/tokenbroker/server/keyring"
+	"github.com/tokenbroker/tokenbroker/server/metrics"
 	"github.com/tokenbroker/tokenbroker/server/password"
 	"github.com/tokenbroker/tokenbroker/server/pulsartoken"
+	"github.com/tokenbroker/tokenbroker/server/tlsconfig"
 	"github.com/tokenbroker/tokenbroker/server/token"
+	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/bolt"
 )
 
@@ -104,6 +110,58 @@ type Config struct {
 	Sleep              func(ctx context.Context, d time.Duration)
 	UsageFlushInterval time.Duration
 	GCInterval         time.Duration
+
+	// --- operations: TLS, metrics ---
+
+	// TLS: with Cert and Key set, both listeners (and MetricsAddr) serve
+	// TLS 1.2+ only; with ClientCA also set, the gRPC listener requires a
+	// client certificate chaining to it and the REST listener verifies one
+	// if presented. The files are reloaded on ReloadTLS and when their
+	// contents change (checked every TLSWatchInterval, default 5 s).
+	TLS              tlsconfig.Files
+	TLSWatchInterval time.Duration
+	// MetricsAddr, if set, serves GET /metrics on its own listener instead
+	// of on the REST listener.
+	MetricsAddr string
+	// NoMetrics turns metrics off (benchmarks compare with and without).
+	NoMetrics bool
+	// --- end operations ---
+}
+
+// Validate refuses settings that Start would otherwise have to replace or
+// misuse; zero values mean "the default" and are fine.
+func (c *Config) Validate() error {
+	switch {
+	case c.AuthTokenTTL < 0:
+		return fmt.Errorf("auth token TTL %s: must be positive", c.AuthTokenTTL)
+	case c.PulsarTokenLimit < 0:
+		return fmt.Errorf("pulsar token limit %d: must be positive", c.PulsarTokenLimit)
+	case c.UsageFlushInterval < 0 || c.GCInterval < 0 || c.TLSWatchInterval < 0:
+		return errors.New("intervals must be positive")
+	case (c.TLS.Cert == "") != (c.TLS.Key == ""):
+		return errors.New("TLS needs both --tls-cert and --tls-key")
+	case c.TLS.ClientCA != "" && c.TLS.Cert == "":
+		return errors.New("--tls-client-ca needs TLS on (--tls-cert and --tls-key)")
+	}
+	if c.IssuerURL != "" {
+		u, err := url.Parse(c.IssuerURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("issuer URL %q: must be an absolute http or https URL without query or fragment, e.g. https://broker.example.com", c.IssuerURL)
+		}
+	}
+	return nil
+}
+
+// TLSMode names how the listeners are secured: "off", "tls" or "mtls".
+func (c *Config) TLSMode() string {
+	switch {
+	case c.TLS.Cert == "":
+		return "off"
+	case c.TLS.ClientCA != "":
+		return "mtls"
+	default:
+		return "tls"
+	}
 }
 
 func (c *Config) setDefaults() {
@@ -159,6 +217,11 @@ type Server struct {
 	httpLis  net.Listener
 	bootstrp *broker.BootstrapCredential
 
+	tls         *tlsconfig.Reloader // nil without TLS
+	metrics     *metrics.Metrics    // nil with NoMetrics
+	metricsHTTP *http.Server        // nil unless MetricsAddr
+	metricsLis  net.Listener
+
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
 	serveErr  chan error
@@ -168,6 +231,9 @@ type Server struct {
 // Start opens the store, bootstraps it on first use, and starts serving
 // gRPC and REST. It returns once both listeners accept connections.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	// Every line logged with a call's context carries its request ID.
 	cfg.Logger = slog.New(callctx.LogHandler{Handler: cfg.Logger.Handler()})
@@ -181,7 +247,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.DataPath), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	s.store, err = bolt.Open(cfg.DataPath, bolt.Options{Logger: cfg.Logger})
+	if cfg.TLS.Cert != "" {
+		if s.tls, err = tlsconfig.New(cfg.TLS, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
+	storeOpts := bolt.Options{Logger: cfg.Logger}
+	if !cfg.NoMetrics {
+		s.metrics = metrics.New()
+		storeOpts.OnCommit = s.metrics.OnCommit
+	}
+	s.store, err = bolt.Open(cfg.DataPath, storeOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.DataPath, err)
 	}
@@ -219,7 +295,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.IssuerURL == "" {
 		cfg.IssuerURL = "http://" + s.httpLis.Addr().String()
+		if s.tls != nil {
+			cfg.IssuerURL = "https://" + s.httpLis.Addr().String()
+		}
 	}
+	if cfg.MetricsAddr != "" {
+		if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+	}
+	s.cfg.IssuerURL = cfg.IssuerURL
 	// Used verbatim as the tokens' iss and the discovery document's issuer:
 	// Pulsar compares the two byte for byte.
 	hasher, err := password.NewHasher(password.DefaultParams)
@@ -231,8 +316,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.bootstrp = setup.Bootstrap
+	var observer broker.Observer // nil interface unless metrics are on
+	if s.metrics != nil {
+		observer = s.metrics
+	}
 	s.broker, err = broker.New(ctx, broker.Config{
-		Store: s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now, Sleep: cfg.Sleep,
+		Observer: observer,
+		Store:    s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now, Sleep: cfg.Sleep,
 		AuthMAC: authMAC, AuthTokenTTL: cfg.AuthTokenTTL, Passwords: hasher,
 		PulsarMAC: pulsarMAC,
 		Pulsar: broker.PulsarConfig{
@@ -245,11 +335,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	g := newGuard(s.broker, cfg.Logger, rules)
-	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(g.unary),
-		grpc.ChainStreamInterceptor(g.stream),
+	unary, stream := []grpc.UnaryServerInterceptor{g.unary}, []grpc.StreamServerInterceptor{g.stream}
+	if s.metrics != nil { // first, so it sees the codes of refused calls too
+		unary = append([]grpc.UnaryServerInterceptor{s.metrics.UnaryInterceptor()}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{s.metrics.StreamInterceptor()}, stream...)
+	}
+	grpcOpts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
-	)
+	}
+	if s.tls != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(inprocOrTLS{credentials.NewTLS(s.tls.ServerConfig(tlsconfig.RequireClientCert, "h2"))}))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
 	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
@@ -266,6 +365,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)
+	if s.metrics != nil {
+		s.metrics.InitializeGRPC(s.grpc)
+		s.metrics.WatchRecords(s.store.RecordCounts, recordCountMaxAge)
+	}
 
 	// The gateway reaches the same grpc.Server, with the same interceptors,
 	// over an in-memory listener: no dependence on the gRPC address being
@@ -279,7 +382,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway client: %w", err)
 	}
-	gw, err := gateway.New(ctx, s.gwConn, cfg.Logger, oidcRoutes(s.broker)...)
+	routes := oidcRoutes(s.broker)
+	if s.metrics != nil && s.metricsLis == nil {
+		routes = append(routes, gateway.Route{Method: http.MethodGet, Path: "/metrics", Handler: s.metrics.Handler().ServeHTTP})
+	}
+	gw, err := gateway.New(ctx, s.gwConn, cfg.Logger, routes...)
 	if err != nil {
 		return nil, err
 	}
@@ -300,18 +407,41 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 
+	if s.metricsLis != nil {
+		mux := http.NewServeMux()
+		if s.metrics != nil {
+			mux.Handle("GET /metrics", s.metrics.Handler())
+		}
+		s.metricsHTTP = &http.Server{
+			Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		}
+	}
+	if s.tls != nil {
+		// REST: a client certificate is verified if presented, not required
+		// (Astra's API authenticates by token; see docs/operations.md).
+		s.http.TLSConfig = s.tls.ServerConfig(tlsconfig.VerifyClientCertIfGiven, "h2", "http/1.1")
+		if s.metricsHTTP != nil {
+			s.metricsHTTP.TLSConfig = s.tls.ServerConfig(tlsconfig.VerifyClientCertIfGiven, "h2", "http/1.1")
+		}
+	}
+
 	go func() { s.serveErr <- s.grpc.Serve(s.grpcLis) }()
 	go func() { s.serveErr <- s.grpc.Serve(inproc) }()
-	go func() {
-		if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr <- err
-		}
-	}()
+	s.serveHTTP(s.http, s.httpLis)
+	if s.metricsHTTP != nil {
+		s.serveHTTP(s.metricsHTTP, s.metricsLis)
+	}
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
 	s.every(loopCtx, cfg.UsageFlushInterval, "flush token use", s.broker.FlushUsage)
 	s.every(loopCtx, auditFlushInterval, "write audit events of refused calls", s.broker.FlushAudit)
+	if s.tls != nil {
+		s.loops.Add(1)
+		go func() { defer s.loops.Done(); s.tls.Watch(loopCtx, cfg.TLSWatchInterval) }()
+	}
 	s.every(loopCtx, cfg.GCInterval, "delete expired tokens", func(ctx context.Context) error {
 		n, err := s.broker.CollectGarbage(ctx, 2*cfg.UsageFlushInterval)
 		if n > 0 {
@@ -323,10 +453,98 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.bootstrp != nil {
 		s.announceBootstrap()
 	}
-	s.log.Info("tokenbroker serving", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String(),
-		"data", cfg.DataPath, "org_id", setup.Org.ID, "issuer", cfg.IssuerURL)
+	s.logStart(setup.Org)
 	return s, nil
 }
+
+// recordCountMaxAge bounds how often a metrics scrape counts stored records.
+const recordCountMaxAge = 15 * time.Second
+
+// serveHTTP serves srv on lis (over TLS when srv has a TLS config) until
+// Shutdown.
+func (s *Server) serveHTTP(srv *http.Server, lis net.Listener) {
+	go func() {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(lis, "", "") // certificates come from TLSConfig
+		} else {
+			err = srv.Serve(lis)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- err
+		}
+	}()
+}
+
+// logStart logs, once, where the broker listens and every effective
+// setting (no secrets: the settings hold none).
+func (s *Server) logStart(org store.Organization) {
+	cfg := s.cfg
+	metricsAt := "off"
+	switch {
+	case s.metricsLis != nil && s.metrics != nil:
+		metricsAt = s.MetricsURL()
+	case s.metrics != nil:
+		metricsAt = s.scheme() + "://" + s.HTTPAddr() + "/metrics"
+	}
+	attrs := []any{
+		"version", buildinfo.Get().String(),
+		"grpc", s.GRPCAddr(), "http", s.scheme() + "://" + s.HTTPAddr(), "metrics", metricsAt,
+		"tls", cfg.TLSMode(),
+		"store", "bbolt", "data", cfg.DataPath, "key_file", keyring.PathFor(cfg.DataPath),
+		"org_id", org.ID, "org_name", org.Name, "issuer", cfg.IssuerURL,
+		"auth_token_ttl", cfg.AuthTokenTTL.String(), "pulsar_audience", cfg.PulsarAudience,
+		"pulsar_token_limit", cfg.PulsarTokenLimit,
+		"usage_flush_interval", cfg.UsageFlushInterval.String(), "gc_interval", cfg.GCInterval.String(),
+	}
+	if cfg.BootstrapFile != "" {
+		attrs = append(attrs, "bootstrap_file", cfg.BootstrapFile)
+	}
+	if s.tls != nil {
+		leaf := s.tls.Leaf()
+		attrs = append(attrs, "tls_cert", cfg.TLS.Cert, "tls_subject", leaf.Subject.String(),
+			"tls_not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		if cfg.TLS.ClientCA != "" {
+			attrs = append(attrs, "tls_client_ca", cfg.TLS.ClientCA)
+		}
+	}
+	s.log.Info("tokenbroker serving", attrs...)
+}
+
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// MetricsURL is where GET /metrics is served ("" with NoMetrics).
+func (s *Server) MetricsURL() string {
+	switch {
+	case s.metrics == nil:
+		return ""
+	case s.metricsLis != nil:
+		return s.scheme() + "://" + s.metricsLis.Addr().String() + "/metrics"
+	default:
+		return s.scheme() + "://" + s.HTTPAddr() + "/metrics"
+	}
+}
+
+// ReloadTLS re-reads the TLS files now (the serve command calls it on
+// SIGHUP). Open connections keep going; new ones get the new certificates.
+// Without TLS it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Reload()
+}
+
+// Metrics is the broker's metrics registry holder (nil with NoMetrics).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// IssuerURL is the effective issuer of Pulsar JWTs and OIDC.
+func (s *Server) IssuerURL() string { return s.cfg.IssuerURL }
 
 // every runs fn every interval until ctx is done.
 func (s *Server) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
@@ -381,6 +599,9 @@ func (s *Server) Err() <-chan error { return s.serveErr }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.health.Shutdown() // report NOT_SERVING while draining
 	httpErr := s.http.Shutdown(ctx)
+	if s.metricsHTTP != nil {
+		httpErr = errors.Join(httpErr, s.metricsHTTP.Shutdown(ctx))
+	}
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {
@@ -405,7 +626,7 @@ func (s *Server) closeResources() {
 		if s.grpc != nil {
 			s.grpc.Stop()
 		}
-		for _, l := range []net.Listener{s.grpcLis, s.httpLis} {
+		for _, l := range []net.Listener{s.grpcLis, s.httpLis, s.metricsLis} {
 			if l != nil {
 				l.Close()
 			}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +48,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "REST (grpc-gateway) listen address")
 	fs.StringVar(&cfg.DataPath, "data", server.DefaultDataPath, "bbolt database file (its directory is created; the key file is <data>.key)")
-	fs.StringVar(&cfg.BootstrapFile, "bootstrap-file", "", "on first start, also write the admin credential to this file (mode 0600)")
+	fs.StringVar(&cfg.BootstrapFile, "bootstrap-file", "", "on first start, write the admin credential to this file (mode 0600; default <data dir>/admin.json; \"-\": print it only)")
 	fs.StringVar(&cfg.OrgName, "org-name", server.DefaultOrgName, "organization name, used on first start")
 	fs.DurationVar(&cfg.AuthTokenTTL, "auth-token-ttl", broker.DefaultAuthTokenTTL, "an authorization token stays valid this long after its most recent use")
 	fs.StringVar(&cfg.IssuerURL, "issuer-url", "", "iss claim of Pulsar JWTs and OIDC issuer (default http://<http-addr>); Pulsar's OIDC provider wants https")
@@ -67,6 +68,14 @@ func serve(args []string, stderr io.Writer) error {
 	// Browser console.
 	ui := fs.Bool("ui", true, "serve the browser console at /ui/ on the REST listener")
 	fs.StringVar(&cfg.DataAPIURLTemplate, "data-api-url-template", "", "URL of a database's data API, with {id} and {region} (e.g. https://{id}-{region}.apps.example.internal); fills the URL fields of database objects")
+	// --- operations flags: TLS, metrics, logging ---
+	fs.StringVar(&cfg.TLS.Cert, "tls-cert", "", "PEM certificate chain: serve TLS (1.2+) on both listeners; reloaded on change and on SIGHUP")
+	fs.StringVar(&cfg.TLS.Key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.TLS.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates from it on gRPC, verify them if given on REST (mTLS)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on the REST listener")
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	// --- end operations flags ---
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -81,22 +90,48 @@ func serve(args []string, stderr io.Writer) error {
 	}
 
 	cfg.DisableUI = !*ui
-
-	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := checkServeFlags(&cfg, given); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cfg.Logger = logger
 	cfg.BootstrapOut = stderr
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Subscribed before Start, so a SIGHUP right after the start log is
+	// queued rather than killing the process (SIGHUP's default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("shutting down")
-	case serveErr = <-srv.Err():
-		cfg.Logger.Error("listener failed; shutting down", "err", serveErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+			break wait
+		case serveErr = <-srv.Err():
+			cfg.Logger.Error("listener failed; shutting down", "err", serveErr)
+			break wait
+		case <-hup:
+			if cfg.TLS.Cert == "" {
+				cfg.Logger.Info("SIGHUP: TLS is off; nothing to reload")
+			} else if err := srv.ReloadTLS(); err != nil {
+				cfg.Logger.Error("SIGHUP: TLS reload failed; still serving the previous certificates", "err", err)
+			} else {
+				cfg.Logger.Info("SIGHUP: TLS files re-read")
+			}
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -121,4 +156,46 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 	})
 	return err
+}
+
+// checkServeFlags refuses values that would otherwise be silently replaced
+// by defaults, and fills in the bootstrap file's default place.
+func checkServeFlags(cfg *server.Config, given map[string]bool) error {
+	if cfg.AuthTokenTTL <= 0 {
+		return fmt.Errorf("--auth-token-ttl %s: must be positive", cfg.AuthTokenTTL)
+	}
+	if cfg.PulsarTokenLimit <= 0 {
+		return fmt.Errorf("--pulsar-token-limit %d: must be positive", cfg.PulsarTokenLimit)
+	}
+	for name, v := range map[string]string{"grpc-addr": cfg.GRPCAddr, "http-addr": cfg.HTTPAddr, "data": cfg.DataPath, "org-name": cfg.OrgName, "pulsar-audience": cfg.PulsarAudience} {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("--%s: must not be empty", name)
+		}
+	}
+	switch {
+	case cfg.BootstrapFile == "-":
+		cfg.BootstrapFile = ""
+	case cfg.BootstrapFile == "" && !given["bootstrap-file"]:
+		cfg.BootstrapFile = filepath.Join(filepath.Dir(cfg.DataPath), "admin.json")
+	case cfg.BootstrapFile == "":
+		return errors.New(`--bootstrap-file: must not be empty (give "-" to only print the credential)`)
+	}
+	return cfg.Validate()
+}
+
+// newLogger builds the serve command's logger.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want json or text", format)
+	}
 }

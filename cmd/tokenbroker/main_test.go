@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenbroker/tokenbroker/server"
 )
 
 // serveFlags builds a flag set shaped like serve's (plus a typed flag, to
@@ -160,6 +162,11 @@ func TestRun(t *testing.T) {
 		{"serve -h", []string{"serve", "-h"}, 0, "-grpc-addr"},
 		{"serve with an unknown flag", []string{"serve", "--no-such-flag"}, 1, "no-such-flag"},
 		{"serve with extra arguments", []string{"serve", "extra"}, 1, "unexpected arguments"},
+		{"serve with a negative TTL", []string{"serve", "--auth-token-ttl=-5m"}, 1, "--auth-token-ttl -5m0s: must be positive"},
+		{"serve with a zero limit", []string{"serve", "--pulsar-token-limit=0"}, 1, "--pulsar-token-limit 0: must be positive"},
+		{"serve with a relative issuer", []string{"serve", "--issuer-url=broker:8080"}, 1, "issuer URL"},
+		{"serve with a bad log format", []string{"serve", "--log-format=xml"}, 1, "--log-format"},
+		{"serve with a bad log level", []string{"serve", "--log-level=loud"}, 1, "--log-level"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,5 +179,70 @@ func TestRun(t *testing.T) {
 				t.Errorf("run(%q) wrote %q, want it to contain %q", tt.args, out, tt.wantOutput)
 			}
 		})
+	}
+}
+
+func TestCheckServeFlags(t *testing.T) {
+	ok := func() server.Config {
+		return server.Config{GRPCAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", DataPath: "/var/lib/tb/tokenbroker.db",
+			OrgName: "default", PulsarAudience: "pulsar", AuthTokenTTL: time.Minute, PulsarTokenLimit: 100}
+	}
+	cfg := ok()
+	if err := checkServeFlags(&cfg, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BootstrapFile != "/var/lib/tb/admin.json" {
+		t.Fatalf("default bootstrap file %q, want beside the data file", cfg.BootstrapFile)
+	}
+	cfg = ok()
+	cfg.BootstrapFile = "-"
+	if err := checkServeFlags(&cfg, map[string]bool{"bootstrap-file": true}); err != nil || cfg.BootstrapFile != "" {
+		t.Fatalf(`"-": %q %v`, cfg.BootstrapFile, err)
+	}
+	for name, tc := range map[string]struct {
+		adjust func(*server.Config)
+		given  string
+		want   string
+	}{
+		"zero TTL":           {func(c *server.Config) { c.AuthTokenTTL = 0 }, "", "--auth-token-ttl"},
+		"negative TTL":       {func(c *server.Config) { c.AuthTokenTTL = -time.Second }, "", "--auth-token-ttl"},
+		"negative limit":     {func(c *server.Config) { c.PulsarTokenLimit = -3 }, "", "--pulsar-token-limit"},
+		"empty data":         {func(c *server.Config) { c.DataPath = " " }, "", "--data"},
+		"relative issuer":    {func(c *server.Config) { c.IssuerURL = "/oidc" }, "", "issuer URL"},
+		"empty bootstrap":    {func(c *server.Config) { c.BootstrapFile = "" }, "bootstrap-file", "--bootstrap-file"},
+		"key without cert":   {func(c *server.Config) { c.TLS.Key = "k.pem" }, "", "TLS"},
+		"unsupported scheme": {func(c *server.Config) { c.IssuerURL = "ftp://x" }, "", "issuer URL"},
+	} {
+		cfg := ok()
+		tc.adjust(&cfg)
+		err := checkServeFlags(&cfg, map[string]bool{tc.given: tc.given != ""})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
+		}
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&buf, "text", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hello", "k", "v")
+	if !strings.Contains(buf.String(), "level=DEBUG msg=hello k=v") {
+		t.Fatalf("text log: %q", buf.String())
+	}
+	buf.Reset()
+	log, _ = newLogger(&buf, "json", "warn")
+	log.Info("dropped")
+	log.Warn("kept")
+	if strings.Contains(buf.String(), "dropped") || !strings.Contains(buf.String(), `"msg":"kept"`) {
+		t.Fatalf("json log: %q", buf.String())
+	}
+	if _, err := newLogger(&buf, "xml", "info"); err == nil {
+		t.Error("log format xml accepted")
+	}
+	if _, err := newLogger(&buf, "json", "loud"); err == nil {
+		t.Error("log level loud accepted")
 	}
 }

@@ -129,6 +129,12 @@ type LoginInput struct {
 // repeated failures from an address, or for a username from one address,
 // are also refused (KindExhausted) until forgiven.
 func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
+	tok, err := b.login(ctx, in)
+	b.obs.LoginDone(loginOutcome(err))
+	return tok, err
+}
+
+func (b *Broker) login(ctx context.Context, in LoginInput) (string, error) {
 	user := truncate(in.Username, 256)
 	// Refusal budgets: per (username, address) and per address. The NUL
 	// separator cannot occur in an address, so pairs cannot collide.
@@ -137,6 +143,7 @@ func (b *Broker) Login(ctx context.Context, in LoginInput) (string, error) {
 		keys = append(keys, "login-addr:"+in.ClientAddr)
 	}
 	if ok, retry := b.logins.Allow(keys...); !ok {
+		b.obs.Throttled(ThrottleLogin)
 		return "", &Error{Kind: KindExhausted, Msg: "too many failed logins; retry later", RetryAfter: retry}
 	}
 	kind, id, err := b.verifyLogin(ctx, in.Username, in.Password)
@@ -240,6 +247,12 @@ type CheckResult struct {
 // malformed request (unknown action, bad DRN, no credential) is
 // KindInvalid. Failed checks are throttled per client address.
 func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr string) (CheckResult, error) {
+	res, err := b.check(ctx, cred, action, resource, clientAddr)
+	b.obs.CheckDone(credentialKind(cred), checkOutcome(res, err))
+	return res, err
+}
+
+func (b *Broker) check(ctx context.Context, cred, action, resource, clientAddr string) (CheckResult, error) {
 	if cred == "" {
 		return CheckResult{}, Invalid("credential: required (in the request, or as Authorization: Bearer / X-Cassandra-Token)")
 	}
@@ -283,6 +296,7 @@ func (b *Broker) Check(ctx context.Context, cred, action, resource, clientAddr s
 func (b *Broker) throttledCheck(clientAddr string, check func() (CheckResult, error)) (CheckResult, error) {
 	key := clientAddr // the Check limiter holds client addresses only
 	if ok, retry := b.checks.Allow(key); !ok {
+		b.obs.Throttled(ThrottleCheck)
 		return CheckResult{}, &Error{Kind: KindExhausted, Msg: "too many failed checks from this address; retry later", RetryAfter: retry}
 	}
 	res, err := check()

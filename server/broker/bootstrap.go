@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"time"
 
@@ -74,6 +75,13 @@ func Setup(ctx context.Context, st store.Store, keys *keyring.Keyring, mac *cred
 		OrgID: org.ID, Roles: t.Roles, GeneratedOn: t.GeneratedOn,
 	}
 	if bootstrapFile != "" {
+		// A file already there belongs to another (or an earlier) database:
+		// overwriting it could destroy the only copy of that one's
+		// credential, and leaving it would hand out a token that does not
+		// work here.
+		if _, err := os.Lstat(bootstrapFile); err == nil {
+			return SetupResult{}, fmt.Errorf("bootstrap file %s already exists but the database is new: it belongs to another database; move it away or choose another --bootstrap-file", bootstrapFile)
+		}
 		data, err := json.MarshalIndent(boot, "", "  ")
 		if err != nil {
 			return SetupResult{}, err

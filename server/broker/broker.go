@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
@@ -48,6 +49,10 @@ type Config struct {
 	// PulsarMAC keys the MACs under which issued Pulsar JWTs are recorded.
 	PulsarMAC *credential.MAC
 	Pulsar    PulsarConfig
+
+	// Observer is told Check, login and throttle outcomes (metrics); nil
+	// observes nothing.
+	Observer Observer
 }
 
 // Broker implements the domain operations. Safe for concurrent use.
@@ -76,6 +81,9 @@ type Broker struct {
 
 	meter   *meter        // database usage counted from Checks
 	refused *refusedAudit // audit events of refused calls, written in the background
+	obs     Observer
+
+	orgAdminDeletes sync.Mutex // see refuseLastOrgAdmin
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -113,6 +121,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.CheckThrottle == nil {
 		cfg.CheckThrottle = throttle.New(DefaultCheckPolicy, cfg.Now)
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
 	b := &Broker{
 		st: cfg.Store, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep,
 		roles: newRoleCache(cfg.Org.ID),
@@ -127,6 +138,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{}, policy: &tokenPolicy{},
 		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
+		obs: cfg.Observer,
 	}
 	b.policy.set(cfg.Org.TokenPolicy)
 	roles, err := b.st.ListRoles(ctx)

@@ -130,6 +130,13 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 			return err
 		}
 	}
+	if isOrgAdmin(t) { // only these deletes queue behind each other
+		b.orgAdminDeletes.Lock()
+		defer b.orgAdminDeletes.Unlock()
+		if err := b.refuseLastOrgAdmin(ctx, t); err != nil {
+			return err
+		}
+	}
 	auditTarget(ctx, "token", clientID)
 	if err := b.st.DeleteToken(ctx, clientID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

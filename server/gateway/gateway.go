@@ -84,12 +84,12 @@ type Route struct {
 // New returns the REST handler, forwarding to the gRPC server behind conn.
 func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ...Route) (http.Handler, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, compactJSONPb{&runtime.JSONPb{
 			// Astra's server (Go encoding/json) emits every field, with null for
 			// absent objects; clients are written against that.
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
+		}}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
@@ -130,7 +130,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ..
 	}
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapiv2.Document)
+		_, _ = w.Write(openapiOnce())
 	}); err != nil {
 		return nil, err
 	}
@@ -218,7 +218,7 @@ func isStargatePath(path string) bool {
 }
 
 // pulsarErrorBody is Astra Streaming's error body on the Pulsar-admin-style
-// stats paths (reference §5.2): {"reason": ...}.
+// stats paths: {"reason": ...}.
 type pulsarErrorBody struct {
 	Reason string `json:"reason"`
 }

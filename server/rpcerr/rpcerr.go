@@ -40,7 +40,7 @@ var kindCodes = map[broker.Kind]codes.Code{
 	broker.KindExhausted:          codes.ResourceExhausted,
 }
 
-// astraIDs: the error IDs Astra is known to use (reference §7). Other errors
+// astraIDs: the error IDs Astra is known to use. Other errors
 // use the HTTP status as their ID (see docs/errors.md).
 var astraIDs = map[string]int{
 	broker.ReasonMissingToken:   340012,

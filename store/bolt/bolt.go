@@ -52,6 +52,11 @@ type Options struct {
 	// LockTimeout is how long Open waits for the file lock held by another
 	// process before failing with ErrLocked; 0 means 2 s.
 	LockTimeout time.Duration
+	// OnCommit, if set, is called after every group commit with the number
+	// of writes in the batch and how long the batch took (running the write
+	// functions, commit and fsync). It runs on the committer goroutine: it
+	// must be quick and must not write to the store. For metrics.
+	OnCommit func(batch int, took time.Duration)
 }
 
 // Store is a store.Store backed by one bbolt file. It is safe for
@@ -95,6 +100,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: gave up after %s: %w", path, opts.LockTimeout, ErrLocked)
 	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		return nil, fmt.Errorf("open %s: not a usable tokenbroker database (not a bbolt file, or a damaged one): %w; restore it from backup, or point --data elsewhere", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -104,7 +112,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{db: db, log: opts.Logger}
-	s.w = newCommitter(db, opts.Logger, opts.MaxBatch)
+	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit)
 	s.log.Info("store opened", "path", path, "schema_version", schemaVersion, "max_batch", opts.MaxBatch)
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -105,9 +106,10 @@ type committer struct {
 	// answer just before it is sent.
 	update   func(func(*bbolt.Tx) error) error
 	onAnswer func(err error)
+	onCommit func(batch int, took time.Duration) // optional (Options.OnCommit)
 }
 
-func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
+func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(int, time.Duration)) *committer {
 	c := &committer{
 		db:      db,
 		log:     log,
@@ -116,6 +118,7 @@ func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
 		stopped: make(chan struct{}),
 	}
 	c.update = db.Update
+	c.onCommit = onCommit
 	go c.run()
 	return c
 }
@@ -214,7 +217,11 @@ func (c *committer) run() {
 				break drain
 			}
 		}
+		start := time.Now()
 		c.commit(batch)
+		if c.onCommit != nil {
+			c.onCommit(len(batch), time.Since(start))
+		}
 		clear(batch) // let answered requests be collected
 	}
 }
