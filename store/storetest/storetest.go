@@ -99,6 +99,10 @@ var cases = []testCase{
 	{"AuditTimesRoundTripInUTC", testAuditTimesUTC},
 	{"ConcurrentAuditedWrites", testConcurrentAuditedWrites},
 	{"UseAfterClose", testUseAfterClose},
+	{"DeleteTokenCascadesToManyAuthTokens", testDeleteTokenCascadeMany},
+	{"DeleteUserCascadesToManyAuthTokens", testDeleteUserCascadeMany},
+	{"DeleteTenantCascadesToManyPulsarTokens", testDeleteTenantCascadeMany},
+	{"RecordTokenUseMany", testRecordUseMany},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.
