@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,7 +35,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/password"
 	"github.com/tokenbroker/tokenbroker/server/pulsartoken"
 	"github.com/tokenbroker/tokenbroker/server/token"
-	"github.com/tokenbroker/tokenbroker/store/bolt"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // Defaults of the serve command.
@@ -93,6 +92,13 @@ type Config struct {
 	Sleep              func(ctx context.Context, d time.Duration)
 	UsageFlushInterval time.Duration
 	GCInterval         time.Duration
+
+	// Store selects the backend: "bolt" (default; DataPath) or "etcd"
+	// (Etcd). KeyFile is the master key file (default <DataPath>.key);
+	// every broker of one installation needs the same one. (openstore.go)
+	Store   string
+	KeyFile string
+	Etcd    EtcdConfig
 }
 
 func (c *Config) setDefaults() {
@@ -138,7 +144,7 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *bolt.Store
+	store    store.Store
 	broker   *broker.Broker
 	grpc     *grpc.Server
 	health   *health.Server
@@ -167,18 +173,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
-	if err := os.MkdirAll(filepath.Dir(cfg.DataPath), 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	s.store, err = bolt.Open(cfg.DataPath, bolt.Options{Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.DataPath, err)
+	if s.store, err = openStore(ctx, cfg); err != nil { // openstore.go
+		return nil, err
 	}
 
 	// A key may be created only while the database holds no organization:
 	// for an existing one, a new key would orphan every stored token.
 	_, orgErr := s.store.GetOrganization(ctx)
-	keyPath := keyring.PathFor(cfg.DataPath)
+	keyPath := cfg.keyFile()
 	keys, created, err := keyring.Load(keyPath, orgErr != nil, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -215,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	setup, err := broker.Setup(ctx, s.store, keys, mac, cfg.OrgName, cfg.BootstrapFile, cfg.Now())
+	setup, err := setupStore(ctx, cfg, s.store, keys, mac)
 	if err != nil {
 		return nil, err
 	}
