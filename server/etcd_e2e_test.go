@@ -47,7 +47,9 @@ func freshEtcdPrefix() string {
 	return fmt.Sprintf("/e2e-%d-%d/", os.Getpid(), etcdPrefixes.Add(1))
 }
 
-func onEtcd(t *testing.T, prefix string) servertest.Option {
+func onEtcd(t *testing.T, prefix string) servertest.Option { return onEtcdB(t, prefix) }
+
+func onEtcdB(t testing.TB, prefix string) servertest.Option {
 	endpoint := etcdtest.Shared(t).Endpoint
 	return servertest.WithConfig(func(c *server.Config) {
 		c.Store = server.StoreEtcd
