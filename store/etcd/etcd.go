@@ -92,6 +92,10 @@ type Store struct {
 	stop      context.CancelFunc
 	watchDone chan struct{}
 	closed    atomic.Bool
+	// rewatch and reloads let tests make the watch fall behind a
+	// compaction and see the mirror recover.
+	rewatch chan int64
+	reloads atomic.Int64
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -139,7 +143,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, etcdErr("open etcd store: connect", err)
 	}
-	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{})}
+	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64)}
 	s.bg, s.stop = context.WithCancel(context.Background())
 	if err := s.init(ctx); err != nil {
 		s.stop()

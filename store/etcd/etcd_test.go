@@ -143,6 +143,47 @@ func TestReopenAfterCompaction(t *testing.T) {
 	}
 }
 
+// TestWatchRecoversFromCompaction: a watch that falls behind a compaction
+// (its next revision is no longer in etcd's history) makes the mirror
+// reload the prefix; writes made meanwhile by another broker are then
+// visible, and later ones keep arriving.
+func TestWatchRecoversFromCompaction(t *testing.T) {
+	prefix := freshPrefix()
+	ctx := t.Context()
+	a := openTemp(t, etcd.Options{Prefix: prefix})
+	b := openTemp(t, etcd.Options{Prefix: prefix})
+	must(t, a.CreateRole(ctx, storetest.NewRole(storetest.RoleID(1))))
+	must(t, a.CreateToken(ctx, storetest.NewToken(storetest.ClientID(1), storetest.RoleID(1))))
+	resp, err := rawClient(t).Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawClient(t).Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	etcd.RewatchFrom(b, 1) // as if b had been cut off since revision 1
+	waitFor(t, "a reload after the compaction", func() bool { return etcd.Reloads(b) > 0 })
+	if _, err := b.GetToken(ctx, storetest.ClientID(1)); err != nil {
+		t.Fatalf("token after the reload: %v", err)
+	}
+	must(t, a.DeleteToken(ctx, storetest.ClientID(1)))
+	waitFor(t, "the delete after the reload", func() bool {
+		_, err := b.GetToken(ctx, storetest.ClientID(1))
+		return errors.Is(err, store.ErrNotFound)
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

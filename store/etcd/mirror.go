@@ -158,7 +158,19 @@ func (s *Store) watchLoop(rev int64) {
 		wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1),
 			clientv3.WithProgressNotify())
 		compacted := false
-		for resp := range wch {
+	events:
+		for {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case resp, ok = <-wch:
+			case from := <-s.rewatch: // tests: re-watch from an older revision
+				rev = from
+				break events
+			}
+			if !ok {
+				break
+			}
 			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				compacted = true
 				break
@@ -186,6 +198,7 @@ func (s *Store) watchLoop(rev int64) {
 				s.log.Warn("reloading the mirror failed; retrying", "err", err.Error())
 			} else {
 				s.m.replace(t, r)
+				s.reloads.Add(1)
 				rev = r
 				continue
 			}
