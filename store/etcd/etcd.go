@@ -163,6 +163,9 @@ func (s *Store) init(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
 	verKey := s.prefix + keySchemaVersion
+	if cur, err := s.cli.Get(cctx, verKey); err == nil && len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == schemaVersion {
+		return s.loadAndWatch(ctx) // the common case: no range compare over the whole prefix
+	}
 	resp, err := s.cli.Txn(cctx).
 		If(clientv3.Compare(clientv3.CreateRevision(s.prefix), "=", 0).WithPrefix()).
 		Then(clientv3.OpPut(verKey, schemaVersion)).
@@ -181,6 +184,10 @@ func (s *Store) init(ctx context.Context) error {
 				kvs[0].Value, schemaVersion, ErrUnsupportedSchema)
 		}
 	}
+	return s.loadAndWatch(ctx)
+}
+
+func (s *Store) loadAndWatch(ctx context.Context) error {
 	t, rev, err := s.load(ctx)
 	if err != nil {
 		return etcdErr("load", err)
