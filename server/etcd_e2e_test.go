@@ -31,9 +31,9 @@ import (
 // End-to-end over the etcd backend, on a real etcd started by the test:
 // the token lifecycle over REST and gRPC, Check, a restart that reuses the
 // data, a scan of the whole keyspace for secrets, the key check and two
-// brokers bootstrapping one empty prefix at once. (The rest of the e2e
-// suites run over bbolt; both backends pass the same store conformance
-// suite.)
+// brokers bootstrapping one empty prefix at once, and one call path of
+// every service (TestEtcdEveryService). The full e2e suites run over bbolt;
+// both backends pass the same store conformance suite.
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -208,5 +208,52 @@ func etcdServerConfig(t *testing.T, prefix, keyFile string) server.Config {
 		Store:  server.StoreEtcd,
 		Etcd:   server.EtcdConfig{Endpoints: []string{etcdtest.Shared(t).Endpoint}, Prefix: prefix},
 		Logger: slog.New(slog.DiscardHandler), BootstrapOut: io.Discard,
+	}
+}
+
+// TestEtcdEveryService: one call path of each service over etcd: users and
+// login (AuthService), Pulsar tenants and tokens with Check
+// (PulsarTokenService), databases (DatabaseService) and the audit log
+// (AuditService); TokenService is covered above.
+func TestEtcdEveryService(t *testing.T) {
+	env := servertest.Start(t, onEtcd(t, freshEtcdPrefix()))
+	ctx := env.GRPCCtx(env.AdminToken)
+
+	const pw = "etcd-e2e-Passw0rd"
+	if _, err := env.Auth.CreateUser(ctx, &tbv1.CreateUserRequest{Username: "etcd.user", Password: pw, Roles: []string{policy.RWUserID}}); err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	login, err := env.Auth.CreateAuthToken(context.Background(), &tbv1.CreateAuthTokenRequest{Username: "etcd.user", Password: pw})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	res, err := env.Auth.Check(context.Background(), &tbv1.CheckRequest{Credential: login.GetAuthToken(),
+		Action: "db-table-select", Resource: policy.DatabaseDRN(env.OrgID, "db1") + ":keyspace:ks:table:t"})
+	if err != nil || !res.GetAllowed() {
+		t.Fatalf("Check of a user's auth token: %v, %v", res, err)
+	}
+
+	peCreateTenant(t, env, "etcdtenant", "")
+	issued := peIssue(t, env, "etcdtenant", map[string]any{})
+	peWantAllowed(t, env, "Pulsar JWT over etcd", issued.JWT, issued.ID, peStream(env, "etcdtenant"))
+	code, raw, _ := env.REST(t, http.MethodDelete, peTenantsPath+"/etcdtenant", env.AdminToken, nil)
+	if code/100 != 2 {
+		t.Fatalf("delete tenant: HTTP %d %s", code, raw)
+	}
+	if res := peCheck(t, env, "Pulsar JWT of a deleted tenant", issued.JWT, peStream(env, "etcdtenant")); res.GetAllowed() {
+		t.Fatal("a deleted tenant's JWT is still allowed")
+	}
+
+	db := dbeCreate(t, env, env.AdminToken, map[string]any{
+		"name": "etcddb", "keyspace": "ks1", "cloudProvider": "GCP", "tier": "serverless", "region": "us-east1"})
+	dbeGetOK(t, env, env.AdminToken, db.ID)
+
+	env.FlushAudit(t)
+	events, err := env.Audit.ListAuditEvents(ctx, &tbv1.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatalf("list audit events: %v", err)
+	}
+	if len(events.GetEvents()) < 4 {
+		t.Fatalf("%d audit events, want at least the user, tenant, tenant delete and database", len(events.GetEvents()))
 	}
 }
