@@ -17,7 +17,7 @@ func BenchmarkCheckBackends(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			var opts []servertest.Option
 			if backend == "etcd" {
-				opts = append(opts, onEtcdB(b, freshEtcdPrefix()))
+				opts = append(opts, onEtcd(startEtcd(b), freshEtcdPrefix()))
 			}
 			env := servertest.Start(b, opts...)
 			app := env.CreateToken(b, env.AdminToken, policy.RWSvcAcctID)

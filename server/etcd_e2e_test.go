@@ -35,10 +35,16 @@ import (
 // every service (TestEtcdEveryService). The full e2e suites run over bbolt;
 // both backends pass the same store conformance suite.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	etcdtest.StopShared()
-	os.Exit(code)
+// startEtcd starts an etcd member for one test (stopped when it ends) and
+// returns its client endpoint.
+func startEtcd(t testing.TB) string {
+	t.Helper()
+	srv, err := etcdtest.Start()
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv.Endpoint
 }
 
 var etcdPrefixes atomic.Int64
@@ -47,10 +53,7 @@ func freshEtcdPrefix() string {
 	return fmt.Sprintf("/e2e-%d-%d/", os.Getpid(), etcdPrefixes.Add(1))
 }
 
-func onEtcd(t *testing.T, prefix string) servertest.Option { return onEtcdB(t, prefix) }
-
-func onEtcdB(t testing.TB, prefix string) servertest.Option {
-	endpoint := etcdtest.Shared(t).Endpoint
+func onEtcd(endpoint, prefix string) servertest.Option {
 	return servertest.WithConfig(func(c *server.Config) {
 		c.Store = server.StoreEtcd
 		c.Etcd = server.EtcdConfig{Endpoints: []string{endpoint}, Prefix: prefix}
@@ -58,9 +61,9 @@ func onEtcdB(t testing.TB, prefix string) servertest.Option {
 }
 
 // etcdValues returns every key and value under prefix.
-func etcdValues(t *testing.T, prefix string) [][]byte {
+func etcdValues(t *testing.T, endpoint, prefix string) [][]byte {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdtest.Shared(t).Endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +80,8 @@ func etcdValues(t *testing.T, prefix string) [][]byte {
 }
 
 func TestEtcdLifecycleRestartAndSecrets(t *testing.T) {
-	prefix := freshEtcdPrefix()
-	env := servertest.Start(t, onEtcd(t, prefix))
+	endpoint, prefix := startEtcd(t), freshEtcdPrefix()
+	env := servertest.Start(t, onEtcd(endpoint, prefix))
 
 	type cred struct{ clientID, secret, token string }
 	creds := []cred{{env.AdminClientID, env.Admin.Secret, env.AdminToken}}
@@ -122,7 +125,7 @@ func TestEtcdLifecycleRestartAndSecrets(t *testing.T) {
 	}
 	master, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(string(keyFile)))
 	forbidden := map[string][]byte{"master key": master, "key file text": bytes.TrimSpace(keyFile)}
-	all := bytes.Join(etcdValues(t, prefix), []byte{0})
+	all := bytes.Join(etcdValues(t, endpoint, prefix), []byte{0})
 	for _, c := range creds {
 		hexPart := c.token[len(c.token)-64:]
 		digest, _ := hex.DecodeString(hexPart)
@@ -144,11 +147,11 @@ func TestEtcdLifecycleRestartAndSecrets(t *testing.T) {
 // TestEtcdForeignKeyRefused: a broker whose key file does not belong to the
 // installation refuses to start, saying so.
 func TestEtcdForeignKeyRefused(t *testing.T) {
-	prefix := freshEtcdPrefix()
-	servertest.Start(t, onEtcd(t, prefix))
+	endpoint, prefix := startEtcd(t), freshEtcdPrefix()
+	servertest.Start(t, onEtcd(endpoint, prefix))
 	other := filepath.Join(t.TempDir(), "other.key")
 	writeKeyFile(t, other)
-	cfg := etcdServerConfig(t, prefix, other)
+	cfg := etcdServerConfig(t, endpoint, prefix, other)
 	srv, err := server.Start(t.Context(), cfg)
 	if err == nil {
 		_ = srv.Shutdown(context.Background())
@@ -162,7 +165,7 @@ func TestEtcdForeignKeyRefused(t *testing.T) {
 // TestEtcdConcurrentBootstrap: two brokers with the same key starting on
 // one empty prefix at once bootstrap it exactly once, and both serve.
 func TestEtcdConcurrentBootstrap(t *testing.T) {
-	prefix := freshEtcdPrefix()
+	endpoint, prefix := startEtcd(t), freshEtcdPrefix()
 	dir := t.TempDir()
 	keyA, keyB := filepath.Join(dir, "a.key"), filepath.Join(dir, "b.key")
 	writeKeyFile(t, keyA)
@@ -174,7 +177,7 @@ func TestEtcdConcurrentBootstrap(t *testing.T) {
 	srvs := make([]*server.Server, 2)
 	errs := make([]error, 2)
 	for i, k := range []string{keyA, keyB} {
-		wg.Go(func() { srvs[i], errs[i] = server.Start(t.Context(), etcdServerConfig(t, prefix, k)) })
+		wg.Go(func() { srvs[i], errs[i] = server.Start(t.Context(), etcdServerConfig(t, endpoint, prefix, k)) })
 	}
 	wg.Wait()
 	boots := 0
@@ -201,12 +204,12 @@ func writeKeyFile(t *testing.T, path string) {
 	}
 }
 
-func etcdServerConfig(t *testing.T, prefix, keyFile string) server.Config {
+func etcdServerConfig(t *testing.T, endpoint, prefix, keyFile string) server.Config {
 	return server.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		DataPath: filepath.Join(t.TempDir(), "unused.db"), KeyFile: keyFile,
 		Store:  server.StoreEtcd,
-		Etcd:   server.EtcdConfig{Endpoints: []string{etcdtest.Shared(t).Endpoint}, Prefix: prefix},
+		Etcd:   server.EtcdConfig{Endpoints: []string{endpoint}, Prefix: prefix},
 		Logger: slog.New(slog.DiscardHandler), BootstrapOut: io.Discard,
 	}
 }
@@ -216,7 +219,7 @@ func etcdServerConfig(t *testing.T, prefix, keyFile string) server.Config {
 // (PulsarTokenService), databases (DatabaseService) and the audit log
 // (AuditService); TokenService is covered above.
 func TestEtcdEveryService(t *testing.T) {
-	env := servertest.Start(t, onEtcd(t, freshEtcdPrefix()))
+	env := servertest.Start(t, onEtcd(startEtcd(t), freshEtcdPrefix()))
 	ctx := env.GRPCCtx(env.AdminToken)
 
 	const pw = "etcd-e2e-Passw0rd"
