@@ -41,11 +41,7 @@ func oidcRoutes(b *broker.Broker) []gateway.Route {
 			})
 		}},
 		{Method: http.MethodGet, Path: pathJWKS, Handler: func(w http.ResponseWriter, _ *http.Request) {
-			keys := b.JWKS()
-			if keys == nil {
-				keys = []pulsarjwt.JWK{}
-			}
-			writeJSON(w, map[string]any{"keys": keys})
+			writeJSON(w, pulsarjwt.JWKS(b.JWKS()...))
 		}},
 	}
 }

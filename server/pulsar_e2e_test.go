@@ -532,7 +532,7 @@ func peVerifyRS256(t *testing.T, env *servertest.Env, what, tok string, keyfunc 
 // peWantRS256Shape checks header and claims of an RS256 token as issued.
 func peWantRS256Shape(t *testing.T, what string, j peJWT, kid, sub, issuer, audience, id string, iat, ttl int64) {
 	t.Helper()
-	wantHdr := `{"alg":"RS256","typ":"JWT","kid":"` + kid + `"}`
+	wantHdr := `{"alg":"RS256","kid":"` + kid + `","typ":"JWT"}`
 	if string(j.header) != wantHdr {
 		t.Errorf("%s: header %s, want %s", what, j.header, wantHdr)
 	}
@@ -1409,7 +1409,7 @@ func TestPulsarRotation(t *testing.T) {
 	code, raw, _ := env.REST(t, http.MethodPost, peRotatePath, env.AdminToken, nil)
 	peWantCode(t, "rotate", code, raw, http.StatusOK)
 	rot := peObject(t, "rotate", raw)
-	peWantKeys(t, "rotate", rot, "kid", "previousKid")
+	peWantKeys(t, "rotate", rot, "kid", "previousKid", "state")
 	k2 := peString(t, "rotate", rot, "kid")
 	if rot["previousKid"] != k1 || k2 == k1 || k2 == "" {
 		t.Fatalf("rotate: %s, want previousKid %s and a new kid", raw, k1)

@@ -56,6 +56,14 @@ var rules = map[string]rule{
 	tbv1.TokenService_CreateToken_FullMethodName: {action: "org-token-write"},
 	tbv1.TokenService_ListTokens_FullMethodName:  {action: "org-token-read"},
 	tbv1.TokenService_DeleteToken_FullMethodName: {action: "org-token-write"},
+	// Rotation creates one token and retires another, bulk revocation
+	// deletes: both need token write, and the broker applies the per-token
+	// rules of create and delete (grantable roles) on top.
+	tbv1.TokenService_RotateToken_FullMethodName:  {action: "org-token-write"},
+	tbv1.TokenService_RevokeTokens_FullMethodName: {action: "org-token-write"},
+	// The lifetime policy is organization configuration.
+	tbv1.TokenService_GetTokenPolicy_FullMethodName:    {action: "org-read"},
+	tbv1.TokenService_UpdateTokenPolicy_FullMethodName: {action: "org-write"},
 
 	tbv1.TokenService_ListRoles_FullMethodName:  {action: "org-role-read"},
 	tbv1.TokenService_GetRole_FullMethodName:    {action: "org-role-read"},
@@ -88,6 +96,7 @@ var rules = map[string]rule{
 	tbv1.PulsarTokenService_DeletePulsarToken_FullMethodName:  {action: streamManage, resource: tenantDRN},
 	tbv1.PulsarTokenService_GetTenantTokenKeys_FullMethodName: {action: streamManage, resource: tenantDRN},
 	tbv1.PulsarTokenService_RotateSigningKey_FullMethodName:   {action: streamManage, resource: allTenantsDRN},
+	tbv1.PulsarTokenService_RotateTenantSecret_FullMethodName: {action: streamManage, resource: tenantDRN},
 
 	tbv1.PulsarTokenService_ReportNamespaceStats_FullMethodName: {action: streamManage, resource: allTenantsDRN, noAudit: true},
 	// Self-authorizing: accepts a tenant's Pulsar JWT, which the
@@ -96,6 +105,12 @@ var rules = map[string]rule{
 
 	tbv1.AuditService_ListAuditEvents_FullMethodName:   {action: "org-audits-read"},
 	tbv1.AuditService_FollowAuditEvents_FullMethodName: {action: "org-audits-read"},
+
+	// A backup is a copy of every credential record (keyed hashes) and
+	// sealed key: only for holders of org-write, which among the default
+	// roles only the Organization Administrator has. Audited by the
+	// service itself (a read records nothing otherwise).
+	tbv1.AdminService_Backup_FullMethodName: {action: "org-write"},
 
 	tbv1.DatabaseService_CreateDatabase_FullMethodName:    {action: "org-db-create"},
 	tbv1.DatabaseService_ListDatabases_FullMethodName:     {anyPrincipal: true}, // filtered by org-db-view per database

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server/admin"
 	"github.com/tokenbroker/tokenbroker/server/auditlog"
 	"github.com/tokenbroker/tokenbroker/server/auth"
 	"github.com/tokenbroker/tokenbroker/server/broker"
@@ -81,6 +82,9 @@ type Config struct {
 	// PulsarTokenLimit is the maximum number of live Pulsar tokens per
 	// tenant (default 100).
 	PulsarTokenLimit int
+	// SigningKeyRotation, when positive, rotates the Pulsar signing key on
+	// this schedule (the next key is prepared at half of it).
+	SigningKeyRotation time.Duration
 
 	Logger *slog.Logger
 	// BootstrapOut receives the one-time bootstrap credential (stderr in the CLI).
@@ -228,7 +232,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		PulsarMAC: pulsarMAC,
 		Pulsar: broker.PulsarConfig{
 			Issuer: cfg.IssuerURL, Audience: cfg.PulsarAudience, TokenLimit: cfg.PulsarTokenLimit,
-			SealKey: keys.Derive(keyring.PurposeSeal),
+			SealKey: keys.Derive(keyring.PurposeSeal), KeyRotation: cfg.SigningKeyRotation,
 		},
 	})
 	if err != nil {
@@ -246,9 +250,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
 	auditlog.New(auditlog.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	admin.New(admin.Config{Store: s.store, OrgID: setup.Org.ID, Logger: cfg.Logger, Now: cfg.Now}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName, tbv1.AuditService_ServiceDesc.ServiceName} {
+	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName, tbv1.AuditService_ServiceDesc.ServiceName, tbv1.AdminService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)

@@ -21,8 +21,21 @@ package store
 
 import (
 	"context"
+	"io"
 	"time"
 )
+
+// Snapshotter is implemented by backends that can write a consistent copy
+// of their whole database while they serve (store/bolt: the bbolt file as
+// of one read transaction). It is optional, so Store stays the same for
+// every backend: a distributed backend is backed up with its own tooling
+// (etcd: etcdctl snapshot save), and online backup reports it unsupported.
+type Snapshotter interface {
+	// Snapshot writes the copy to w and returns the bytes written. Writes
+	// committed before the call are in it; later ones are not. It stops
+	// with ctx's error when ctx ends, or with w's first error.
+	Snapshot(ctx context.Context, w io.Writer) (int64, error)
+}
 
 // Store is the persistence contract. Methods are safe for concurrent use.
 type Store interface {
@@ -34,6 +47,11 @@ type Store interface {
 	// when an organization is already recorded. The token's roles must
 	// exist, as for CreateToken.
 	Bootstrap(ctx context.Context, org Organization, first Token) error
+
+	// UpdateOrganization runs update on the organization record and stores
+	// its result in one transaction (same closure rules as UpdateRole). ID
+	// and KeyCheck cannot be changed. ErrNotFound before the bootstrap.
+	UpdateOrganization(ctx context.Context, update func(Organization) (Organization, error)) (Organization, error)
 
 	// CreateRole stores a new role; ErrAlreadyExists if the ID is taken.
 	CreateRole(ctx context.Context, r Role) error
@@ -68,6 +86,15 @@ type Store interface {
 	// Pages are stable: paging through with the returned cursor visits
 	// every token that existed throughout, exactly once.
 	ListTokens(ctx context.Context, after string, limit int) (tokens []Token, next string, err error)
+	// RotateToken replaces a token by a successor in one transaction:
+	// update runs on the current record of clientID (same closure rules as
+	// UpdateRole; ClientID, Roles and SecretMAC cannot be changed, Expiry,
+	// RotatedTo and RotatedAt may), its result is stored with its index
+	// entries (the expiry index follows Expiry), and next is created as
+	// CreateToken would (its roles must exist). ErrNotFound if clientID is
+	// absent; ErrAlreadyExists if next's client ID is taken. It returns the
+	// stored old record.
+	RotateToken(ctx context.Context, clientID string, next Token, update func(Token) (Token, error)) (Token, error)
 	// DeleteToken removes a token, its index entries and, in the same
 	// transaction, every auth token minted from it; ErrNotFound if absent.
 	DeleteToken(ctx context.Context, clientID string) error
@@ -128,6 +155,10 @@ type Store interface {
 	GetTenant(ctx context.Context, name string) (Tenant, error)
 	// ListTenants returns every tenant, ordered by name.
 	ListTenants(ctx context.Context) ([]Tenant, error)
+	// UpdateTenant runs update on a tenant and stores its result in one
+	// transaction (same closure rules as UpdateRole). Name cannot be changed.
+	// ErrNotFound if absent.
+	UpdateTenant(ctx context.Context, name string, update func(Tenant) (Tenant, error)) (Tenant, error)
 	// DeleteTenant removes a tenant and, in the same transaction, all of its
 	// Pulsar tokens. ErrNotFound if absent.
 	DeleteTenant(ctx context.Context, name string) error
@@ -260,8 +291,14 @@ type Tenant struct {
 	// SealedSecret is the tenant's HS256 secret, encrypted with a key that
 	// does not live in the database (nil for rs256 tenants).
 	SealedSecret []byte
-	CreatedAt    time.Time
-	CreatedBy    string
+	// PreviousSealedSecret is the secret SealedSecret replaced in a
+	// rotation (sealed the same way); it still verifies until
+	// PreviousSecretRetiresAt, then nothing signed with it does. nil when
+	// there is none.
+	PreviousSealedSecret    []byte
+	PreviousSecretRetiresAt time.Time
+	CreatedAt               time.Time
+	CreatedBy               string
 }
 
 // PulsarToken records an issued Pulsar JWT. The JWT itself is never
@@ -295,6 +332,12 @@ type SigningKey struct {
 	// RetiredAt is zero for the active key; a retired key signs nothing new
 	// but stays published while tokens it signed are live.
 	RetiredAt time.Time
+	// Pending marks a prepared key: published (JWKS, token-keys) so that
+	// verifiers can cache it, but signing nothing until it is activated.
+	Pending bool
+	// ActivatedAt is when the key started signing (zero for keys that
+	// signed from their creation, and for pending keys).
+	ActivatedAt time.Time
 }
 
 // Principal kinds: who an auth token was minted for.
@@ -344,6 +387,17 @@ type Organization struct {
 	// the broker refuse to start with a key file that does not belong to
 	// this database (which would make every stored token unverifiable).
 	KeyCheck []byte
+	// TokenPolicy bounds the lifetime of tokens created from now on.
+	TokenPolicy TokenPolicy
+}
+
+// TokenPolicy is the organization's lifetime policy for new tokens. Zero
+// durations mean no limit.
+type TokenPolicy struct {
+	MaxTokenLifetime       time.Duration // application tokens
+	MaxPulsarTokenLifetime time.Duration // Pulsar JWTs
+	UpdatedAt              time.Time
+	UpdatedBy              string
 }
 
 // Role is a named policy: a set of actions allowed on a set of resources.
@@ -372,6 +426,11 @@ type Token struct {
 	Expiry      time.Time // zero: never expires
 	CreatedBy   string    // client ID of the creator ("" for bootstrap)
 	LastUsed    time.Time // zero: never used (updated coarsely, see RecordTokenUse)
+	// RotatedTo is the client ID of the token that replaced this one in a
+	// rotation ("" if not rotated); RotatedAt is when. A rotated token's
+	// Expiry is the end of its grace period.
+	RotatedTo string
+	RotatedAt time.Time
 }
 
 // Expired reports whether the token's expiry is at or before now.

@@ -1,6 +1,7 @@
 // Command tokenbroker is a self-hosted broker for Astra-style application
 // tokens. `tokenbroker serve` starts the gRPC server and its REST facade over
-// an embedded bbolt store.
+// an embedded bbolt store; the other commands (internal/cli) are its
+// operator command line.
 package main
 
 import (
@@ -16,42 +17,27 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenbroker/tokenbroker/cmd/tokenbroker/internal/cli"
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/broker"
 )
 
-const usage = `tokenbroker: a self-hosted token broker (Astra-style application tokens)
-
-Usage:
-  tokenbroker serve [flags]
-
-Run 'tokenbroker serve -h' for the flags. Every flag can also be set with an
-environment variable: --grpc-addr is TOKENBROKER_GRPC_ADDR, and so on; a flag
-given on the command line wins over the environment.
-`
-
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "tokenbroker:", err)
-		os.Exit(1)
-	}
+	// Interrupts end a following command (audit follow) cleanly; serve
+	// installs its own handler for a graceful drain.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return errors.New("missing command")
-		}
-		return nil
-	}
-	switch args[0] {
-	case "serve":
-		return serve(args[1:], stderr)
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
-	}
+// run executes the command line and returns the exit code (see cli.Run).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return cli.Run(ctx, args, cli.Env{
+		Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+		LookupEnv: os.LookupEnv,
+		Serve:     serve,
+	})
 }
 
 func serve(args []string, stderr io.Writer) error {
@@ -79,6 +65,17 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Etcd.Cert, "etcd-cert", "", "PEM client certificate for etcd")
 	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "PEM client key for etcd")
 	// --- end store selection ---
+	fs.Func("signing-key-rotation", "rotate the Pulsar signing key on this schedule, e.g. 90d; the next key is published at half of it (default: off)", func(v string) error {
+		d, err := broker.ParseLifetime("signing-key-rotation", v)
+		if err != nil {
+			return err
+		}
+		if d != 0 && d < time.Hour {
+			return errors.New("signing-key-rotation: at least 1h, so that verifiers refresh their JWKS within the half before activation")
+		}
+		cfg.SigningKeyRotation = d
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

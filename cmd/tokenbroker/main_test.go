@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"io"
 	"slices"
@@ -142,35 +143,33 @@ func TestApplyEnv(t *testing.T) {
 }
 
 // TestRun covers the command dispatch that needs no network: help, unknown
-// commands, and serve's argument errors (all returned before listening).
+// commands, and serve's argument errors (all returned before listening),
+// with the exit codes scripts rely on (0 ok, 1 failure, 2 usage).
 func TestRun(t *testing.T) {
 	tests := []struct {
 		name       string
 		args       []string
-		wantErr    string // "" for success
-		wantStderr string
+		wantCode   int
+		wantOutput string // in stdout or stderr
 	}{
-		{"no arguments", nil, "missing command", "Usage:"},
-		{"help", []string{"help"}, "", "Usage:"},
-		{"-h", []string{"-h"}, "", "Usage:"},
-		{"--help", []string{"--help"}, "", "Usage:"},
-		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`, "Usage:"},
-		{"serve -h", []string{"serve", "-h"}, "", "-grpc-addr"},
-		{"serve with an unknown flag", []string{"serve", "--no-such-flag"}, "no-such-flag", ""},
-		{"serve with extra arguments", []string{"serve", "extra"}, "unexpected arguments", ""},
+		{"no arguments", nil, 2, "missing command"},
+		{"help", []string{"help"}, 0, "Usage:"},
+		{"-h", []string{"-h"}, 0, "Usage:"},
+		{"--help", []string{"--help"}, 0, "Usage:"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"serve -h", []string{"serve", "-h"}, 0, "-grpc-addr"},
+		{"serve with an unknown flag", []string{"serve", "--no-such-flag"}, 1, "no-such-flag"},
+		{"serve with extra arguments", []string{"serve", "extra"}, 1, "unexpected arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			err := run(tt.args, &stderr)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("run(%q) = %v, want nil", tt.args, err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.wantErr)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("run(%q) = %d, want %d; stderr: %s", tt.args, code, tt.wantCode, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Errorf("run(%q) wrote %q to stderr, want it to contain %q", tt.args, stderr.String(), tt.wantStderr)
+			if out := stdout.String() + stderr.String(); !strings.Contains(out, tt.wantOutput) {
+				t.Errorf("run(%q) wrote %q, want it to contain %q", tt.args, out, tt.wantOutput)
 			}
 		})
 	}

@@ -69,6 +69,7 @@ type Broker struct {
 	pulsar    PulsarConfig
 	pulsarMAC *credential.MAC
 	keys      *signing
+	policy    *tokenPolicy // the organization's lifetime policy for new tokens
 
 	meter   *meter        // database usage counted from Checks
 	refused *refusedAudit // audit events of refused calls, written in the background
@@ -117,9 +118,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		logins:    cfg.LoginThrottle,
 		checks:    cfg.CheckThrottle,
 
-		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{},
+		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{}, policy: &tokenPolicy{},
 		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
 	}
+	b.policy.set(cfg.Org.TokenPolicy)
 	roles, err := b.st.ListRoles(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load roles: %w", err)
@@ -274,6 +276,9 @@ func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (
 	}
 	if err := b.pruneSigningKeys(ctx); err != nil {
 		return n + m + p, fmt.Errorf("prune signing keys: %w", err)
+	}
+	if err := b.rotateSigningKeyOnSchedule(ctx); err != nil {
+		return n + m + p, fmt.Errorf("scheduled signing key rotation: %w", err)
 	}
 	return n + m + p, nil
 }

@@ -114,6 +114,10 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 		Description: "token of database " + db.Name, SecretMAC: b.mac.Sum(cred.Token),
 		GeneratedOn: now, CreatedBy: caller.ID,
 	}
+	// The organization's lifetime policy bounds database tokens too.
+	if tok.Expiry, err = b.applyTokenPolicy(now, time.Time{}); err != nil {
+		return CreatedDatabase{}, err
+	}
 	auditTarget(ctx, "database", db.ID)
 	b.roles.writeMu.Lock()
 	err = b.st.CreateDatabase(ctx, db, role, tok)

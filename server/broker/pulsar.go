@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
 	"github.com/tokenbroker/tokenbroker/server/policy"
@@ -56,16 +57,36 @@ type PulsarConfig struct {
 	// SealKey encrypts private keys and tenant secrets at rest (32 bytes,
 	// derived from the key file).
 	SealKey []byte
+	// KeyRotation, when positive, rotates the signing key on a schedule:
+	// the next key is prepared (published) when the active one is half this
+	// old, and activated when it is this old.
+	KeyRotation time.Duration
 }
 
 // signing holds the signing keys in memory: the active private key, and
 // the public keys still published.
 type signing struct {
-	mu     sync.RWMutex
-	kid    string
-	key    *rsa.PrivateKey
-	public map[string]*rsa.PublicKey
-	jwks   []pulsarjwt.JWK // published, newest first
+	// loadMu makes each load (read the stored keys, install them) atomic,
+	// so concurrent loads install in the order they read: without it, a
+	// rotation's load could read before another rotation committed and
+	// install after that one's load, leaving a retired key active in
+	// memory after the second rotation had answered.
+	loadMu  sync.Mutex
+	mu      sync.RWMutex
+	kid     string
+	key     *rsa.PrivateKey
+	public  map[string]*rsa.PublicKey
+	jwks    []jose.JSONWebKey // published, newest first
+	nextKid string            // a prepared key: published, not signing yet
+}
+
+func (s *signing) next() (string, *rsa.PublicKey) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.nextKid == "" {
+		return "", nil
+	}
+	return s.nextKid, s.public[s.nextKid]
 }
 
 func (s *signing) active() (string, *rsa.PrivateKey) {
@@ -81,10 +102,10 @@ func (s *signing) publicKey(kid string) *rsa.PublicKey {
 }
 
 // JWKS returns the published public keys.
-func (b *Broker) JWKS() []pulsarjwt.JWK {
+func (b *Broker) JWKS() []jose.JSONWebKey {
 	b.keys.mu.RLock()
 	defer b.keys.mu.RUnlock()
-	return append([]pulsarjwt.JWK(nil), b.keys.jwks...)
+	return append([]jose.JSONWebKey(nil), b.keys.jwks...)
 }
 
 // Issuer returns the iss claim of issued Pulsar tokens.
@@ -142,13 +163,15 @@ func (b *Broker) newSigningKey() (store.SigningKey, error) {
 }
 
 func (b *Broker) loadSigningKeys(ctx context.Context) error {
+	b.keys.loadMu.Lock()
+	defer b.keys.loadMu.Unlock()
 	keys, err := b.st.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("read signing keys: %w", err)
 	}
 	public := make(map[string]*rsa.PublicKey, len(keys))
-	var jwks []pulsarjwt.JWK
-	var activeKid string
+	var jwks []jose.JSONWebKey
+	var activeKid, nextKid string
 	var active *rsa.PrivateKey
 	for i := len(keys) - 1; i >= 0; i-- { // newest first
 		k := keys[i]
@@ -158,6 +181,12 @@ func (b *Broker) loadSigningKeys(ctx context.Context) error {
 		}
 		public[k.Kid] = pub
 		jwks = append(jwks, pulsarjwt.PublicJWK(k.Kid, pub))
+		if k.Pending {
+			if nextKid == "" {
+				nextKid = k.Kid
+			}
+			continue
+		}
 		if k.RetiredAt.IsZero() && active == nil {
 			der, err := pulsarjwt.Open(b.pulsar.SealKey, k.SealedPrivate, []byte("signing-key:"+k.Kid))
 			if err != nil {
@@ -173,39 +202,188 @@ func (b *Broker) loadSigningKeys(ctx context.Context) error {
 		return errors.New("no active signing key")
 	}
 	b.keys.mu.Lock()
-	b.keys.kid, b.keys.key, b.keys.public, b.keys.jwks = activeKid, active, public, jwks
+	b.keys.kid, b.keys.key, b.keys.public, b.keys.jwks, b.keys.nextKid = activeKid, active, public, jwks, nextKid
 	b.keys.mu.Unlock()
 	return nil
 }
 
-// RotateSigningKey makes a new key active for new tokens. The previous key
-// is retired: it signs nothing more but stays published (JWKS) until every
-// token it signed has expired or been deleted (see pruneSigningKeys).
-func (b *Broker) RotateSigningKey(ctx context.Context, caller *Principal) (kid, previous string, err error) {
+// Signing key rotation phases (RotateSigningKey's phase).
+const (
+	PhaseImmediate = ""         // a new key signs at once
+	PhasePrepare   = "prepare"  // a new key is published but does not sign yet
+	PhaseActivate  = "activate" // the prepared key starts signing
+)
+
+// Signing key states in RotateSigningKey's answer.
+const (
+	KeyStateActive  = "active"
+	KeyStatePending = "pending"
+)
+
+// RotatedKey is the outcome of RotateSigningKey.
+type RotatedKey struct {
+	Kid, Previous, State string
+}
+
+// RotateSigningKey rotates the organization's signing key.
+//
+// PhaseImmediate makes a new key active for new tokens at once. PhasePrepare
+// creates the next key and publishes it (JWKS, token-keys) without signing
+// with it, so that verifiers can pick it up before any token needs it;
+// PhaseActivate then makes it sign. Either way the key that signed before
+// is retired: it signs nothing more but stays published until every token
+// it signed has expired or been deleted (see pruneSigningKeys).
+func (b *Broker) RotateSigningKey(ctx context.Context, caller *Principal, phase string) (RotatedKey, error) {
+	var out RotatedKey
+	var err error
+	switch phase {
+	case PhaseImmediate, PhasePrepare:
+		out, err = b.newNextKey(ctx, phase == PhasePrepare)
+	case PhaseActivate:
+		out, err = b.activateNextKey(ctx)
+	default:
+		return RotatedKey{}, Invalid("phase: %q is not \"\" (immediate), %q or %q", truncate(phase, 32), PhasePrepare, PhaseActivate)
+	}
+	if err != nil {
+		return RotatedKey{}, err
+	}
+	by := "schedule"
+	if caller != nil {
+		by = caller.ID
+	}
+	b.log.InfoContext(ctx, "signing key rotated", "phase", phase, "kid", out.Kid, "previous_kid", out.Previous, "state", out.State, "by", by)
+	return out, nil
+}
+
+func (b *Broker) newNextKey(ctx context.Context, pending bool) (RotatedKey, error) {
 	k, err := b.newSigningKey()
 	if err != nil {
-		return "", "", err
+		return RotatedKey{}, err
 	}
 	now := b.now().UTC()
+	k.Pending = pending
+	if !pending {
+		k.ActivatedAt = now
+	}
 	auditTarget(ctx, "signing-key", k.Kid)
+	var previous string
 	err = b.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, error) {
 		previous = ""
 		for i := range cur {
-			if cur[i].RetiredAt.IsZero() {
-				previous = cur[i].Kid
-				cur[i].RetiredAt = now
+			if cur[i].Pending {
+				return nil, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf(
+					"signing key %s is prepared and waiting; activate it (phase %q) first", cur[i].Kid, PhaseActivate)}
+			}
+		}
+		if !pending {
+			for i := range cur {
+				if cur[i].RetiredAt.IsZero() {
+					previous = cur[i].Kid
+					cur[i].RetiredAt = now
+				}
 			}
 		}
 		return append(cur, k), nil
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("rotate signing key: %w", err)
+		return RotatedKey{}, unwrapDomain(err, "rotate signing key")
 	}
 	if err := b.loadSigningKeys(ctx); err != nil {
-		return "", "", err
+		return RotatedKey{}, err
 	}
-	b.log.InfoContext(ctx, "signing key rotated", "kid", k.Kid, "previous_kid", previous, "by", caller.ID)
-	return k.Kid, previous, nil
+	state := KeyStateActive
+	if pending {
+		state = KeyStatePending
+	}
+	return RotatedKey{Kid: k.Kid, Previous: previous, State: state}, nil
+}
+
+func (b *Broker) activateNextKey(ctx context.Context) (RotatedKey, error) {
+	now := b.now().UTC()
+	// The audit event is written with the change, so its target is set
+	// before: the prepared key as last loaded (the closure re-checks).
+	if kid, _ := b.keys.next(); kid != "" {
+		auditTarget(ctx, "signing-key", kid)
+	}
+	var out RotatedKey
+	err := b.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, error) {
+		out = RotatedKey{State: KeyStateActive}
+		next := -1
+		for i := range cur {
+			if cur[i].Pending {
+				next = i
+			}
+		}
+		if next < 0 {
+			return nil, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf("no prepared signing key; prepare one first (phase %q)", PhasePrepare)}
+		}
+		for i := range cur {
+			if i != next && cur[i].RetiredAt.IsZero() && !cur[i].Pending {
+				out.Previous = cur[i].Kid
+				cur[i].RetiredAt = now
+			}
+		}
+		cur[next].Pending, cur[next].ActivatedAt = false, now
+		out.Kid = cur[next].Kid
+		return cur, nil
+	})
+	if err != nil {
+		return RotatedKey{}, unwrapDomain(err, "activate signing key")
+	}
+	if err := b.loadSigningKeys(ctx); err != nil {
+		return RotatedKey{}, err
+	}
+	return out, nil
+}
+
+// unwrapDomain returns the domain error a store closure returned, or err
+// wrapped with what.
+func unwrapDomain(err error, what string) error {
+	var be *Error
+	if errors.As(err, &be) {
+		return be
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// rotateSigningKeyOnSchedule prepares the next key once the active one is
+// half of KeyRotation old, and activates it once the active one is
+// KeyRotation old: a verifier that refreshes its JWKS at least every
+// KeyRotation/2 knows each key before any token is signed with it.
+func (b *Broker) rotateSigningKeyOnSchedule(ctx context.Context) error {
+	period := b.pulsar.KeyRotation
+	if period <= 0 {
+		return nil
+	}
+	keys, err := b.st.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var active *store.SigningKey
+	pending := false
+	for i := range keys {
+		switch {
+		case keys[i].Pending:
+			pending = true
+		case keys[i].RetiredAt.IsZero():
+			active = &keys[i]
+		}
+	}
+	if active == nil {
+		return nil
+	}
+	since := active.ActivatedAt
+	if since.IsZero() {
+		since = active.CreatedAt
+	}
+	age := b.now().Sub(since)
+	switch {
+	case pending && age >= period:
+		_, err = b.RotateSigningKey(ctx, nil, PhaseActivate)
+	case !pending && age >= period/2:
+		_, err = b.RotateSigningKey(ctx, nil, PhasePrepare)
+	}
+	return err
 }
 
 // pruneSigningKeys removes retired keys that no live token was signed with.
@@ -418,6 +596,16 @@ func (b *Broker) CreatePulsarToken(ctx context.Context, caller *Principal, in Pu
 	if err != nil {
 		return IssuedPulsarToken{}, err
 	}
+	if max := b.policy.get().MaxPulsarTokenLifetime; max > 0 {
+		switch {
+		case in.Exp == "":
+			ttl = max // no expiry asked for: the organization's maximum
+		case ttl == 0:
+			return IssuedPulsarToken{}, Invalid("exp: \"never\" is beyond the organization's maxPulsarTokenLifetime of %s", FormatLifetime(max))
+		case ttl > max:
+			return IssuedPulsarToken{}, Invalid("exp: %q is beyond the organization's maxPulsarTokenLifetime of %s", in.Exp, FormatLifetime(max))
+		}
+	}
 	switch in.Type {
 	case "":
 		in.Type = PulsarTypeAdmin
@@ -484,6 +672,75 @@ func (b *Broker) CreatePulsarToken(ctx context.Context, caller *Principal, in Pu
 	}
 	b.log.InfoContext(ctx, "pulsar token created", "tenant", t.Name, "token_id", rec.ID, "role", rec.Role, "by", caller.ID)
 	return IssuedPulsarToken{PulsarToken: rec, JWT: jwt}, nil
+}
+
+// MaxSecretOverlap is the longest overlap of an hs256 secret rotation.
+const MaxSecretOverlap = 30 * 24 * time.Hour
+
+// RotateTenantSecret gives an hs256 tenant a new shared secret, which signs
+// every token from now on. Tokens signed with the old secret keep verifying
+// in Check for overlap (0 .. 30 days), then are refused. A second rotation
+// is refused while the previous overlap lasts (it would cut it short).
+func (b *Broker) RotateTenantSecret(ctx context.Context, caller *Principal, tenant, cluster, overlap string) (store.Tenant, []byte, error) {
+	o, err := ParseLifetime("overlap", overlap)
+	if err != nil {
+		return store.Tenant{}, nil, err
+	}
+	if o > MaxSecretOverlap {
+		return store.Tenant{}, nil, Invalid("overlap: %q is beyond the maximum of %s", overlap, FormatLifetime(MaxSecretOverlap))
+	}
+	t, err := b.GetTenant(ctx, tenant, cluster)
+	if err != nil {
+		return store.Tenant{}, nil, err
+	}
+	if t.TokenFormat != FormatHS256 {
+		return store.Tenant{}, nil, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf(
+			"tenant %q signs with the organization's RSA key (tokenFormat %q); rotate that with the signing-keys call", t.Name, t.TokenFormat)}
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return store.Tenant{}, nil, err
+	}
+	sealed, err := pulsarjwt.Seal(b.pulsar.SealKey, secret, tenantSecretAAD(t.Name))
+	if err != nil {
+		return store.Tenant{}, nil, err
+	}
+	now := b.now().UTC()
+	auditTarget(ctx, "tenant", t.Name)
+	auditDetail(ctx, "hs256 secret rotated; overlap "+FormatLifetime(o))
+	updated, err := b.st.UpdateTenant(ctx, t.Name, func(cur store.Tenant) (store.Tenant, error) {
+		if cur.PreviousSealedSecret != nil && cur.PreviousSecretRetiresAt.After(now) {
+			return cur, &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf(
+				"the previous secret of tenant %q still verifies until %s; rotate again after that", cur.Name, cur.PreviousSecretRetiresAt.Format(time.RFC3339))}
+		}
+		cur.PreviousSealedSecret, cur.PreviousSecretRetiresAt = nil, time.Time{}
+		if o > 0 {
+			cur.PreviousSealedSecret, cur.PreviousSecretRetiresAt = cur.SealedSecret, now.Add(o)
+		}
+		cur.SealedSecret = sealed
+		return cur, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, nil, NotFound("tenant %q not found", t.Name)
+	}
+	if err != nil {
+		return store.Tenant{}, nil, unwrapDomain(err, "rotate tenant secret")
+	}
+	b.log.InfoContext(ctx, "tenant secret rotated", "tenant", t.Name, "overlap", FormatLifetime(o), "by", caller.ID)
+	return updated, secret, nil
+}
+
+// previousTenantSecret returns the tenant's previous hs256 secret while its
+// overlap lasts.
+func (b *Broker) previousTenantSecret(t store.Tenant) ([]byte, bool) {
+	if t.PreviousSealedSecret == nil || !t.PreviousSecretRetiresAt.After(b.now()) {
+		return nil, false
+	}
+	prev, err := pulsarjwt.Open(b.pulsar.SealKey, t.PreviousSealedSecret, tenantSecretAAD(t.Name))
+	if err != nil {
+		return nil, false
+	}
+	return prev, true
 }
 
 func (b *Broker) tenantSecret(t store.Tenant) ([]byte, error) {
@@ -557,6 +814,12 @@ type TenantTokenKeys struct {
 	Kid       string
 	PublicDER []byte // rs256
 	Secret    []byte // hs256
+	// A prepared signing key (rs256), published before it signs.
+	NextKid       string
+	NextPublicDER []byte
+	// During an hs256 secret rotation's overlap: the previous secret.
+	PreviousSecret          []byte
+	PreviousSecretRetiresAt time.Time
 }
 
 // TenantTokenKeys returns the verification material for a tenant's tokens.
@@ -570,14 +833,25 @@ func (b *Broker) TenantTokenKeys(ctx context.Context, tenant, cluster string) (T
 		if err != nil {
 			return TenantTokenKeys{}, err
 		}
-		return TenantTokenKeys{Format: FormatHS256, Secret: secret}, nil
+		out := TenantTokenKeys{Format: FormatHS256, Secret: secret}
+		if prev, ok := b.previousTenantSecret(t); ok {
+			out.PreviousSecret, out.PreviousSecretRetiresAt = prev, t.PreviousSecretRetiresAt
+		}
+		return out, nil
 	}
 	kid, key := b.keys.active()
 	der, err := pulsarjwt.PublicDER(&key.PublicKey)
 	if err != nil {
 		return TenantTokenKeys{}, err
 	}
-	return TenantTokenKeys{Format: FormatRS256, Kid: kid, PublicDER: der}, nil
+	out := TenantTokenKeys{Format: FormatRS256, Kid: kid, PublicDER: der}
+	if nextKid, pub := b.keys.next(); pub != nil {
+		if out.NextPublicDER, err = pulsarjwt.PublicDER(pub); err != nil {
+			return TenantTokenKeys{}, err
+		}
+		out.NextKid = nextKid
+	}
+	return out, nil
 }
 
 // Audience returns the aud claim of issued tokens.
@@ -622,8 +896,15 @@ func (b *Broker) checkPulsarJWT(ctx context.Context, jwt, resource string) (Chec
 			return invalid, nil
 		}
 		secret, err := b.tenantSecret(t)
-		if err != nil || tok.VerifyHS256(secret) != nil {
+		if err != nil {
 			return invalid, nil
+		}
+		if tok.VerifyHS256(secret) != nil {
+			// During a secret rotation's overlap, the previous secret too.
+			prev, ok := b.previousTenantSecret(t)
+			if !ok || tok.VerifyHS256(prev) != nil {
+				return invalid, nil
+			}
 		}
 	}
 	p := &Principal{Kind: PrincipalPulsarToken, ID: rec.ID, OrgID: b.org.ID, Credential: CredentialPulsarJWT}

@@ -49,6 +49,10 @@ func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTo
 	if !in.Expiry.IsZero() && !in.Expiry.After(now) {
 		return IssuedToken{}, Invalid("tokenExpiry: %s is not in the future", in.Expiry.UTC().Format(time.RFC3339))
 	}
+	expiry, err := b.applyTokenPolicy(now, in.Expiry)
+	if err != nil {
+		return IssuedToken{}, err
+	}
 
 	for attempt := 0; ; attempt++ {
 		cred, err := credential.New()
@@ -64,8 +68,8 @@ func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTo
 			GeneratedOn: now.UTC(),
 			CreatedBy:   caller.ID,
 		}
-		if !in.Expiry.IsZero() {
-			t.Expiry = in.Expiry.UTC()
+		if !expiry.IsZero() {
+			t.Expiry = expiry.UTC()
 		}
 		auditTarget(ctx, "token", t.ClientID)
 		err = b.st.CreateToken(ctx, t)

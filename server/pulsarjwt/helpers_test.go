@@ -1,7 +1,9 @@
 package pulsarjwt
 
 import (
+	"crypto/hmac"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"sync"
@@ -70,4 +72,10 @@ func assertNoLeak(t *testing.T, err error, tok string) {
 			t.Errorf("error %q leaks token content %q", err, p)
 		}
 	}
+}
+
+func hmacSHA256(secret []byte, input string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(input))
+	return m.Sum(nil)
 }

@@ -2,15 +2,16 @@ package pulsarjwt
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
-	"math/big"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // GenerateRSAKey returns a fresh 2048-bit key: the size for which both jjwt
@@ -89,36 +90,26 @@ func KeyID(pub *rsa.PublicKey) (string, error) {
 	if pub == nil || pub.N == nil || pub.E <= 0 {
 		return "", errKey
 	}
-	j := PublicJWK("", pub)
-	// RFC 7638 §3.2: required members only, lexicographic order, no
-	// whitespace. n and e are base64url, so they need no JSON escaping.
-	canon := `{"e":"` + j.E + `","kty":"RSA","n":"` + j.N + `"}`
-	sum := sha256.Sum256([]byte(canon))
-	return b64(sum[:]), nil
-}
-
-// JWK is an RSA public key as published in a JWKS document (RFC 7517/7518).
-type JWK struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	N   string `json:"n"`
-	E   string `json:"e"`
+	jwk := jose.JSONWebKey{Key: pub}
+	sum, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", errKey
+	}
+	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
 // PublicJWK returns the JWK for pub: kty RSA, use sig, alg RS256 (Pulsar's
 // OIDC provider requires the JWK's alg, when present, to equal the token's),
 // n and e as unpadded base64url of their minimal big-endian bytes
-// (RFC 7518 §6.3.1). A nil key yields a JWK with empty n and e.
-func PublicJWK(kid string, pub *rsa.PublicKey) JWK {
-	j := JWK{Kty: "RSA", Kid: kid, Use: "sig", Alg: algRS256}
-	if pub == nil || pub.N == nil || pub.E <= 0 {
-		return j
-	}
-	j.N = b64(pub.N.Bytes())
-	j.E = b64(big.NewInt(int64(pub.E)).Bytes())
-	return j
+// (RFC 7518 §6.3.1), as go-jose writes them.
+func PublicJWK(kid string, pub *rsa.PublicKey) jose.JSONWebKey {
+	return jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: algRS256, Use: "sig"}
+}
+
+// JWKS returns the key set document ({"keys":[…]}) for the given keys, in
+// the order given; never nil keys, so it marshals as [] when empty.
+func JWKS(keys ...jose.JSONWebKey) jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey{}, keys...)}
 }
 
 func checkRSASize(pub *rsa.PublicKey) error {

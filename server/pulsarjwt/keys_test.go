@@ -46,8 +46,8 @@ func TestKeyIDRFC7638Example(t *testing.T) {
 		t.Fatalf("KeyID = %s, want %s", got, rfc7638T)
 	}
 	// PublicJWK reproduces the RFC's n and e exactly.
-	if j := PublicJWK(got, pub); j.N != rfc7638N || j.E != rfc7638E {
-		t.Errorf("JWK n/e = %s / %s", j.N, j.E)
+	if j := jwkFields(t, PublicJWK(got, pub)); j["n"] != rfc7638N || j["e"] != rfc7638E {
+		t.Errorf("JWK n/e = %s / %s", j["n"], j["e"])
 	}
 	// Stable across DER round trip.
 	der, err := PublicDER(pub)
@@ -133,26 +133,36 @@ func TestKeyRoundTripsAndKeyIDStability(t *testing.T) {
 	}
 }
 
-func TestPublicJWK(t *testing.T) {
-	pub := &testKey().PublicKey
-	j := PublicJWK("kid-1", pub)
+// jwkFields returns a JWK's JSON members as go-jose writes them.
+func jwkFields(t *testing.T, j any) map[string]string {
+	t.Helper()
 	b, err := json.Marshal(j)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"kty":"RSA","kid":"kid-1","use":"sig","alg":"RS256","n":"` + j.N + `","e":"AQAB"}`
-	if string(b) != want {
-		t.Errorf("JWK JSON\n got %s\nwant %s", b, want)
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
 	}
-	n, err := base64.RawURLEncoding.DecodeString(j.N)
-	if err != nil || strings.ContainsAny(j.N, "=+/") {
+	return m
+}
+
+func TestPublicJWK(t *testing.T) {
+	pub := &testKey().PublicKey
+	j := jwkFields(t, PublicJWK("kid-1", pub))
+	if len(j) != 6 || j["kty"] != "RSA" || j["kid"] != "kid-1" || j["use"] != "sig" || j["alg"] != "RS256" || j["e"] != "AQAB" {
+		t.Errorf("JWK JSON %v", j)
+	}
+	n, err := base64.RawURLEncoding.DecodeString(j["n"])
+	if err != nil || strings.ContainsAny(j["n"], "=+/") {
 		t.Fatalf("n not unpadded base64url: %v", err)
 	}
 	if len(n) != 256 || n[0] == 0 || new(big.Int).SetBytes(n).Cmp(pub.N) != 0 {
 		t.Error("n is not the minimal big-endian modulus")
 	}
-	if j := PublicJWK("x", nil); j.N != "" || j.E != "" {
-		t.Errorf("nil key JWK = %+v", j)
+	// An empty set marshals as {"keys":[]}, never null.
+	if b, _ := json.Marshal(JWKS()); string(b) != `{"keys":[]}` {
+		t.Errorf("empty JWKS = %s", b)
 	}
 }
 

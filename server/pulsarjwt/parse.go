@@ -2,8 +2,6 @@ package pulsarjwt
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,10 +12,13 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 )
 
-// maxJSONDepth bounds nesting inside header and payload. Pulsar tokens are
-// flat; a little nesting is tolerated so foreign claims can still be listed.
+// maxJSONDepth bounds nesting inside the payload. Pulsar tokens are flat; a
+// little nesting is tolerated so foreign claims can still be listed.
 const maxJSONDepth = 16
 
 // Token is a parsed, NOT yet verified JWS.
@@ -29,88 +30,87 @@ type Token struct {
 	Alg, Kid, Typ string
 	Claims        Claims
 	Raw           map[string]any // all claims, for listing (json.Number for numbers)
-	signingInput  string
-	sig           []byte
+	jws           *jose.JSONWebSignature
 	// alg is the header's alg as parsed, kept apart from the exported field
 	// so that a caller mutating t.Alg cannot steer the Verify methods.
 	alg string
 }
 
-// Parse splits and decodes strictly: exactly 3 non-empty parts, base64url WITHOUT padding (reject '='/non-url
-// alphabet), header and payload JSON objects (max 8 KiB token), alg must be "RS256" or "HS256" (reject "none",
-// "HS512", "RS384", lower-case "rs256", missing alg ...), crit header rejected, duplicate JSON keys rejected if
-// practical, numeric claims must be integers. Errors never include the token.
+// Header members that would name or carry a key. The broker picks the key
+// from its own record, so a token that tries to supply one is refused
+// outright rather than half-understood; crit and b64 would change how the
+// signature is computed (RFC 7797), which no Pulsar token does.
+var refusedHeaders = []jose.HeaderKey{"crit", "b64", "jku", "x5u", "x5t", "x5t#S256"}
+
+// Parse decodes a compact JWS with go-jose, allowing exactly RS256 and HS256
+// (so "none", "HS512", "RS384", lower-case "rs256", a missing alg ... are
+// refused), and then holds header and claims to a strict profile. Errors
+// never include the token.
 //
-// Further strictness, each closing a known ambiguity between JWT libraries:
-// base64 must be canonical (no stray trailing bits, no embedded CR/LF, which
-// Go's decoder would otherwise skip); header and payload must be valid UTF-8;
-// duplicate keys are rejected at every nesting level and after unescaping
-// ("s\u0075b" duplicates "sub"); trailing data after the JSON object is
-// rejected; sub, iss, aud, tokenid, kid and typ must be strings when present
-// (so an array-valued aud is refused rather than half-understood); iat, nbf
-// and exp must be positive integers (see [Claims]); an HS256 signature must
-// be 32 bytes.
+// Before go-jose sees the token, each part must be canonical unpadded
+// base64url (no '=', no other alphabet, no CR/LF, which Go's decoder would
+// skip, no stray trailing bits), so one token has exactly one spelling, and
+// header and payload must be valid UTF-8 (JSON decoders replace invalid
+// bytes instead of refusing them). go-jose refuses duplicate JSON keys
+// (also after unescaping: "s\u0075b" duplicates "sub") and trailing data.
+// On top of that: crit, b64 and key-naming headers (jwk, jku, x5u, x5t)
+// are refused (go-jose itself refuses an x5c that is not a certificate
+// chain, and the broker never reads one); kid and typ must be strings; sub, iss, aud, tokenid
+// must be strings when present (so an array-valued aud is refused rather
+// than half-understood); iat, nbf and exp must be positive integers (see
+// [Claims]); an HS256 signature must be 32 bytes; the payload nests at most
+// 16 levels.
 func Parse(token string) (*Token, error) {
 	if len(token) > maxTokenLen {
 		return nil, errors.New("pulsarjwt: token longer than 8 KiB")
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, errors.New("pulsarjwt: token must have exactly 3 parts")
+	if err := checkCompact(token); err != nil {
+		return nil, err
 	}
-	for _, p := range parts {
-		if p == "" {
-			return nil, errors.New("pulsarjwt: token has an empty part")
+	jws, err := jose.ParseSigned(token, parseAlgs)
+	if err != nil {
+		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &unexpected) {
+			return nil, errAlg
+		}
+		return nil, errors.New("pulsarjwt: not a compact JWS with a strict JSON header")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, errMalformed
+	}
+	sig := jws.Signatures[0]
+	h := sig.Protected
+	alg := h.Algorithm
+	if alg != algRS256 && alg != algHS256 {
+		return nil, errAlg // go-jose checked already; belt and braces
+	}
+	if h.JSONWebKey != nil {
+		return nil, errors.New("pulsarjwt: keys in the header are not accepted")
+	}
+	for _, k := range refusedHeaders {
+		if _, ok := h.ExtraHeaders[k]; ok {
+			return nil, errors.New("pulsarjwt: header " + string(k) + " not supported")
 		}
 	}
-	hdrJSON, err := decodeSegment(parts[0])
-	if err != nil {
-		return nil, errors.New("pulsarjwt: header is not canonical unpadded base64url")
+	t := &Token{Kid: h.KeyID}
+	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok {
+		s, isString := typ.(string)
+		if !isString {
+			return nil, errors.New("pulsarjwt: typ must be a string")
+		}
+		t.Typ = s
 	}
-	payJSON, err := decodeSegment(parts[1])
-	if err != nil {
-		return nil, errors.New("pulsarjwt: payload is not canonical unpadded base64url")
-	}
-	sig, err := decodeSegment(parts[2])
-	if err != nil {
-		return nil, errors.New("pulsarjwt: signature is not canonical unpadded base64url")
-	}
-
-	hdr, err := decodeObject(hdrJSON)
-	if err != nil {
-		return nil, errors.New("pulsarjwt: header is not a strict JSON object")
-	}
-	t := &Token{}
-	// alg: exact, case-sensitive match against the two supported values.
-	alg, ok := hdr["alg"].(string)
-	if !ok || (alg != algRS256 && alg != algHS256) {
-		return nil, errAlg
-	}
-	// crit lists extensions the verifier must understand; we understand
-	// none, so any crit (even empty, which RFC 7515 forbids) is fatal.
-	if _, ok := hdr["crit"]; ok {
-		return nil, errors.New("pulsarjwt: crit header not supported")
-	}
-	if t.Kid, err = optString(hdr, "kid"); err != nil {
-		return nil, err
-	}
-	if t.Typ, err = optString(hdr, "typ"); err != nil {
-		return nil, err
-	}
-	if alg == algHS256 && len(sig) != sha256.Size {
+	if alg == algHS256 && len(sig.Signature) != sha256.Size {
 		return nil, errors.New("pulsarjwt: HS256 signature must be 32 bytes")
 	}
-
-	t.Raw, err = decodeObject(payJSON)
+	t.Raw, err = decodeClaims(jws.UnsafePayloadWithoutVerification())
 	if err != nil {
-		return nil, errors.New("pulsarjwt: payload is not a strict JSON object")
+		return nil, err
 	}
 	if t.Claims, err = claimsFrom(t.Raw); err != nil {
 		return nil, err
 	}
-	t.Alg, t.alg = alg, alg
-	t.signingInput = token[:len(parts[0])+1+len(parts[1])]
-	t.sig = sig
+	t.Alg, t.alg, t.jws = alg, alg, jws
 	return t, nil
 }
 
@@ -119,7 +119,7 @@ func Parse(token string) (*Token, error) {
 // The alg check uses the header as parsed, not the (mutable) exported field.
 // pub must be 2048–8192 bits.
 func (t *Token) VerifyRS256(pub *rsa.PublicKey) error {
-	if t == nil || t.signingInput == "" {
+	if t == nil || t.jws == nil {
 		return errMalformed
 	}
 	if t.alg != algRS256 {
@@ -128,19 +128,19 @@ func (t *Token) VerifyRS256(pub *rsa.PublicKey) error {
 	if pub == nil || checkRSASize(pub) != nil {
 		return errKey
 	}
-	digest := sha256.Sum256([]byte(t.signingInput))
-	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], t.sig) != nil {
+	if _, err := t.jws.Verify(pub); err != nil {
 		return errSignature
 	}
 	return nil
 }
 
-// VerifyHS256 checks the HMAC with secret in constant time; fails unless t.Alg == "HS256".
+// VerifyHS256 checks the HMAC with secret (go-jose compares in constant
+// time); fails unless t.Alg == "HS256".
 //
 // Secrets shorter than 32 bytes, or that look like a public key (DER
 // SubjectPublicKeyInfo or PEM), are refused before any comparison.
 func (t *Token) VerifyHS256(secret []byte) error {
-	if t == nil || t.signingInput == "" {
+	if t == nil || t.jws == nil {
 		return errMalformed
 	}
 	if t.alg != algHS256 {
@@ -149,7 +149,7 @@ func (t *Token) VerifyHS256(secret []byte) error {
 	if err := checkHMACSecret(secret); err != nil {
 		return err
 	}
-	if !hmac.Equal(hmacSHA256(secret, t.signingInput), t.sig) {
+	if _, err := t.jws.Verify(secret); err != nil {
 		return errSignature
 	}
 	return nil
@@ -182,110 +182,90 @@ func (c Claims) ValidateTime(now time.Time, leeway time.Duration) error {
 	return nil
 }
 
-// decodeSegment decodes one unpadded base64url part. The explicit alphabet
-// check matters: encoding/base64 silently skips '\r' and '\n', which would
-// let many distinct strings decode to one token. Strict() additionally
-// rejects non-zero padding bits, so each byte string has one encoding.
-func decodeSegment(s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return nil, errMalformed
+// checkCompact enforces what go-jose's decoding leaves open: three
+// non-empty parts, each canonical unpadded base64url, and UTF-8 header and
+// payload. It only inspects; go-jose does the parsing.
+func checkCompact(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("pulsarjwt: token must have exactly 3 parts")
+	}
+	names := [3]string{"header", "payload", "signature"}
+	for i, p := range parts {
+		if p == "" {
+			return errors.New("pulsarjwt: token has an empty part")
+		}
+		for j := 0; j < len(p); j++ {
+			c := p[j]
+			if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return errors.New("pulsarjwt: " + names[i] + " is not canonical unpadded base64url")
+			}
+		}
+		// Strict() refuses non-zero trailing bits: one byte string, one spelling.
+		b, err := base64.RawURLEncoding.Strict().DecodeString(p)
+		if err != nil || (i < 2 && !utf8.Valid(b)) {
+			return errors.New("pulsarjwt: " + names[i] + " is not canonical unpadded base64url UTF-8")
 		}
 	}
-	return base64.RawURLEncoding.Strict().DecodeString(s)
+	return nil
 }
 
-// decodeObject decodes a JSON object into map[string]any (numbers as
-// json.Number), rejecting invalid UTF-8, duplicate keys at any depth, excess
-// nesting and trailing data. It walks the token stream itself because
-// json.Unmarshal silently keeps the last of duplicate keys, which is how
-// two parsers end up disagreeing about a token's claims.
-func decodeObject(data []byte) (map[string]any, error) {
-	if !utf8.Valid(data) {
-		return nil, errMalformed
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
+// decodeClaims decodes the payload into a map with go-jose's JSON decoder,
+// which refuses duplicate keys at every level (encoding/json silently keeps
+// the last one, which is how two parsers end up disagreeing about a
+// token's claims). Numbers stay json.Number. Trailing data and nesting
+// beyond maxJSONDepth are refused.
+func decodeClaims(payload []byte) (map[string]any, error) {
+	bad := errors.New("pulsarjwt: payload is not a strict JSON object")
+	r := bytes.NewReader(payload)
+	dec := josejson.NewDecoder(r)
 	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, errMalformed
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, bad
 	}
-	m, err := readObject(dec, 1)
-	if err != nil {
-		return nil, err
+	// Nothing but whitespace may follow the object: what the decoder has
+	// buffered beyond it, and what it has not read yet.
+	rest, _ := io.ReadAll(io.MultiReader(dec.Buffered(), r))
+	if len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
+		return nil, bad
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errMalformed
+	out, d := standardNumbers(m)
+	if d > maxJSONDepth {
+		return nil, bad
 	}
-	return m, nil
+	return out.(map[string]any), nil
 }
 
-// readObject reads members after the opening '{' up to and including '}'.
-func readObject(dec *json.Decoder, depth int) (map[string]any, error) {
-	if depth > maxJSONDepth {
-		return nil, errMalformed
-	}
-	m := make(map[string]any)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errMalformed
+// standardNumbers returns v with go-jose's json.Number values as
+// encoding/json's (what callers of Raw expect), and how deeply v nests
+// objects and arrays (a flat object is 1).
+func standardNumbers(v any) (any, int) {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			var ed int
+			x[k], ed = standardNumbers(e)
+			d = max(d, ed)
 		}
-		k, ok := tok.(string)
-		if !ok {
-			return nil, errMalformed
+		return x, d + 1
+	case []any:
+		for i, e := range x {
+			var ed int
+			x[i], ed = standardNumbers(e)
+			d = max(d, ed)
 		}
-		if _, dup := m[k]; dup {
-			return nil, errMalformed
-		}
-		if m[k], err = readValue(dec, depth); err != nil {
-			return nil, err
-		}
+		return x, d + 1
+	case josejson.Number:
+		return json.Number(x), 0
+	default:
+		return v, 0
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, errMalformed
-	}
-	return m, nil
-}
-
-func readValue(dec *json.Decoder, depth int) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, errMalformed
-	}
-	switch v := tok.(type) {
-	case json.Delim:
-		switch v {
-		case '{':
-			return readObject(dec, depth+1)
-		case '[':
-			if depth+1 > maxJSONDepth {
-				return nil, errMalformed
-			}
-			arr := []any{}
-			for dec.More() {
-				e, err := readValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				arr = append(arr, e)
-			}
-			if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
-				return nil, errMalformed
-			}
-			return arr, nil
-		}
-		return nil, errMalformed
-	case string, json.Number, bool, nil:
-		return v, nil
-	}
-	return nil, errMalformed
 }
 
 // optString returns m[name] if it is a string, "" if absent, an error for
-// any other type. Exact key match only (encoding/json's struct decoding
-// would also accept "SUB" or "Sub").
+// any other type. Exact key match only.
 func optString(m map[string]any, name string) (string, error) {
 	v, ok := m[name]
 	if !ok {

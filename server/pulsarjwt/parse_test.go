@@ -52,6 +52,11 @@ func TestParseRejects(t *testing.T) {
 		// header
 		{"crit", mk(`{"alg":"HS256","crit":["exp"],"exp":1}`, `{"sub":"r"}`, sig), nil},
 		{"crit empty", mk(`{"alg":"HS256","crit":[]}`, `{"sub":"r"}`, sig), nil},
+		{"unencoded payload (b64 false)", mk(`{"alg":"HS256","b64":false,"crit":["b64"]}`, `{"sub":"r"}`, sig), nil},
+		{"b64 without crit", mk(`{"alg":"HS256","b64":false}`, `{"sub":"r"}`, sig), nil},
+		{"jku names a key", mk(`{"alg":"RS256","jku":"https://attacker.example/jwks.json"}`, `{"sub":"r"}`, sig), nil},
+		{"x5u names a key", mk(`{"alg":"RS256","x5u":"https://attacker.example/cert.pem"}`, `{"sub":"r"}`, sig), nil},
+		{"embedded jwk", mk(`{"alg":"HS256","jwk":{"kty":"oct","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}}`, `{"sub":"r"}`, sig), nil},
 		{"kid number", mk(`{"alg":"HS256","kid":1}`, `{"sub":"r"}`, sig), nil},
 		{"typ object", mk(`{"alg":"HS256","typ":{}}`, `{"sub":"r"}`, sig), nil},
 		{"header array", mk(`["HS256"]`, `{"sub":"r"}`, sig), nil},

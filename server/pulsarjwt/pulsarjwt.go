@@ -1,11 +1,14 @@
-// Package pulsarjwt is a minimal, strict JWS implementation for the tokens a
-// stock Apache Pulsar broker accepts: RS256 tokens (verifiable with a public
-// key or through OIDC discovery + JWKS) and the plain HS256 shared-secret
-// format that `bin/pulsar tokens create` emits.
+// Package pulsarjwt signs and verifies the tokens a stock Apache Pulsar
+// broker accepts: RS256 tokens (verifiable with a public key or through OIDC
+// discovery + JWKS) and the plain HS256 shared-secret format that
+// `bin/pulsar tokens create` emits.
 //
-// It deliberately supports exactly two algorithms, one key size family, and
-// one serialization, using only the standard library, so that the whole
-// attack surface fits on a screen.
+// JWS serialization, parsing and signature checks are go-jose's
+// (github.com/go-jose/go-jose/v4), always called with an explicit list of
+// algorithms. This package adds what a token broker needs on top: the
+// claims in a fixed byte order (Pulsar's plain format must be byte-exact),
+// claim types checked strictly, and a verification API that cannot be
+// steered by the token's header.
 //
 // # Choosing the verification method
 //
@@ -31,15 +34,12 @@
 package pulsarjwt
 
 import (
-	"crypto"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"strconv"
 	"unicode/utf8"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Algorithms this package signs and verifies. Pulsar's CLI picks the
@@ -47,9 +47,12 @@ import (
 // verifies whatever the header names with its configured key, and the OIDC
 // provider accepts RS256, so RS256 + HS256 cover both broker modes.
 const (
-	algRS256 = "RS256"
-	algHS256 = "HS256"
+	algRS256 = string(jose.RS256)
+	algHS256 = string(jose.HS256)
 )
+
+// parseAlgs is the explicit algorithm list every parse passes to go-jose.
+var parseAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.HS256}
 
 const (
 	// maxTokenLen bounds the work Parse does on untrusted input. Broker
@@ -96,8 +99,10 @@ type Claims struct {
 	TokenID string // JSON "tokenid" (as Astra's tokens)
 }
 
-// SignRS256 returns a compact JWS with header exactly {"alg":"RS256","typ":"JWT","kid":"<kid>"} and the claims
-// serialized in this fixed key order: sub, iss, aud, iat, nbf, exp, tokenid (deterministic output for tests).
+// SignRS256 returns a compact JWS with the protected header
+// {"alg":"RS256","kid":"<kid>","typ":"JWT"} (go-jose writes header members
+// in lexicographic order) and the claims serialized in this fixed key order:
+// sub, iss, aud, iat, nbf, exp, tokenid (deterministic output for tests).
 //
 // kid and Sub are required (the OIDC provider looks keys up by kid, and a
 // token without a role authenticates as a null role in Pulsar). Time claims
@@ -110,24 +115,21 @@ func SignRS256(key *rsa.PrivateKey, kid string, c Claims) (string, error) {
 	if kid == "" {
 		return "", errors.New("pulsarjwt: kid is required")
 	}
+	// The kid goes through the same check as claim strings (no control
+	// characters, valid UTF-8), so every header we emit is plain JSON.
+	if _, err := appendString(nil, "kid", kid); err != nil {
+		return "", err
+	}
 	payload, err := c.marshal()
 	if err != nil {
 		return "", err
 	}
-	header := make([]byte, 0, 48+len(kid))
-	header = append(header, `{"alg":"RS256","typ":"JWT","kid":`...)
-	if header, err = appendString(header, "kid", kid); err != nil {
-		return "", err
-	}
-	header = append(header, '}')
-
-	input := signingInput(header, payload)
-	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
-		return "", errors.New("pulsarjwt: RS256 signing failed")
+		return "", errors.New("pulsarjwt: RS256 signer: " + err.Error())
 	}
-	return input + "." + b64(sig), nil
+	return sign(signer, payload, "RS256")
 }
 
 // SignHS256Plain returns Pulsar's plain shared-secret format, byte-compatible with `bin/pulsar tokens create`
@@ -161,8 +163,25 @@ func SignHS256Plain(secret []byte, sub string, exp int64) (string, error) {
 	}
 	payload = append(payload, '}')
 
-	input := signingInput([]byte(`{"alg":"HS256"}`), payload)
-	return input + "." + b64(hmacSHA256(secret, input)), nil
+	// With a bare []byte key and no options go-jose's protected header is
+	// exactly {"alg":"HS256"}, as jjwt writes it (checked by the vectors).
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, nil)
+	if err != nil {
+		return "", errors.New("pulsarjwt: HS256 signer: " + err.Error())
+	}
+	return sign(signer, payload, "HS256")
+}
+
+func sign(signer jose.Signer, payload []byte, alg string) (string, error) {
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", errors.New("pulsarjwt: " + alg + " signing failed")
+	}
+	out, err := obj.CompactSerialize()
+	if err != nil {
+		return "", errors.New("pulsarjwt: " + alg + " serialization failed")
+	}
+	return out, nil
 }
 
 // marshal writes the claims in the documented fixed order, omitting zero
@@ -234,18 +253,6 @@ func appendString(dst []byte, name, s string) ([]byte, error) {
 		}
 	}
 	return append(dst, '"'), nil
-}
-
-func signingInput(header, payload []byte) string {
-	return b64(header) + "." + b64(payload)
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func hmacSHA256(secret []byte, input string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(input))
-	return m.Sum(nil)
 }
 
 // checkHMACSecret enforces jjwt's 256-bit floor and refuses to use a public

@@ -200,7 +200,7 @@ func TestSignRS256VerifiesWithGolangJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, want := decodePart(t, tok, 0), `{"alg":"RS256","typ":"JWT","kid":"`+kid+`"}`; h != want {
+	if h, want := decodePart(t, tok, 0), `{"alg":"RS256","kid":"`+kid+`","typ":"JWT"}`; h != want {
 		t.Errorf("header %s, want %s", h, want)
 	}
 	wantPayload := `{"sub":"acme-app-1","iss":"https://tokens.example.internal/tenants/acme","aud":"pulsar-cluster-1",` +
@@ -220,7 +220,7 @@ func TestSignRS256VerifiesWithGolangJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, err := json.Marshal(map[string]any{"keys": []JWK{PublicJWK(kid, &key.PublicKey)}})
+	jwks, err := json.Marshal(JWKS(PublicJWK(kid, &key.PublicKey)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestSignRS256EscapedKid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := decodePart(t, tok, 0); h != `{"alg":"RS256","typ":"JWT","kid":"a\"b"}` {
+	if h := decodePart(t, tok, 0); h != `{"alg":"RS256","kid":"a\"b","typ":"JWT"}` {
 		t.Errorf("header %s", h)
 	}
 	pt, err := Parse(tok)

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/broker"
@@ -149,22 +150,43 @@ func (s *Service) GetTenantTokenKeys(ctx context.Context, req *tbv1.GetTenantTok
 	out := &tbv1.GetTenantTokenKeysResponse{TokenFormat: k.Format, Issuer: s.b.Issuer(), Audience: s.b.Audience()}
 	if k.Format == broker.FormatHS256 {
 		out.TokenSecretKey = pulsarjwt.DataURL(k.Secret)
+		if k.PreviousSecret != nil {
+			out.PreviousTokenSecretKey = pulsarjwt.DataURL(k.PreviousSecret)
+			out.PreviousSecretRetiresOn = timestamppb.New(k.PreviousSecretRetiresAt)
+		}
 	} else {
 		out.Kid = k.Kid
 		out.TokenPublicKey = pulsarjwt.DataURL(k.PublicDER)
 		out.PublicKeyPem = pulsarjwt.PublicPEM(k.PublicDER)
 		out.PublicKeyDer = base64.StdEncoding.EncodeToString(k.PublicDER)
 		out.TokenPublicAlg = "RS256"
+		if k.NextKid != "" {
+			out.NextKid = k.NextKid
+			out.NextTokenPublicKey = pulsarjwt.DataURL(k.NextPublicDER)
+			out.NextPublicKeyPem = pulsarjwt.PublicPEM(k.NextPublicDER)
+		}
 	}
 	return out, nil
 }
 
-func (s *Service) RotateSigningKey(ctx context.Context, _ *tbv1.RotateSigningKeyRequest) (*tbv1.RotateSigningKeyResponse, error) {
-	kid, prev, err := s.b.RotateSigningKey(ctx, broker.PrincipalFrom(ctx))
+func (s *Service) RotateSigningKey(ctx context.Context, req *tbv1.RotateSigningKeyRequest) (*tbv1.RotateSigningKeyResponse, error) {
+	r, err := s.b.RotateSigningKey(ctx, broker.PrincipalFrom(ctx), req.GetPhase())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &tbv1.RotateSigningKeyResponse{Kid: kid, PreviousKid: prev}, nil
+	return &tbv1.RotateSigningKeyResponse{Kid: r.Kid, PreviousKid: r.Previous, State: r.State}, nil
+}
+
+func (s *Service) RotateTenantSecret(ctx context.Context, req *tbv1.RotateTenantSecretRequest) (*tbv1.RotateTenantSecretResponse, error) {
+	t, secret, err := s.b.RotateTenantSecret(ctx, broker.PrincipalFrom(ctx), req.GetTenant(), callctx.PulsarCluster(ctx), req.GetOverlap())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &tbv1.RotateTenantSecretResponse{TokenSecretKey: pulsarjwt.DataURL(secret)}
+	if !t.PreviousSecretRetiresAt.IsZero() {
+		out.PreviousSecretRetiresOn = timestamppb.New(t.PreviousSecretRetiresAt)
+	}
+	return out, nil
 }
 
 func (s *Service) ReportNamespaceStats(ctx context.Context, req *tbv1.ReportNamespaceStatsRequest) (*tbv1.ReportNamespaceStatsResponse, error) {

@@ -56,6 +56,10 @@ func (s *Service) CreateToken(ctx context.Context, req *tbv1.CreateTokenRequest)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	return createResponse(t), nil
+}
+
+func createResponse(t broker.IssuedToken) *tbv1.CreateTokenResponse {
 	return &tbv1.CreateTokenResponse{
 		ClientId:    t.ClientID,
 		Secret:      t.Secret,
@@ -65,26 +69,76 @@ func (s *Service) CreateToken(ctx context.Context, req *tbv1.CreateTokenRequest)
 		GeneratedOn: timestamppb.New(t.GeneratedOn),
 		Description: t.Description,
 		TokenExpiry: optionalTime(t.Expiry),
-	}, nil
+	}
 }
 
-func (s *Service) ListTokens(ctx context.Context, _ *tbv1.ListTokensRequest) (*tbv1.ListTokensResponse, error) {
-	tokens, err := s.b.ListTokens(ctx)
+func (s *Service) ListTokens(ctx context.Context, req *tbv1.ListTokensRequest) (*tbv1.ListTokensResponse, error) {
+	tokens, err := s.b.ListTokensFiltered(ctx, broker.TokenFilter{UnusedFor: req.GetUnusedFor(), Role: req.GetRole()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &tbv1.ListTokensResponse{Clients: make([]*tbv1.TokenInfo, 0, len(tokens))}
+	return &tbv1.ListTokensResponse{Clients: s.tokenInfos(tokens)}, nil
+}
+
+func (s *Service) tokenInfos(tokens []store.Token) []*tbv1.TokenInfo {
+	now := s.b.Now()
+	out := make([]*tbv1.TokenInfo, 0, len(tokens))
 	for _, t := range tokens {
-		out.Clients = append(out.Clients, &tbv1.TokenInfo{
+		out = append(out, &tbv1.TokenInfo{
 			ClientId:    t.ClientID,
 			Roles:       t.Roles,
 			GeneratedOn: timestamppb.New(t.GeneratedOn),
 			Description: t.Description,
 			TokenExpiry: optionalTime(t.Expiry),
 			LastUsedOn:  optionalTime(t.LastUsed),
+			State:       broker.TokenState(t, now),
+			RotatedTo:   t.RotatedTo,
+			RotatedOn:   optionalTime(t.RotatedAt),
 		})
 	}
-	return out, nil
+	return out
+}
+
+func (s *Service) RotateToken(ctx context.Context, req *tbv1.RotateTokenRequest) (*tbv1.RotateTokenResponse, error) {
+	r, err := s.b.RotateToken(ctx, broker.PrincipalFrom(ctx), req.GetClientId(), req.GetGracePeriod())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.RotateTokenResponse{
+		Token:            createResponse(r.New),
+		PreviousClientId: r.Old.ClientID,
+		PreviousExpiry:   optionalTime(r.Old.Expiry),
+	}, nil
+}
+
+func (s *Service) RevokeTokens(ctx context.Context, req *tbv1.RevokeTokensRequest) (*tbv1.RevokeTokensResponse, error) {
+	f := broker.TokenFilter{UnusedFor: req.GetUnusedFor(), Role: req.GetRole()}
+	tokens, err := s.b.RevokeTokens(ctx, broker.PrincipalFrom(ctx), f, req.GetDryRun())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.RevokeTokensResponse{Clients: s.tokenInfos(tokens), DryRun: req.GetDryRun()}, nil
+}
+
+func (s *Service) GetTokenPolicy(_ context.Context, _ *tbv1.GetTokenPolicyRequest) (*tbv1.GetTokenPolicyResponse, error) {
+	return &tbv1.GetTokenPolicyResponse{Policy: policyToProto(s.b.TokenPolicy())}, nil
+}
+
+func (s *Service) UpdateTokenPolicy(ctx context.Context, req *tbv1.UpdateTokenPolicyRequest) (*tbv1.UpdateTokenPolicyResponse, error) {
+	p, err := s.b.UpdateTokenPolicy(ctx, broker.PrincipalFrom(ctx), req.GetMaxTokenLifetime(), req.GetMaxPulsarTokenLifetime())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &tbv1.UpdateTokenPolicyResponse{Policy: policyToProto(p)}, nil
+}
+
+func policyToProto(p store.TokenPolicy) *tbv1.TokenPolicy {
+	return &tbv1.TokenPolicy{
+		MaxTokenLifetime:       broker.FormatLifetime(p.MaxTokenLifetime),
+		MaxPulsarTokenLifetime: broker.FormatLifetime(p.MaxPulsarTokenLifetime),
+		UpdatedOn:              optionalTime(p.UpdatedAt),
+		UpdatedBy:              p.UpdatedBy,
+	}
 }
 
 func (s *Service) DeleteToken(ctx context.Context, req *tbv1.DeleteTokenRequest) (*tbv1.DeleteTokenResponse, error) {

@@ -11,6 +11,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -192,6 +193,47 @@ func (s *Store) GetOrganization(ctx context.Context) (store.Organization, error)
 		return store.Organization{}, fmt.Errorf("get organization: %w", err)
 	}
 	return org, nil
+}
+
+// UpdateOrganization implements store.Store (closure rules as for
+// UpdateRole).
+func (s *Store) UpdateOrganization(ctx context.Context, update func(store.Organization) (store.Organization, error)) (store.Organization, error) {
+	var stored []byte
+	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketOrg)
+		v := b.Get(keyOrg)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		cur, err := decodeOrg(v)
+		if err != nil {
+			return err
+		}
+		next, err := update(cur)
+		if err != nil {
+			return err
+		}
+		if next.ID != cur.ID || !bytes.Equal(next.KeyCheck, cur.KeyCheck) {
+			return errors.New("update must not change the organization ID or key check")
+		}
+		val, err := encodeOrg(next)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(keyOrg, val); err != nil {
+			return err
+		}
+		stored = val
+		return nil
+	})
+	if err != nil {
+		return store.Organization{}, fmt.Errorf("update organization: %w", err)
+	}
+	o, err := decodeOrg(stored)
+	if err != nil {
+		return store.Organization{}, fmt.Errorf("update organization: %w", err)
+	}
+	return o, nil
 }
 
 // Bootstrap implements store.Store.

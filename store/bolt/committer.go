@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -32,11 +33,41 @@ import (
 // channel and form the next batch, so batches grow with load by themselves
 // and a lone writer is never delayed.
 //
-// If one function fails, the transaction is rolled back, that caller gets
-// its error and the others are re-run in a fresh transaction. That equals a
-// serial order in which the failed function ran (after the ones before it)
-// and changed nothing; it is why functions must be pure and may run more
-// than once. A commit error is given to every caller of the batch.
+// If one function fails, the transaction is rolled back, that request is
+// set aside with its error and the others are re-run in a fresh
+// transaction. The refusal is NOT answered yet: it was evaluated against
+// the effects of the requests before it in the same batch, which nobody can
+// see until they commit and which may never commit (a crash, a disk error).
+// Answering it early told a caller "not found" for a token another request
+// had deleted only in an uncommitted transaction, so a Check that started
+// after the answer could still find the token live, or find it live for
+// good after a crash. So every answer of a batch, success or refusal,
+// leaves only after the batch's final transaction has committed:
+//
+//   - Serial order. Functions must be pure and deterministic (the same
+//     state gives the same result; they may run more than once). When the
+//     request at position i fails, the i before it succeeded and, re-run
+//     on the same state, succeed again, so every later failure is at a
+//     position >= i and the prefix a refusal was evaluated against is a
+//     prefix of the final, committed list. The answers therefore equal
+//     the serial order "committed requests in batch order, each refusal
+//     inserted at its position", every refusal seeing exactly a committed
+//     state. (Should a function break the rule and fail earlier than a
+//     refusal's position on a re-run, that refusal's prefix is gone and it
+//     is re-evaluated as below.)
+//   - Commit error. The committed requests get the error (the disk leaves
+//     their outcome unknown). The refusals were evaluated against a state
+//     that did not commit, so they are re-run once, as a fresh batch,
+//     against the state that did; if that commit fails too they get its
+//     error.
+//   - A batch whose every request fails commits nothing: each failed at
+//     position 0, against the state the previous batch committed, so the
+//     refusals are answered at once.
+//
+// Requests whose context ended while queued never run and are answered at
+// once: their error means "not written", whatever the batch does. A
+// refusal costs its caller one batch commit of waiting; successful writes
+// are answered exactly as before, so group commit keeps its throughput.
 //
 // Close stops accepting requests, then commits every request already
 // queued before the committer exits: nothing a caller handed over is
@@ -68,6 +99,12 @@ type committer struct {
 	closed  bool
 	reqs    chan *writeReq
 	stopped chan struct{} // closed when run returns
+
+	// update runs a write transaction: db.Update, which tests may wrap to
+	// fail a commit. onAnswer, when set (tests), is called with each
+	// answer just before it is sent.
+	update   func(func(*bbolt.Tx) error) error
+	onAnswer func(err error)
 }
 
 func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
@@ -78,14 +115,17 @@ func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int) *committer {
 		reqs:    make(chan *writeReq, maxBatch),
 		stopped: make(chan struct{}),
 	}
+	c.update = db.Update
 	go c.run()
 	return c
 }
 
 // do runs fn in a write transaction and returns once it is committed (nil)
-// or known not to be (the error). fn may run more than once and must have
-// no effect outside tx except recording results that the caller reads only
-// after do returns nil.
+// or known not to be (the error). An error fn returns is answered only
+// once the state it was evaluated against has committed (see the top of
+// the file). fn may run more than once, must give the same result on the
+// same state and must have no effect outside tx except recording results
+// that the caller reads only after do returns nil.
 //
 // ctx is honoured until the committer picks the request up; after that the
 // caller waits for the outcome (at most one batch commit), so an error
@@ -154,8 +194,9 @@ func (c *committer) close() {
 	<-c.stopped
 }
 
-// lingerMax bounds how long the committer waits for stragglers when the
-// previous batch suggests more writers are on their way (see run).
+// run is the committer goroutine: it forms a batch of the next request and
+// whatever else is queued, commits it, and repeats until reqs is closed
+// and drained.
 func (c *committer) run() {
 	defer close(c.stopped)
 	batch := make([]*writeReq, 0, c.max)
@@ -178,23 +219,49 @@ func (c *committer) run() {
 	}
 }
 
+// refusal is a request whose function failed in a batch, held back until
+// the batch's outcome is known. pos is its position in the list it failed
+// in: the requests before it are the prefix it was evaluated against.
+type refusal struct {
+	r   *writeReq
+	err error
+	pos int
+}
+
+// reevaluations bounds how often a batch's refusals are re-run against a
+// newer committed state (after a commit error, see the top of the file).
+const reevaluations = 1
+
 // commit runs one batch to completion; every request in it is answered
-// exactly once.
+// exactly once, and none before the state its answer describes has
+// committed.
 func (c *committer) commit(batch []*writeReq) {
+	for round := 0; len(batch) > 0; round++ {
+		batch = c.commitOnce(batch, round == reevaluations)
+	}
+}
+
+// commitOnce runs batch until a transaction commits (or nothing is left to
+// commit), answers what it can and returns the refusals that must be
+// evaluated again against the state that committed. final means there is
+// no next round: refusals are answered whatever happened.
+func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq) {
 	// Callers that gave up while queued are answered without running, so
 	// their error means "not written".
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			r.done <- err
+			c.answer(r, err)
 			continue
 		}
 		live = append(live, r)
 	}
 
+	var refused []refusal
+	var err error
 	for len(live) > 0 {
 		failed, failErr := -1, error(nil)
-		err := c.db.Update(func(tx *bbolt.Tx) error {
+		err = c.update(func(tx *bbolt.Tx) error {
 			for i, r := range live {
 				if err := c.call(r.fn, tx); err != nil {
 					failed, failErr = i, err
@@ -204,19 +271,62 @@ func (c *committer) commit(batch []*writeReq) {
 			return nil
 		})
 		if failed < 0 {
-			if err != nil {
-				c.log.Error("write transaction failed", "batch", len(live), "err", err)
-			}
-			for _, r := range live {
-				r.done <- err
-			}
-			return
+			break // committed, or the commit failed
 		}
-		// Rolled back. Re-run the others without the failed one; the ones
-		// before it succeeded once and, being pure, will do so again.
-		live[failed].done <- failErr
+		err = nil
+		// Rolled back. A refusal evaluated against a longer prefix than
+		// the one that now stands no longer describes a state that can
+		// commit (a function that was not deterministic): evaluate it
+		// again.
+		kept := refused[:0]
+		for _, f := range refused {
+			if f.pos > failed {
+				again = append(again, f.r)
+			} else {
+				kept = append(kept, f)
+			}
+		}
+		refused = append(kept, refusal{r: live[failed], err: failErr, pos: failed})
+		// Re-run the others without the failed one; the ones before it
+		// succeeded once and, being pure, will do so again.
 		live = slices.Delete(live, failed, failed+1)
 	}
+
+	if err != nil {
+		c.log.Error("write transaction failed", "batch", len(live), "refused", len(refused), "err", err)
+		// The refusals saw a state that never committed.
+		for _, f := range refused {
+			again = append(again, f.r)
+		}
+		refused = nil
+	}
+	for _, r := range live {
+		c.answer(r, err)
+	}
+	for _, f := range refused {
+		c.answer(f.r, f.err)
+	}
+	if final && len(again) > 0 {
+		// Out of rounds: the caller learns the write did not happen (a
+		// refusal changes nothing) but not against which state.
+		if err == nil {
+			err = errors.New("write refused against a state that did not commit; retry")
+		}
+		for _, r := range again {
+			c.answer(r, err)
+		}
+		return nil
+	}
+	return again
+}
+
+// answer sends r its outcome. The onAnswer hook (tests) sees each answer
+// just before it leaves.
+func (c *committer) answer(r *writeReq, err error) {
+	if c.onAnswer != nil {
+		c.onAnswer(err)
+	}
+	r.done <- err
 }
 
 // call turns a panic in fn into that caller's error, so one bad function

@@ -256,3 +256,237 @@ func committerClosed(s *Store) bool {
 	defer s.w.mu.RUnlock()
 	return s.w.closed
 }
+
+// answerLog records, for every answer the committer sends, its error and
+// whether the token is present in the committed state at that moment. A
+// read transaction sees only committed data, and bbolt commits with an
+// fsync, so "committed" here means durable.
+type answerLog struct {
+	mu      sync.Mutex
+	answers []loggedAnswer
+}
+
+type loggedAnswer struct {
+	err     error
+	present bool
+}
+
+func logAnswers(t *testing.T, s *Store, clientID string) *answerLog {
+	t.Helper()
+	l := &answerLog{}
+	s.w.onAnswer = func(err error) {
+		present := false
+		if verr := s.db.View(func(tx *bbolt.Tx) error {
+			present = tx.Bucket(bucketTokens).Get([]byte(clientID)) != nil
+			return nil
+		}); verr != nil {
+			t.Errorf("read committed state: %v", verr)
+		}
+		l.mu.Lock()
+		l.answers = append(l.answers, loggedAnswer{err, present})
+		l.mu.Unlock()
+	}
+	return l
+}
+
+func (l *answerLog) with(target error) []loggedAnswer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []loggedAnswer
+	for _, a := range l.answers {
+		if errors.Is(a.err, target) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// inOneBatch runs op twice concurrently, both queued behind a blocker so
+// the committer drains them into one batch, and returns both results.
+func inOneBatch(t *testing.T, s *Store, op func() error) [2]error {
+	t.Helper()
+	release, blocked := blockCommitter(t, s)
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = op() })
+	}
+	waitQueued(t, s, 2)
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	return errs
+}
+
+// oneNilOneErr checks that one result is nil and the other is target.
+func oneNilOneErr(t *testing.T, errs [2]error, target error) {
+	t.Helper()
+	if !(errs[0] == nil && errors.Is(errs[1], target) || errs[1] == nil && errors.Is(errs[0], target)) {
+		t.Fatalf("want one nil and one %v, got %v and %v", target, errs[0], errs[1])
+	}
+}
+
+// TestRefusedDeleteAnsweredAfterCommit: two deletes of one token in one
+// batch. The second fails only because of the first's effect in the same
+// transaction, so its "not found" must leave only once that deletion is
+// committed: answered earlier, a Check could still find the token live
+// after the 404, and a crash could keep it live for good.
+func TestRefusedDeleteAnsweredAfterCommit(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	if err := s.CreateRole(ctx, storetest.NewRole(storetest.RoleID(1))); err != nil {
+		t.Fatal(err)
+	}
+	tok := storetest.NewToken(storetest.ClientID(1), storetest.RoleID(1))
+	if err := s.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	log := logAnswers(t, s, tok.ClientID)
+	errs := inOneBatch(t, s, func() error { return s.DeleteToken(ctx, tok.ClientID) })
+	oneNilOneErr(t, errs, store.ErrNotFound)
+
+	refusals := log.with(store.ErrNotFound)
+	if len(refusals) != 1 {
+		t.Fatalf("%d not-found answers, want 1", len(refusals))
+	}
+	if refusals[0].present {
+		t.Fatal("not found answered while the committed state still holds the token")
+	}
+}
+
+// TestRefusedCreateAnsweredAfterCommit: the same for two creates of one
+// client ID: "already exists" leaves only once the other create is durable.
+func TestRefusedCreateAnsweredAfterCommit(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	if err := s.CreateRole(ctx, storetest.NewRole(storetest.RoleID(1))); err != nil {
+		t.Fatal(err)
+	}
+	tok := storetest.NewToken(storetest.ClientID(1), storetest.RoleID(1))
+	log := logAnswers(t, s, tok.ClientID)
+	errs := inOneBatch(t, s, func() error { return s.CreateToken(ctx, tok) })
+	oneNilOneErr(t, errs, store.ErrAlreadyExists)
+
+	refusals := log.with(store.ErrAlreadyExists)
+	if len(refusals) != 1 {
+		t.Fatalf("%d already-exists answers, want 1", len(refusals))
+	}
+	if !refusals[0].present {
+		t.Fatal("already exists answered before the other create was committed")
+	}
+}
+
+// TestCommitFailureReevaluatesRefusals: when the final commit of a batch
+// fails, its refusals saw a state that never became durable, so they are
+// evaluated again against the one that did; if that commit fails as well,
+// they get the commit error.
+func TestCommitFailureReevaluatesRefusals(t *testing.T) {
+	errDisk := errors.New("injected commit failure")
+	for _, failures := range []int{1, 2} {
+		t.Run(fmt.Sprintf("failures=%d", failures), func(t *testing.T) {
+			s, _ := openTest(t, Options{})
+			ctx := context.Background()
+			if err := s.CreateRole(ctx, storetest.NewRole(storetest.RoleID(1))); err != nil {
+				t.Fatal(err)
+			}
+			tok := storetest.NewToken(storetest.ClientID(1), storetest.RoleID(1))
+			if err := s.CreateToken(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+			log := logAnswers(t, s, tok.ClientID)
+
+			release, blocked := blockCommitter(t, s)
+			// Fail the next commits as a disk would: the transaction's
+			// functions all succeeded, and nothing is written.
+			left := failures
+			update := s.w.update
+			s.w.update = func(fn func(*bbolt.Tx) error) error {
+				return update(func(tx *bbolt.Tx) error {
+					if err := fn(tx); err != nil {
+						return err
+					}
+					if left > 0 { // only the committer goroutine runs this
+						left--
+						return errDisk
+					}
+					return nil
+				})
+			}
+			var errs [2]error
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Go(func() { errs[i] = s.DeleteToken(ctx, tok.ClientID) })
+			}
+			waitQueued(t, s, 2)
+			release()
+			if err := <-blocked; err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+
+			_, getErr := s.GetToken(ctx, tok.ClientID)
+			switch failures {
+			case 1:
+				// First delete: commit failed. Second: refused against the
+				// failed state, re-run against the committed one, deleted.
+				oneNilOneErr(t, errs, errDisk)
+				if !errors.Is(getErr, store.ErrNotFound) {
+					t.Fatalf("token after the re-run delete: %v", getErr)
+				}
+			case 2:
+				if !errors.Is(errs[0], errDisk) || !errors.Is(errs[1], errDisk) {
+					t.Fatalf("want the commit error for both, got %v and %v", errs[0], errs[1])
+				}
+				if getErr != nil {
+					t.Fatalf("token after two failed commits: %v", getErr)
+				}
+			}
+			if n := len(log.with(store.ErrNotFound)); n != 0 {
+				t.Fatalf("%d not-found answers, want none: no refusal saw a committed state", n)
+			}
+		})
+	}
+}
+
+// TestNondeterministicFailureReevaluates: a function that breaks the rule
+// and fails on a re-run at an earlier position than a refusal removes the
+// prefix that refusal was evaluated against, so the refusal is evaluated
+// again after the commit instead of being answered from a state that never
+// committed.
+func TestNondeterministicFailureReevaluates(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	release, blocked := blockCommitter(t, s)
+	errFlaky, errLast := errors.New("flaky on re-run"), errors.New("always fails")
+	var flakyRuns, lastRuns int
+	fns := []func(*bbolt.Tx) error{
+		func(*bbolt.Tx) error { // succeeds once, then fails
+			flakyRuns++
+			if flakyRuns > 1 {
+				return errFlaky
+			}
+			return nil
+		},
+		func(*bbolt.Tx) error { return nil },
+		func(*bbolt.Tx) error { lastRuns++; return errLast },
+	}
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		// Queue in order, so the batch is [flaky, ok, last].
+		wg.Go(func() { errs[i] = s.w.do(context.Background(), fn) })
+		waitQueued(t, s, i+1)
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if !errors.Is(errs[0], errFlaky) || errs[1] != nil || !errors.Is(errs[2], errLast) {
+		t.Fatalf("got %v, %v, %v", errs[0], errs[1], errs[2])
+	}
+	if lastRuns != 2 {
+		t.Fatalf("the refused function ran %d times, want 2 (once more after the commit)", lastRuns)
+	}
+}

@@ -49,13 +49,15 @@ type tokenRecord struct {
 	Expiry      time.Time
 	CreatedBy   string
 	LastUsed    time.Time
+	RotatedTo   string
+	RotatedAt   time.Time
 }
 
 func toTokenRecord(t store.Token) tokenRecord {
 	return tokenRecord{
 		ClientID: t.ClientID, OrgID: t.OrgID, Roles: t.Roles, Description: t.Description,
 		SecretMAC: t.SecretMAC, GeneratedOn: t.GeneratedOn.UTC(), Expiry: t.Expiry.UTC(),
-		CreatedBy: t.CreatedBy, LastUsed: t.LastUsed.UTC(),
+		CreatedBy: t.CreatedBy, LastUsed: t.LastUsed.UTC(), RotatedTo: t.RotatedTo, RotatedAt: t.RotatedAt.UTC(),
 	}
 }
 
@@ -63,7 +65,7 @@ func (r tokenRecord) token() store.Token {
 	return store.Token{
 		ClientID: r.ClientID, OrgID: r.OrgID, Roles: r.Roles, Description: r.Description,
 		SecretMAC: r.SecretMAC, GeneratedOn: r.GeneratedOn, Expiry: r.Expiry,
-		CreatedBy: r.CreatedBy, LastUsed: r.LastUsed,
+		CreatedBy: r.CreatedBy, LastUsed: r.LastUsed, RotatedTo: r.RotatedTo, RotatedAt: r.RotatedAt,
 	}
 }
 

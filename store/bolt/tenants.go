@@ -74,3 +74,44 @@ func (s *Store) DeleteTenant(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// UpdateTenant implements store.Store (closure rules as for UpdateRole).
+func (s *Store) UpdateTenant(ctx context.Context, name string, update func(store.Tenant) (store.Tenant, error)) (store.Tenant, error) {
+	key := []byte(name)
+	var stored []byte
+	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		v := b.Get(key)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		cur, err := decodeTenant(v)
+		if err != nil {
+			return err
+		}
+		next, err := update(cur)
+		if err != nil {
+			return err
+		}
+		if next.Name != name {
+			return fmt.Errorf("update must not change the name (got %q)", next.Name)
+		}
+		val, err := encodeTenant(next)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(key, val); err != nil {
+			return err
+		}
+		stored = val
+		return nil
+	})
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", name, err)
+	}
+	t, err := decodeTenant(stored)
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", name, err)
+	}
+	return t, nil
+}

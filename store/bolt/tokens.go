@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -283,4 +284,75 @@ func (s *Store) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]b
 		return nil
 	})
 	return keys, err
+}
+
+// RotateToken implements store.Store. The old record is rewritten together
+// with the index entries that carry its expiry (tokens_by_expiry, and the
+// expiry kept as the value of tokens_by_role), and the successor is created
+// in the same transaction, so no reader sees one without the other.
+func (s *Store) RotateToken(ctx context.Context, clientID string, next store.Token, update func(store.Token) (store.Token, error)) (store.Token, error) {
+	nextVal, err := prepareToken(next)
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
+	}
+	var stored []byte // result of the last successful run
+	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+		tokens := tx.Bucket(bucketTokens)
+		key := []byte(clientID)
+		v := tokens.Get(key)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		rec, err := decodeTokenRecord(v) // a fresh copy on every run
+		if err != nil {
+			return err
+		}
+		cur := rec.token()
+		upd, err := update(cur)
+		if err != nil {
+			return err
+		}
+		if upd.ClientID != clientID || !slices.Equal(upd.Roles, rec.Roles) || !bytes.Equal(upd.SecretMAC, rec.SecretMAC) {
+			return fmt.Errorf("update must not change the client ID, roles or secret MAC")
+		}
+		val, err := encodeToken(upd)
+		if err != nil {
+			return err
+		}
+		if oldExp, newExp := expiryNanos(rec.Expiry), expiryNanos(upd.Expiry); oldExp != newExp {
+			byExpiry := tx.Bucket(bucketTokensByExpiry)
+			if oldExp != 0 {
+				if err := byExpiry.Delete(expiryIndexKey(oldExp, clientID)); err != nil {
+					return err
+				}
+			}
+			if newExp != 0 {
+				if err := byExpiry.Put(expiryIndexKey(newExp, clientID), []byte{}); err != nil {
+					return err
+				}
+			}
+			byRole := tx.Bucket(bucketTokensByRole)
+			for _, r := range rec.Roles {
+				if err := byRole.Put(roleIndexKey(r, clientID), be64(newExp)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tokens.Put(key, val); err != nil {
+			return err
+		}
+		if err := createTokenTx(tx, next, nextVal); err != nil {
+			return fmt.Errorf("successor %q: %w", next.ClientID, err)
+		}
+		stored = val
+		return nil
+	})
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
+	}
+	t, err := decodeToken(stored)
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
+	}
+	return t, nil
 }

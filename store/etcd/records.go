@@ -9,7 +9,7 @@ import (
 
 // The stored encodings live in store/internal/records, shared with the etcd
 // backend, so that a record is the same bytes in either. This file adapts
-// them to the shapes the bbolt code works with: private record structs that
+// them to the shapes the record code works with (ported from store/bolt): private record structs that
 // carry the fields index maintenance needs, with times in UTC.
 
 func encodeOrg(o store.Organization) ([]byte, error)  { return records.EncodeOrg(o) }
@@ -49,13 +49,15 @@ type tokenRecord struct {
 	Expiry      time.Time
 	CreatedBy   string
 	LastUsed    time.Time
+	RotatedTo   string
+	RotatedAt   time.Time
 }
 
 func toTokenRecord(t store.Token) tokenRecord {
 	return tokenRecord{
 		ClientID: t.ClientID, OrgID: t.OrgID, Roles: t.Roles, Description: t.Description,
 		SecretMAC: t.SecretMAC, GeneratedOn: t.GeneratedOn.UTC(), Expiry: t.Expiry.UTC(),
-		CreatedBy: t.CreatedBy, LastUsed: t.LastUsed.UTC(),
+		CreatedBy: t.CreatedBy, LastUsed: t.LastUsed.UTC(), RotatedTo: t.RotatedTo, RotatedAt: t.RotatedAt.UTC(),
 	}
 }
 
@@ -63,7 +65,7 @@ func (r tokenRecord) token() store.Token {
 	return store.Token{
 		ClientID: r.ClientID, OrgID: r.OrgID, Roles: r.Roles, Description: r.Description,
 		SecretMAC: r.SecretMAC, GeneratedOn: r.GeneratedOn, Expiry: r.Expiry,
-		CreatedBy: r.CreatedBy, LastUsed: r.LastUsed,
+		CreatedBy: r.CreatedBy, LastUsed: r.LastUsed, RotatedTo: r.RotatedTo, RotatedAt: r.RotatedAt,
 	}
 }
 

@@ -325,7 +325,8 @@ func sameUsage(a, b store.Usage) bool {
 func sameTenant(a, b store.Tenant) bool {
 	norm := func(t store.Tenant) store.Tenant {
 		t.SealedSecret = emptyToNil(t.SealedSecret)
-		t.CreatedAt = t.CreatedAt.UTC()
+		t.PreviousSealedSecret = emptyToNil(t.PreviousSealedSecret)
+		t.CreatedAt, t.PreviousSecretRetiresAt = t.CreatedAt.UTC(), t.PreviousSecretRetiresAt.UTC()
 		return t
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
@@ -345,7 +346,7 @@ func sameSigningKeys(a, b []store.SigningKey) bool {
 		var out []store.SigningKey
 		for _, k := range keys {
 			k.PublicDER, k.SealedPrivate = emptyToNil(k.PublicDER), emptyToNil(k.SealedPrivate)
-			k.CreatedAt, k.RetiredAt = k.CreatedAt.UTC(), k.RetiredAt.UTC()
+			k.CreatedAt, k.RetiredAt, k.ActivatedAt = k.CreatedAt.UTC(), k.RetiredAt.UTC(), k.ActivatedAt.UTC()
 			out = append(out, k)
 		}
 		return out
@@ -377,7 +378,7 @@ func sameToken(a, b store.Token) bool {
 	norm := func(t store.Token) store.Token {
 		t.Roles = emptyToNil(t.Roles)
 		t.SecretMAC = emptyToNil(t.SecretMAC)
-		t.GeneratedOn, t.Expiry, t.LastUsed = t.GeneratedOn.UTC(), t.Expiry.UTC(), t.LastUsed.UTC()
+		t.GeneratedOn, t.Expiry, t.LastUsed, t.RotatedAt = t.GeneratedOn.UTC(), t.Expiry.UTC(), t.LastUsed.UTC(), t.RotatedAt.UTC()
 		return t
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
@@ -396,7 +397,7 @@ func sameRole(a, b store.Role) bool {
 func sameOrg(a, b store.Organization) bool {
 	norm := func(o store.Organization) store.Organization {
 		o.KeyCheck = emptyToNil(o.KeyCheck)
-		o.CreatedAt = o.CreatedAt.UTC()
+		o.CreatedAt, o.TokenPolicy.UpdatedAt = o.CreatedAt.UTC(), o.TokenPolicy.UpdatedAt.UTC()
 		return o
 	}
 	return reflect.DeepEqual(norm(a), norm(b))

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1028,10 +1029,19 @@ type GetTenantTokenKeysResponse struct {
 	// For Pulsar's tokenSecretKey: "data:;base64,<secret>" (hs256 tenants only).
 	TokenSecretKey string `protobuf:"bytes,7,opt,name=token_secret_key,json=tokenSecretKey,proto3" json:"token_secret_key,omitempty"`
 	// For AuthenticationProviderOpenID: openIDAllowedTokenIssuers and openIDAllowedAudiences.
-	Issuer        string `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	Audience      string `protobuf:"bytes,9,opt,name=audience,proto3" json:"audience,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Issuer   string `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Audience string `protobuf:"bytes,9,opt,name=audience,proto3" json:"audience,omitempty"`
+	// A prepared signing key (rs256): published, signing nothing until it is
+	// activated. Configure it next to the active key before activation.
+	NextKid            string `protobuf:"bytes,10,opt,name=next_kid,json=nextKid,proto3" json:"next_kid,omitempty"`
+	NextTokenPublicKey string `protobuf:"bytes,11,opt,name=next_token_public_key,json=nextTokenPublicKey,proto3" json:"next_token_public_key,omitempty"`
+	NextPublicKeyPem   string `protobuf:"bytes,12,opt,name=next_public_key_pem,json=nextPublicKeyPem,proto3" json:"next_public_key_pem,omitempty"`
+	// During an hs256 secret rotation's overlap: the previous secret, still
+	// verified by Check until previous_secret_retires_on.
+	PreviousTokenSecretKey  string                 `protobuf:"bytes,13,opt,name=previous_token_secret_key,json=previousTokenSecretKey,proto3" json:"previous_token_secret_key,omitempty"`
+	PreviousSecretRetiresOn *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=previous_secret_retires_on,json=previousSecretRetiresOn,proto3" json:"previous_secret_retires_on,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *GetTenantTokenKeysResponse) Reset() {
@@ -1127,8 +1137,46 @@ func (x *GetTenantTokenKeysResponse) GetAudience() string {
 	return ""
 }
 
+func (x *GetTenantTokenKeysResponse) GetNextKid() string {
+	if x != nil {
+		return x.NextKid
+	}
+	return ""
+}
+
+func (x *GetTenantTokenKeysResponse) GetNextTokenPublicKey() string {
+	if x != nil {
+		return x.NextTokenPublicKey
+	}
+	return ""
+}
+
+func (x *GetTenantTokenKeysResponse) GetNextPublicKeyPem() string {
+	if x != nil {
+		return x.NextPublicKeyPem
+	}
+	return ""
+}
+
+func (x *GetTenantTokenKeysResponse) GetPreviousTokenSecretKey() string {
+	if x != nil {
+		return x.PreviousTokenSecretKey
+	}
+	return ""
+}
+
+func (x *GetTenantTokenKeysResponse) GetPreviousSecretRetiresOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretRetiresOn
+	}
+	return nil
+}
+
 type RotateSigningKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "" (default): a new key signs at once. "prepare": a new key is published
+	// but does not sign yet. "activate": the prepared key starts signing.
+	Phase         string `protobuf:"bytes,1,opt,name=phase,proto3" json:"phase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1163,10 +1211,21 @@ func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
 	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{19}
 }
 
+func (x *RotateSigningKeyRequest) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
 type RotateSigningKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kid           string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
-	PreviousKid   string                 `protobuf:"bytes,2,opt,name=previous_kid,json=previousKid,proto3" json:"previous_kid,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key created ("", prepare) or now signing (activate).
+	Kid string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// The key that signed before (retired now; "" for prepare).
+	PreviousKid string `protobuf:"bytes,2,opt,name=previous_kid,json=previousKid,proto3" json:"previous_kid,omitempty"`
+	// "active" or "pending".
+	State         string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1215,6 +1274,120 @@ func (x *RotateSigningKeyResponse) GetPreviousKid() string {
 	return ""
 }
 
+func (x *RotateSigningKeyResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type RotateTenantSecretRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// How long tokens signed with the old secret keep verifying in Check ("1h";
+	// units s, m, h, d, w; "0s" default, at most 30d).
+	Overlap       string `protobuf:"bytes,2,opt,name=overlap,proto3" json:"overlap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTenantSecretRequest) Reset() {
+	*x = RotateTenantSecretRequest{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTenantSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTenantSecretRequest) ProtoMessage() {}
+
+func (x *RotateTenantSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTenantSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateTenantSecretRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RotateTenantSecretRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RotateTenantSecretRequest) GetOverlap() string {
+	if x != nil {
+		return x.Overlap
+	}
+	return ""
+}
+
+type RotateTenantSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// For Pulsar's tokenSecretKey: the new secret, "data:;base64,<secret>".
+	TokenSecretKey          string                 `protobuf:"bytes,1,opt,name=token_secret_key,json=tokenSecretKey,proto3" json:"token_secret_key,omitempty"`
+	PreviousSecretRetiresOn *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=previous_secret_retires_on,json=previousSecretRetiresOn,proto3" json:"previous_secret_retires_on,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *RotateTenantSecretResponse) Reset() {
+	*x = RotateTenantSecretResponse{}
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTenantSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTenantSecretResponse) ProtoMessage() {}
+
+func (x *RotateTenantSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTenantSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateTenantSecretResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RotateTenantSecretResponse) GetTokenSecretKey() string {
+	if x != nil {
+		return x.TokenSecretKey
+	}
+	return ""
+}
+
+func (x *RotateTenantSecretResponse) GetPreviousSecretRetiresOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretRetiresOn
+	}
+	return nil
+}
+
 // NamespaceStats is one namespace's statistics as a data-plane service
 // reports them (cumulative counters; rates per second).
 type NamespaceStats struct {
@@ -1242,7 +1415,7 @@ type NamespaceStats struct {
 
 func (x *NamespaceStats) Reset() {
 	*x = NamespaceStats{}
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[21]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1427,7 @@ func (x *NamespaceStats) String() string {
 func (*NamespaceStats) ProtoMessage() {}
 
 func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[21]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1440,7 @@ func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
 func (*NamespaceStats) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{21}
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NamespaceStats) GetTenant() string {
@@ -1398,7 +1571,7 @@ type ReportNamespaceStatsRequest struct {
 
 func (x *ReportNamespaceStatsRequest) Reset() {
 	*x = ReportNamespaceStatsRequest{}
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[22]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1583,7 @@ func (x *ReportNamespaceStatsRequest) String() string {
 func (*ReportNamespaceStatsRequest) ProtoMessage() {}
 
 func (x *ReportNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[22]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1596,7 @@ func (x *ReportNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportNamespaceStatsRequest.ProtoReflect.Descriptor instead.
 func (*ReportNamespaceStatsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{22}
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportNamespaceStatsRequest) GetStats() []*NamespaceStats {
@@ -1441,7 +1614,7 @@ type ReportNamespaceStatsResponse struct {
 
 func (x *ReportNamespaceStatsResponse) Reset() {
 	*x = ReportNamespaceStatsResponse{}
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[23]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1626,7 @@ func (x *ReportNamespaceStatsResponse) String() string {
 func (*ReportNamespaceStatsResponse) ProtoMessage() {}
 
 func (x *ReportNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[23]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1639,7 @@ func (x *ReportNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportNamespaceStatsResponse.ProtoReflect.Descriptor instead.
 func (*ReportNamespaceStatsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{23}
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{25}
 }
 
 type GetNamespaceStatsRequest struct {
@@ -1478,7 +1651,7 @@ type GetNamespaceStatsRequest struct {
 
 func (x *GetNamespaceStatsRequest) Reset() {
 	*x = GetNamespaceStatsRequest{}
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[24]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1663,7 @@ func (x *GetNamespaceStatsRequest) String() string {
 func (*GetNamespaceStatsRequest) ProtoMessage() {}
 
 func (x *GetNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[24]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1676,7 @@ func (x *GetNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespaceStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespaceStatsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{24}
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetNamespaceStatsRequest) GetTenant() string {
@@ -1542,7 +1715,7 @@ type NamespaceUsage struct {
 
 func (x *NamespaceUsage) Reset() {
 	*x = NamespaceUsage{}
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[25]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1727,7 @@ func (x *NamespaceUsage) String() string {
 func (*NamespaceUsage) ProtoMessage() {}
 
 func (x *NamespaceUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[25]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1740,7 @@ func (x *NamespaceUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceUsage.ProtoReflect.Descriptor instead.
 func (*NamespaceUsage) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{25}
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NamespaceUsage) GetName() string {
@@ -1699,7 +1872,7 @@ type GetNamespaceStatsResponse struct {
 
 func (x *GetNamespaceStatsResponse) Reset() {
 	*x = GetNamespaceStatsResponse{}
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[26]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1884,7 @@ func (x *GetNamespaceStatsResponse) String() string {
 func (*GetNamespaceStatsResponse) ProtoMessage() {}
 
 func (x *GetNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[26]
+	mi := &file_tokenbroker_v1_pulsar_token_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1897,7 @@ func (x *GetNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespaceStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespaceStatsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{26}
+	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetNamespaceStatsResponse) GetNamespaces() map[string]*NamespaceUsage {
@@ -1738,7 +1911,7 @@ var File_tokenbroker_v1_pulsar_token_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\n" +
-	"!tokenbroker/v1/pulsar_token.proto\x12\x0etokenbroker.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xa5\x03\n" +
+	"!tokenbroker/v1/pulsar_token.proto\x12\x0etokenbroker.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vtenant_name\x18\x02 \x01(\tR\n" +
@@ -1800,7 +1973,7 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\"\x1b\n" +
 	"\x19DeletePulsarTokenResponse\"3\n" +
 	"\x19GetTenantTokenKeysRequest\x12\x16\n" +
-	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\xcf\x02\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\xe0\x04\n" +
 	"\x1aGetTenantTokenKeysResponse\x12!\n" +
 	"\ftoken_format\x18\x01 \x01(\tR\vtokenFormat\x12(\n" +
 	"\x10token_public_key\x18\x02 \x01(\tR\x0etokenPublicKey\x12$\n" +
@@ -1810,11 +1983,25 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x03kid\x18\x06 \x01(\tR\x03kid\x12(\n" +
 	"\x10token_secret_key\x18\a \x01(\tR\x0etokenSecretKey\x12\x16\n" +
 	"\x06issuer\x18\b \x01(\tR\x06issuer\x12\x1a\n" +
-	"\baudience\x18\t \x01(\tR\baudience\"\x19\n" +
-	"\x17RotateSigningKeyRequest\"O\n" +
+	"\baudience\x18\t \x01(\tR\baudience\x12\x19\n" +
+	"\bnext_kid\x18\n" +
+	" \x01(\tR\anextKid\x121\n" +
+	"\x15next_token_public_key\x18\v \x01(\tR\x12nextTokenPublicKey\x12-\n" +
+	"\x13next_public_key_pem\x18\f \x01(\tR\x10nextPublicKeyPem\x129\n" +
+	"\x19previous_token_secret_key\x18\r \x01(\tR\x16previousTokenSecretKey\x12W\n" +
+	"\x1aprevious_secret_retires_on\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x17previousSecretRetiresOn\"/\n" +
+	"\x17RotateSigningKeyRequest\x12\x14\n" +
+	"\x05phase\x18\x01 \x01(\tR\x05phase\"e\n" +
 	"\x18RotateSigningKeyResponse\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12!\n" +
-	"\fprevious_kid\x18\x02 \x01(\tR\vpreviousKid\"\xd8\x04\n" +
+	"\fprevious_kid\x18\x02 \x01(\tR\vpreviousKid\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\"M\n" +
+	"\x19RotateTenantSecretRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x18\n" +
+	"\aoverlap\x18\x02 \x01(\tR\aoverlap\"\x9f\x01\n" +
+	"\x1aRotateTenantSecretResponse\x12(\n" +
+	"\x10token_secret_key\x18\x01 \x01(\tR\x0etokenSecretKey\x12W\n" +
+	"\x1aprevious_secret_retires_on\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x17previousSecretRetiresOn\"\xd8\x04\n" +
 	"\x0eNamespaceStats\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1f\n" +
@@ -1868,7 +2055,8 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"namespaces\x1a]\n" +
 	"\x0fNamespacesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
-	"\x05value\x18\x02 \x01(\v2\x1e.tokenbroker.v1.NamespaceUsageR\x05value:\x028\x012\xc1\t\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.tokenbroker.v1.NamespaceUsageR\x05value:\x028\x012\xae\n" +
+	"\n" +
 	"\x12PulsarTokenService\x12Y\n" +
 	"\fCreateTenant\x12#.tokenbroker.v1.CreateTenantRequest\x1a$.tokenbroker.v1.CreateTenantResponse\x12V\n" +
 	"\vListTenants\x12\".tokenbroker.v1.ListTenantsRequest\x1a#.tokenbroker.v1.ListTenantsResponse\x12P\n" +
@@ -1879,7 +2067,8 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x0eGetPulsarToken\x12%.tokenbroker.v1.GetPulsarTokenRequest\x1a&.tokenbroker.v1.GetPulsarTokenResponse\x12h\n" +
 	"\x11DeletePulsarToken\x12(.tokenbroker.v1.DeletePulsarTokenRequest\x1a).tokenbroker.v1.DeletePulsarTokenResponse\x12k\n" +
 	"\x12GetTenantTokenKeys\x12).tokenbroker.v1.GetTenantTokenKeysRequest\x1a*.tokenbroker.v1.GetTenantTokenKeysResponse\x12e\n" +
-	"\x10RotateSigningKey\x12'.tokenbroker.v1.RotateSigningKeyRequest\x1a(.tokenbroker.v1.RotateSigningKeyResponse\x12q\n" +
+	"\x10RotateSigningKey\x12'.tokenbroker.v1.RotateSigningKeyRequest\x1a(.tokenbroker.v1.RotateSigningKeyResponse\x12k\n" +
+	"\x12RotateTenantSecret\x12).tokenbroker.v1.RotateTenantSecretRequest\x1a*.tokenbroker.v1.RotateTenantSecretResponse\x12q\n" +
 	"\x14ReportNamespaceStats\x12+.tokenbroker.v1.ReportNamespaceStatsRequest\x1a,.tokenbroker.v1.ReportNamespaceStatsResponse\x12h\n" +
 	"\x11GetNamespaceStats\x12(.tokenbroker.v1.GetNamespaceStatsRequest\x1a).tokenbroker.v1.GetNamespaceStatsResponseBEZCgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/v1;tokenbrokerv1b\x06proto3"
 
@@ -1895,7 +2084,7 @@ func file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_v1_pulsar_token_proto_rawDescData
 }
 
-var file_tokenbroker_v1_pulsar_token_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_tokenbroker_v1_pulsar_token_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_tokenbroker_v1_pulsar_token_proto_goTypes = []any{
 	(*Tenant)(nil),                       // 0: tokenbroker.v1.Tenant
 	(*CreateTenantRequest)(nil),          // 1: tokenbroker.v1.CreateTenantRequest
@@ -1918,53 +2107,60 @@ var file_tokenbroker_v1_pulsar_token_proto_goTypes = []any{
 	(*GetTenantTokenKeysResponse)(nil),   // 18: tokenbroker.v1.GetTenantTokenKeysResponse
 	(*RotateSigningKeyRequest)(nil),      // 19: tokenbroker.v1.RotateSigningKeyRequest
 	(*RotateSigningKeyResponse)(nil),     // 20: tokenbroker.v1.RotateSigningKeyResponse
-	(*NamespaceStats)(nil),               // 21: tokenbroker.v1.NamespaceStats
-	(*ReportNamespaceStatsRequest)(nil),  // 22: tokenbroker.v1.ReportNamespaceStatsRequest
-	(*ReportNamespaceStatsResponse)(nil), // 23: tokenbroker.v1.ReportNamespaceStatsResponse
-	(*GetNamespaceStatsRequest)(nil),     // 24: tokenbroker.v1.GetNamespaceStatsRequest
-	(*NamespaceUsage)(nil),               // 25: tokenbroker.v1.NamespaceUsage
-	(*GetNamespaceStatsResponse)(nil),    // 26: tokenbroker.v1.GetNamespaceStatsResponse
-	nil,                                  // 27: tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry
-	(*structpb.Struct)(nil),              // 28: google.protobuf.Struct
+	(*RotateTenantSecretRequest)(nil),    // 21: tokenbroker.v1.RotateTenantSecretRequest
+	(*RotateTenantSecretResponse)(nil),   // 22: tokenbroker.v1.RotateTenantSecretResponse
+	(*NamespaceStats)(nil),               // 23: tokenbroker.v1.NamespaceStats
+	(*ReportNamespaceStatsRequest)(nil),  // 24: tokenbroker.v1.ReportNamespaceStatsRequest
+	(*ReportNamespaceStatsResponse)(nil), // 25: tokenbroker.v1.ReportNamespaceStatsResponse
+	(*GetNamespaceStatsRequest)(nil),     // 26: tokenbroker.v1.GetNamespaceStatsRequest
+	(*NamespaceUsage)(nil),               // 27: tokenbroker.v1.NamespaceUsage
+	(*GetNamespaceStatsResponse)(nil),    // 28: tokenbroker.v1.GetNamespaceStatsResponse
+	nil,                                  // 29: tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry
+	(*structpb.Struct)(nil),              // 30: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 31: google.protobuf.Timestamp
 }
 var file_tokenbroker_v1_pulsar_token_proto_depIdxs = []int32{
 	0,  // 0: tokenbroker.v1.CreateTenantResponse.tenant:type_name -> tokenbroker.v1.Tenant
 	0,  // 1: tokenbroker.v1.ListTenantsResponse.tenants:type_name -> tokenbroker.v1.Tenant
 	0,  // 2: tokenbroker.v1.GetTenantResponse.tenant:type_name -> tokenbroker.v1.Tenant
-	28, // 3: tokenbroker.v1.ListPulsarTokensResponse.tokens:type_name -> google.protobuf.Struct
-	28, // 4: tokenbroker.v1.GetPulsarTokenResponse.claims:type_name -> google.protobuf.Struct
-	21, // 5: tokenbroker.v1.ReportNamespaceStatsRequest.stats:type_name -> tokenbroker.v1.NamespaceStats
-	27, // 6: tokenbroker.v1.GetNamespaceStatsResponse.namespaces:type_name -> tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry
-	25, // 7: tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry.value:type_name -> tokenbroker.v1.NamespaceUsage
-	1,  // 8: tokenbroker.v1.PulsarTokenService.CreateTenant:input_type -> tokenbroker.v1.CreateTenantRequest
-	3,  // 9: tokenbroker.v1.PulsarTokenService.ListTenants:input_type -> tokenbroker.v1.ListTenantsRequest
-	5,  // 10: tokenbroker.v1.PulsarTokenService.GetTenant:input_type -> tokenbroker.v1.GetTenantRequest
-	7,  // 11: tokenbroker.v1.PulsarTokenService.DeleteTenant:input_type -> tokenbroker.v1.DeleteTenantRequest
-	9,  // 12: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:input_type -> tokenbroker.v1.CreatePulsarTokenRequest
-	11, // 13: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:input_type -> tokenbroker.v1.ListPulsarTokensRequest
-	13, // 14: tokenbroker.v1.PulsarTokenService.GetPulsarToken:input_type -> tokenbroker.v1.GetPulsarTokenRequest
-	15, // 15: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:input_type -> tokenbroker.v1.DeletePulsarTokenRequest
-	17, // 16: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:input_type -> tokenbroker.v1.GetTenantTokenKeysRequest
-	19, // 17: tokenbroker.v1.PulsarTokenService.RotateSigningKey:input_type -> tokenbroker.v1.RotateSigningKeyRequest
-	22, // 18: tokenbroker.v1.PulsarTokenService.ReportNamespaceStats:input_type -> tokenbroker.v1.ReportNamespaceStatsRequest
-	24, // 19: tokenbroker.v1.PulsarTokenService.GetNamespaceStats:input_type -> tokenbroker.v1.GetNamespaceStatsRequest
-	2,  // 20: tokenbroker.v1.PulsarTokenService.CreateTenant:output_type -> tokenbroker.v1.CreateTenantResponse
-	4,  // 21: tokenbroker.v1.PulsarTokenService.ListTenants:output_type -> tokenbroker.v1.ListTenantsResponse
-	6,  // 22: tokenbroker.v1.PulsarTokenService.GetTenant:output_type -> tokenbroker.v1.GetTenantResponse
-	8,  // 23: tokenbroker.v1.PulsarTokenService.DeleteTenant:output_type -> tokenbroker.v1.DeleteTenantResponse
-	10, // 24: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:output_type -> tokenbroker.v1.CreatePulsarTokenResponse
-	12, // 25: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:output_type -> tokenbroker.v1.ListPulsarTokensResponse
-	14, // 26: tokenbroker.v1.PulsarTokenService.GetPulsarToken:output_type -> tokenbroker.v1.GetPulsarTokenResponse
-	16, // 27: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:output_type -> tokenbroker.v1.DeletePulsarTokenResponse
-	18, // 28: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:output_type -> tokenbroker.v1.GetTenantTokenKeysResponse
-	20, // 29: tokenbroker.v1.PulsarTokenService.RotateSigningKey:output_type -> tokenbroker.v1.RotateSigningKeyResponse
-	23, // 30: tokenbroker.v1.PulsarTokenService.ReportNamespaceStats:output_type -> tokenbroker.v1.ReportNamespaceStatsResponse
-	26, // 31: tokenbroker.v1.PulsarTokenService.GetNamespaceStats:output_type -> tokenbroker.v1.GetNamespaceStatsResponse
-	20, // [20:32] is the sub-list for method output_type
-	8,  // [8:20] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	30, // 3: tokenbroker.v1.ListPulsarTokensResponse.tokens:type_name -> google.protobuf.Struct
+	30, // 4: tokenbroker.v1.GetPulsarTokenResponse.claims:type_name -> google.protobuf.Struct
+	31, // 5: tokenbroker.v1.GetTenantTokenKeysResponse.previous_secret_retires_on:type_name -> google.protobuf.Timestamp
+	31, // 6: tokenbroker.v1.RotateTenantSecretResponse.previous_secret_retires_on:type_name -> google.protobuf.Timestamp
+	23, // 7: tokenbroker.v1.ReportNamespaceStatsRequest.stats:type_name -> tokenbroker.v1.NamespaceStats
+	29, // 8: tokenbroker.v1.GetNamespaceStatsResponse.namespaces:type_name -> tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry
+	27, // 9: tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntry.value:type_name -> tokenbroker.v1.NamespaceUsage
+	1,  // 10: tokenbroker.v1.PulsarTokenService.CreateTenant:input_type -> tokenbroker.v1.CreateTenantRequest
+	3,  // 11: tokenbroker.v1.PulsarTokenService.ListTenants:input_type -> tokenbroker.v1.ListTenantsRequest
+	5,  // 12: tokenbroker.v1.PulsarTokenService.GetTenant:input_type -> tokenbroker.v1.GetTenantRequest
+	7,  // 13: tokenbroker.v1.PulsarTokenService.DeleteTenant:input_type -> tokenbroker.v1.DeleteTenantRequest
+	9,  // 14: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:input_type -> tokenbroker.v1.CreatePulsarTokenRequest
+	11, // 15: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:input_type -> tokenbroker.v1.ListPulsarTokensRequest
+	13, // 16: tokenbroker.v1.PulsarTokenService.GetPulsarToken:input_type -> tokenbroker.v1.GetPulsarTokenRequest
+	15, // 17: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:input_type -> tokenbroker.v1.DeletePulsarTokenRequest
+	17, // 18: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:input_type -> tokenbroker.v1.GetTenantTokenKeysRequest
+	19, // 19: tokenbroker.v1.PulsarTokenService.RotateSigningKey:input_type -> tokenbroker.v1.RotateSigningKeyRequest
+	21, // 20: tokenbroker.v1.PulsarTokenService.RotateTenantSecret:input_type -> tokenbroker.v1.RotateTenantSecretRequest
+	24, // 21: tokenbroker.v1.PulsarTokenService.ReportNamespaceStats:input_type -> tokenbroker.v1.ReportNamespaceStatsRequest
+	26, // 22: tokenbroker.v1.PulsarTokenService.GetNamespaceStats:input_type -> tokenbroker.v1.GetNamespaceStatsRequest
+	2,  // 23: tokenbroker.v1.PulsarTokenService.CreateTenant:output_type -> tokenbroker.v1.CreateTenantResponse
+	4,  // 24: tokenbroker.v1.PulsarTokenService.ListTenants:output_type -> tokenbroker.v1.ListTenantsResponse
+	6,  // 25: tokenbroker.v1.PulsarTokenService.GetTenant:output_type -> tokenbroker.v1.GetTenantResponse
+	8,  // 26: tokenbroker.v1.PulsarTokenService.DeleteTenant:output_type -> tokenbroker.v1.DeleteTenantResponse
+	10, // 27: tokenbroker.v1.PulsarTokenService.CreatePulsarToken:output_type -> tokenbroker.v1.CreatePulsarTokenResponse
+	12, // 28: tokenbroker.v1.PulsarTokenService.ListPulsarTokens:output_type -> tokenbroker.v1.ListPulsarTokensResponse
+	14, // 29: tokenbroker.v1.PulsarTokenService.GetPulsarToken:output_type -> tokenbroker.v1.GetPulsarTokenResponse
+	16, // 30: tokenbroker.v1.PulsarTokenService.DeletePulsarToken:output_type -> tokenbroker.v1.DeletePulsarTokenResponse
+	18, // 31: tokenbroker.v1.PulsarTokenService.GetTenantTokenKeys:output_type -> tokenbroker.v1.GetTenantTokenKeysResponse
+	20, // 32: tokenbroker.v1.PulsarTokenService.RotateSigningKey:output_type -> tokenbroker.v1.RotateSigningKeyResponse
+	22, // 33: tokenbroker.v1.PulsarTokenService.RotateTenantSecret:output_type -> tokenbroker.v1.RotateTenantSecretResponse
+	25, // 34: tokenbroker.v1.PulsarTokenService.ReportNamespaceStats:output_type -> tokenbroker.v1.ReportNamespaceStatsResponse
+	28, // 35: tokenbroker.v1.PulsarTokenService.GetNamespaceStats:output_type -> tokenbroker.v1.GetNamespaceStatsResponse
+	23, // [23:36] is the sub-list for method output_type
+	10, // [10:23] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tokenbroker_v1_pulsar_token_proto_init() }
@@ -1978,7 +2174,7 @@ func file_tokenbroker_v1_pulsar_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_v1_pulsar_token_proto_rawDesc), len(file_tokenbroker_v1_pulsar_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

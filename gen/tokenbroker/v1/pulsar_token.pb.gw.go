@@ -521,6 +521,9 @@ func request_PulsarTokenService_RotateSigningKey_0(ctx context.Context, marshale
 		protoReq RotateSigningKeyRequest
 		metadata runtime.ServerMetadata
 	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
@@ -533,7 +536,55 @@ func local_request_PulsarTokenService_RotateSigningKey_0(ctx context.Context, ma
 		protoReq RotateSigningKeyRequest
 		metadata runtime.ServerMetadata
 	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	msg, err := server.RotateSigningKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_PulsarTokenService_RotateTenantSecret_0(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RotateTenantSecretRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RotateTenantSecret(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_PulsarTokenService_RotateTenantSecret_0(ctx context.Context, marshaler runtime.Marshaler, server PulsarTokenServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RotateTenantSecretRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["tenant"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "tenant")
+	}
+	protoReq.Tenant, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	msg, err := server.RotateTenantSecret(ctx, &protoReq)
 	return msg, metadata, err
 }
 
@@ -888,6 +939,26 @@ func RegisterPulsarTokenServiceHandlerServer(ctx context.Context, mux *runtime.S
 		}
 		forward_PulsarTokenService_RotateSigningKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_PulsarTokenService_RotateTenantSecret_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/RotateTenantSecret", runtime.WithHTTPPathPattern("/v2/streaming/tenants/{tenant}/secret/rotate"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PulsarTokenService_RotateTenantSecret_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_RotateTenantSecret_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_PulsarTokenService_ReportNamespaceStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1192,6 +1263,23 @@ func RegisterPulsarTokenServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_PulsarTokenService_RotateSigningKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_PulsarTokenService_RotateTenantSecret_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/tokenbroker.v1.PulsarTokenService/RotateTenantSecret", runtime.WithHTTPPathPattern("/v2/streaming/tenants/{tenant}/secret/rotate"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PulsarTokenService_RotateTenantSecret_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PulsarTokenService_RotateTenantSecret_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_PulsarTokenService_ReportNamespaceStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1322,6 +1410,7 @@ var (
 	pattern_PulsarTokenService_DeletePulsarToken_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v2", "streaming", "tenants", "tenant", "tokens", "token_id"}, ""))
 	pattern_PulsarTokenService_GetTenantTokenKeys_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v2", "streaming", "tenants", "tenant", "token-keys"}, ""))
 	pattern_PulsarTokenService_RotateSigningKey_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v2", "streaming", "signing-keys", "rotate"}, ""))
+	pattern_PulsarTokenService_RotateTenantSecret_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 2, 5}, []string{"v2", "streaming", "tenants", "tenant", "secret", "rotate"}, ""))
 	pattern_PulsarTokenService_ReportNamespaceStats_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v2", "stats", "namespaces"}, ""))
 	pattern_PulsarTokenService_GetNamespaceStats_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v2", "stats", "namespaces", "tenant"}, ""))
 	pattern_PulsarTokenService_GetNamespaceStats_1    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"admin", "v2", "stats", "namespaces", "tenant"}, ""))
@@ -1340,6 +1429,7 @@ var (
 	forward_PulsarTokenService_DeletePulsarToken_0    = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_GetTenantTokenKeys_0   = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_RotateSigningKey_0     = runtime.ForwardResponseMessage
+	forward_PulsarTokenService_RotateTenantSecret_0   = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_ReportNamespaceStats_0 = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_GetNamespaceStats_0    = runtime.ForwardResponseMessage
 	forward_PulsarTokenService_GetNamespaceStats_1    = runtime.ForwardResponseMessage

@@ -29,6 +29,7 @@ const (
 	PulsarTokenService_DeletePulsarToken_FullMethodName    = "/tokenbroker.v1.PulsarTokenService/DeletePulsarToken"
 	PulsarTokenService_GetTenantTokenKeys_FullMethodName   = "/tokenbroker.v1.PulsarTokenService/GetTenantTokenKeys"
 	PulsarTokenService_RotateSigningKey_FullMethodName     = "/tokenbroker.v1.PulsarTokenService/RotateSigningKey"
+	PulsarTokenService_RotateTenantSecret_FullMethodName   = "/tokenbroker.v1.PulsarTokenService/RotateTenantSecret"
 	PulsarTokenService_ReportNamespaceStats_FullMethodName = "/tokenbroker.v1.PulsarTokenService/ReportNamespaceStats"
 	PulsarTokenService_GetNamespaceStats_FullMethodName    = "/tokenbroker.v1.PulsarTokenService/GetNamespaceStats"
 )
@@ -61,6 +62,9 @@ type PulsarTokenServiceClient interface {
 	// Makes a new signing key active for new tokens; the old public key stays
 	// published until every token it signed has expired or been deleted.
 	RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error)
+	// Replaces an hs256 tenant's shared secret; tokens signed with the old one
+	// keep verifying in Check for the overlap, then are refused.
+	RotateTenantSecret(ctx context.Context, in *RotateTenantSecretRequest, opts ...grpc.CallOption) (*RotateTenantSecretResponse, error)
 	// For data-plane services (e.g. a Pulsar proxy): reports the latest
 	// statistics of namespaces, replacing the previous report.
 	ReportNamespaceStats(ctx context.Context, in *ReportNamespaceStatsRequest, opts ...grpc.CallOption) (*ReportNamespaceStatsResponse, error)
@@ -177,6 +181,16 @@ func (c *pulsarTokenServiceClient) RotateSigningKey(ctx context.Context, in *Rot
 	return out, nil
 }
 
+func (c *pulsarTokenServiceClient) RotateTenantSecret(ctx context.Context, in *RotateTenantSecretRequest, opts ...grpc.CallOption) (*RotateTenantSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateTenantSecretResponse)
+	err := c.cc.Invoke(ctx, PulsarTokenService_RotateTenantSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pulsarTokenServiceClient) ReportNamespaceStats(ctx context.Context, in *ReportNamespaceStatsRequest, opts ...grpc.CallOption) (*ReportNamespaceStatsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportNamespaceStatsResponse)
@@ -225,6 +239,9 @@ type PulsarTokenServiceServer interface {
 	// Makes a new signing key active for new tokens; the old public key stays
 	// published until every token it signed has expired or been deleted.
 	RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error)
+	// Replaces an hs256 tenant's shared secret; tokens signed with the old one
+	// keep verifying in Check for the overlap, then are refused.
+	RotateTenantSecret(context.Context, *RotateTenantSecretRequest) (*RotateTenantSecretResponse, error)
 	// For data-plane services (e.g. a Pulsar proxy): reports the latest
 	// statistics of namespaces, replacing the previous report.
 	ReportNamespaceStats(context.Context, *ReportNamespaceStatsRequest) (*ReportNamespaceStatsResponse, error)
@@ -270,6 +287,9 @@ func (UnimplementedPulsarTokenServiceServer) GetTenantTokenKeys(context.Context,
 }
 func (UnimplementedPulsarTokenServiceServer) RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateSigningKey not implemented")
+}
+func (UnimplementedPulsarTokenServiceServer) RotateTenantSecret(context.Context, *RotateTenantSecretRequest) (*RotateTenantSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateTenantSecret not implemented")
 }
 func (UnimplementedPulsarTokenServiceServer) ReportNamespaceStats(context.Context, *ReportNamespaceStatsRequest) (*ReportNamespaceStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportNamespaceStats not implemented")
@@ -478,6 +498,24 @@ func _PulsarTokenService_RotateSigningKey_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PulsarTokenService_RotateTenantSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTenantSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PulsarTokenServiceServer).RotateTenantSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PulsarTokenService_RotateTenantSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PulsarTokenServiceServer).RotateTenantSecret(ctx, req.(*RotateTenantSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PulsarTokenService_ReportNamespaceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReportNamespaceStatsRequest)
 	if err := dec(in); err != nil {
@@ -560,6 +598,10 @@ var PulsarTokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateSigningKey",
 			Handler:    _PulsarTokenService_RotateSigningKey_Handler,
+		},
+		{
+			MethodName: "RotateTenantSecret",
+			Handler:    _PulsarTokenService_RotateTenantSecret_Handler,
 		},
 		{
 			MethodName: "ReportNamespaceStats",

@@ -198,7 +198,13 @@ func (x *CreateTokenResponse) GetTokenExpiry() *timestamppb.Timestamp {
 }
 
 type ListTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional: only tokens not used for at least this long ("30d", "12h", "2w"; a
+	// token never used counts from its creation). Last use is persisted in the
+	// background, so it may lag by up to the flush interval.
+	UnusedFor string `protobuf:"bytes,1,opt,name=unused_for,json=unusedFor,proto3" json:"unused_for,omitempty"`
+	// Optional: only tokens bound to this role ID.
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +237,20 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
 	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListTokensRequest) GetUnusedFor() string {
+	if x != nil {
+		return x.UnusedFor
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
 }
 
 type ListTokensResponse struct {
@@ -287,7 +307,13 @@ type TokenInfo struct {
 	TokenExpiry *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=token_expiry,json=tokenExpiry,proto3" json:"token_expiry,omitempty"`
 	// Beyond Astra: the last time the token authenticated a call, tracked in memory
 	// and persisted in the background (may lag by up to the flush interval).
-	LastUsedOn    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_on,json=lastUsedOn,proto3" json:"last_used_on,omitempty"`
+	LastUsedOn *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_on,json=lastUsedOn,proto3" json:"last_used_on,omitempty"`
+	// Beyond Astra: "active", "rotated" (replaced; works until token_expiry, the
+	// end of its grace period) or "expired" (refused; removed within a minute).
+	State string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	// For a rotated token: the client ID of its successor, and when it was rotated.
+	RotatedTo     string                 `protobuf:"bytes,8,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
+	RotatedOn     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=rotated_on,json=rotatedOn,proto3" json:"rotated_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -364,6 +390,508 @@ func (x *TokenInfo) GetLastUsedOn() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TokenInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetRotatedTo() string {
+	if x != nil {
+		return x.RotatedTo
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetRotatedOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RotatedOn
+	}
+	return nil
+}
+
+type RotateTokenRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Optional: how long the old token keeps working ("0s" default, at most "7d";
+	// units s, m, h, d, w).
+	GracePeriod   string `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenRequest) Reset() {
+	*x = RotateTokenRequest{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenRequest) ProtoMessage() {}
+
+func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RotateTokenRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetGracePeriod() string {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return ""
+}
+
+type RotateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new token, as CreateToken returns it (secret and token shown only here).
+	Token *CreateTokenResponse `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The old token's client ID and the end of its grace period.
+	PreviousClientId string                 `protobuf:"bytes,2,opt,name=previous_client_id,json=previousClientId,proto3" json:"previous_client_id,omitempty"`
+	PreviousExpiry   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=previous_expiry,json=previousExpiry,proto3" json:"previous_expiry,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RotateTokenResponse) Reset() {
+	*x = RotateTokenResponse{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenResponse) ProtoMessage() {}
+
+func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
+func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RotateTokenResponse) GetToken() *CreateTokenResponse {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *RotateTokenResponse) GetPreviousClientId() string {
+	if x != nil {
+		return x.PreviousClientId
+	}
+	return ""
+}
+
+func (x *RotateTokenResponse) GetPreviousExpiry() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousExpiry
+	}
+	return nil
+}
+
+type RevokeTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the role ID whose tokens go.
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// Optional: only tokens unused for at least this long (as in ListTokens).
+	UnusedFor string `protobuf:"bytes,2,opt,name=unused_for,json=unusedFor,proto3" json:"unused_for,omitempty"`
+	// List what would be revoked without revoking anything.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokensRequest) Reset() {
+	*x = RevokeTokensRequest{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokensRequest) ProtoMessage() {}
+
+func (x *RevokeTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokensRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokensRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevokeTokensRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *RevokeTokensRequest) GetUnusedFor() string {
+	if x != nil {
+		return x.UnusedFor
+	}
+	return ""
+}
+
+func (x *RevokeTokensRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type RevokeTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens revoked (or, with dry_run, that would be).
+	Clients       []*TokenInfo `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	DryRun        bool         `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokensResponse) Reset() {
+	*x = RevokeTokensResponse{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokensResponse) ProtoMessage() {}
+
+func (x *RevokeTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokensResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokensResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RevokeTokensResponse) GetClients() []*TokenInfo {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *RevokeTokensResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// TokenPolicy bounds the lifetime of new tokens. Durations as "30d", "12h",
+// "2w", "1y"; "" means no limit.
+type TokenPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Application tokens: a create without an expiry gets this lifetime; a longer
+	// one is refused.
+	MaxTokenLifetime string `protobuf:"bytes,1,opt,name=max_token_lifetime,json=maxTokenLifetime,proto3" json:"max_token_lifetime,omitempty"`
+	// Pulsar tokens: the same for their exp.
+	MaxPulsarTokenLifetime string                 `protobuf:"bytes,2,opt,name=max_pulsar_token_lifetime,json=maxPulsarTokenLifetime,proto3" json:"max_pulsar_token_lifetime,omitempty"`
+	UpdatedOn              *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=updated_on,json=updatedOn,proto3" json:"updated_on,omitempty"`
+	UpdatedBy              string                 `protobuf:"bytes,4,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *TokenPolicy) Reset() {
+	*x = TokenPolicy{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenPolicy) ProtoMessage() {}
+
+func (x *TokenPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenPolicy.ProtoReflect.Descriptor instead.
+func (*TokenPolicy) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TokenPolicy) GetMaxTokenLifetime() string {
+	if x != nil {
+		return x.MaxTokenLifetime
+	}
+	return ""
+}
+
+func (x *TokenPolicy) GetMaxPulsarTokenLifetime() string {
+	if x != nil {
+		return x.MaxPulsarTokenLifetime
+	}
+	return ""
+}
+
+func (x *TokenPolicy) GetUpdatedOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedOn
+	}
+	return nil
+}
+
+func (x *TokenPolicy) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+type GetTokenPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenPolicyRequest) Reset() {
+	*x = GetTokenPolicyRequest{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenPolicyRequest) ProtoMessage() {}
+
+func (x *GetTokenPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetTokenPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{10}
+}
+
+type GetTokenPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *TokenPolicy           `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenPolicyResponse) Reset() {
+	*x = GetTokenPolicyResponse{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenPolicyResponse) ProtoMessage() {}
+
+func (x *GetTokenPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetTokenPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetTokenPolicyResponse) GetPolicy() *TokenPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type UpdateTokenPolicyRequest struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	MaxTokenLifetime       string                 `protobuf:"bytes,1,opt,name=max_token_lifetime,json=maxTokenLifetime,proto3" json:"max_token_lifetime,omitempty"`
+	MaxPulsarTokenLifetime string                 `protobuf:"bytes,2,opt,name=max_pulsar_token_lifetime,json=maxPulsarTokenLifetime,proto3" json:"max_pulsar_token_lifetime,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *UpdateTokenPolicyRequest) Reset() {
+	*x = UpdateTokenPolicyRequest{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTokenPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTokenPolicyRequest) ProtoMessage() {}
+
+func (x *UpdateTokenPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTokenPolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTokenPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateTokenPolicyRequest) GetMaxTokenLifetime() string {
+	if x != nil {
+		return x.MaxTokenLifetime
+	}
+	return ""
+}
+
+func (x *UpdateTokenPolicyRequest) GetMaxPulsarTokenLifetime() string {
+	if x != nil {
+		return x.MaxPulsarTokenLifetime
+	}
+	return ""
+}
+
+type UpdateTokenPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *TokenPolicy           `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTokenPolicyResponse) Reset() {
+	*x = UpdateTokenPolicyResponse{}
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTokenPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTokenPolicyResponse) ProtoMessage() {}
+
+func (x *UpdateTokenPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTokenPolicyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTokenPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateTokenPolicyResponse) GetPolicy() *TokenPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
 type DeleteTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -373,7 +901,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[5]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +913,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[5]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +926,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteTokenRequest) GetClientId() string {
@@ -416,7 +944,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[6]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +956,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[6]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +969,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{15}
 }
 
 // Policy is the permission set of a role: the actions it allows on the resources (DRNs).
@@ -458,7 +986,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[7]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +998,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[7]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +1011,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Policy) GetDescription() string {
@@ -534,7 +1062,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[8]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +1074,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[8]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +1087,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Role) GetId() string {
@@ -619,7 +1147,7 @@ type ListRolesRequest struct {
 
 func (x *ListRolesRequest) Reset() {
 	*x = ListRolesRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[9]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +1159,7 @@ func (x *ListRolesRequest) String() string {
 func (*ListRolesRequest) ProtoMessage() {}
 
 func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[9]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +1172,7 @@ func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListRolesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{18}
 }
 
 type ListRolesResponse struct {
@@ -656,7 +1184,7 @@ type ListRolesResponse struct {
 
 func (x *ListRolesResponse) Reset() {
 	*x = ListRolesResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[10]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +1196,7 @@ func (x *ListRolesResponse) String() string {
 func (*ListRolesResponse) ProtoMessage() {}
 
 func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[10]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +1209,7 @@ func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListRolesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRolesResponse) GetRoles() []*Role {
@@ -701,7 +1229,7 @@ type CreateRoleRequest struct {
 
 func (x *CreateRoleRequest) Reset() {
 	*x = CreateRoleRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[11]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1241,7 @@ func (x *CreateRoleRequest) String() string {
 func (*CreateRoleRequest) ProtoMessage() {}
 
 func (x *CreateRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[11]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1254,7 @@ func (x *CreateRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateRoleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{11}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateRoleRequest) GetName() string {
@@ -752,7 +1280,7 @@ type CreateRoleResponse struct {
 
 func (x *CreateRoleResponse) Reset() {
 	*x = CreateRoleResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[12]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +1292,7 @@ func (x *CreateRoleResponse) String() string {
 func (*CreateRoleResponse) ProtoMessage() {}
 
 func (x *CreateRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[12]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +1305,7 @@ func (x *CreateRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateRoleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{12}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateRoleResponse) GetRole() *Role {
@@ -796,7 +1324,7 @@ type GetRoleRequest struct {
 
 func (x *GetRoleRequest) Reset() {
 	*x = GetRoleRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[13]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1336,7 @@ func (x *GetRoleRequest) String() string {
 func (*GetRoleRequest) ProtoMessage() {}
 
 func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[13]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1349,7 @@ func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetRoleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{13}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRoleRequest) GetRoleId() string {
@@ -840,7 +1368,7 @@ type GetRoleResponse struct {
 
 func (x *GetRoleResponse) Reset() {
 	*x = GetRoleResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[14]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1380,7 @@ func (x *GetRoleResponse) String() string {
 func (*GetRoleResponse) ProtoMessage() {}
 
 func (x *GetRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[14]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1393,7 @@ func (x *GetRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoleResponse.ProtoReflect.Descriptor instead.
 func (*GetRoleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{14}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRoleResponse) GetRole() *Role {
@@ -886,7 +1414,7 @@ type UpdateRoleRequest struct {
 
 func (x *UpdateRoleRequest) Reset() {
 	*x = UpdateRoleRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[15]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1426,7 @@ func (x *UpdateRoleRequest) String() string {
 func (*UpdateRoleRequest) ProtoMessage() {}
 
 func (x *UpdateRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[15]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1439,7 @@ func (x *UpdateRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRoleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRoleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{15}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpdateRoleRequest) GetRoleId() string {
@@ -944,7 +1472,7 @@ type UpdateRoleResponse struct {
 
 func (x *UpdateRoleResponse) Reset() {
 	*x = UpdateRoleResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[16]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1484,7 @@ func (x *UpdateRoleResponse) String() string {
 func (*UpdateRoleResponse) ProtoMessage() {}
 
 func (x *UpdateRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[16]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1497,7 @@ func (x *UpdateRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRoleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRoleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{16}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateRoleResponse) GetRole() *Role {
@@ -988,7 +1516,7 @@ type DeleteRoleRequest struct {
 
 func (x *DeleteRoleRequest) Reset() {
 	*x = DeleteRoleRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[17]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1528,7 @@ func (x *DeleteRoleRequest) String() string {
 func (*DeleteRoleRequest) ProtoMessage() {}
 
 func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[17]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1541,7 @@ func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{17}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteRoleRequest) GetRoleId() string {
@@ -1031,7 +1559,7 @@ type DeleteRoleResponse struct {
 
 func (x *DeleteRoleResponse) Reset() {
 	*x = DeleteRoleResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[18]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1571,7 @@ func (x *DeleteRoleResponse) String() string {
 func (*DeleteRoleResponse) ProtoMessage() {}
 
 func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[18]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1584,7 @@ func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRoleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{18}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{27}
 }
 
 type GetCurrentOrgRequest struct {
@@ -1067,7 +1595,7 @@ type GetCurrentOrgRequest struct {
 
 func (x *GetCurrentOrgRequest) Reset() {
 	*x = GetCurrentOrgRequest{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[19]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1607,7 @@ func (x *GetCurrentOrgRequest) String() string {
 func (*GetCurrentOrgRequest) ProtoMessage() {}
 
 func (x *GetCurrentOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[19]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1620,7 @@ func (x *GetCurrentOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentOrgRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentOrgRequest) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{19}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{28}
 }
 
 type GetCurrentOrgResponse struct {
@@ -1105,7 +1633,7 @@ type GetCurrentOrgResponse struct {
 
 func (x *GetCurrentOrgResponse) Reset() {
 	*x = GetCurrentOrgResponse{}
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[20]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1645,7 @@ func (x *GetCurrentOrgResponse) String() string {
 func (*GetCurrentOrgResponse) ProtoMessage() {}
 
 func (x *GetCurrentOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenbroker_v1_token_proto_msgTypes[20]
+	mi := &file_tokenbroker_v1_token_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1658,7 @@ func (x *GetCurrentOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentOrgResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentOrgResponse) Descriptor() ([]byte, []int) {
-	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{20}
+	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetCurrentOrgResponse) GetId() string {
@@ -1165,10 +1693,13 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\x05token\x18\x05 \x01(\tR\x05token\x12=\n" +
 	"\fgenerated_on\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedOn\x12 \n" +
 	"\vdescription\x18\a \x01(\tR\vdescription\x12=\n" +
-	"\ftoken_expiry\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vtokenExpiry\"\x13\n" +
-	"\x11ListTokensRequest\"I\n" +
+	"\ftoken_expiry\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vtokenExpiry\"F\n" +
+	"\x11ListTokensRequest\x12\x1d\n" +
+	"\n" +
+	"unused_for\x18\x01 \x01(\tR\tunusedFor\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"I\n" +
 	"\x12ListTokensResponse\x123\n" +
-	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\"\x9c\x02\n" +
+	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\"\x8c\x03\n" +
 	"\tTokenInfo\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12=\n" +
@@ -1176,7 +1707,42 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12=\n" +
 	"\ftoken_expiry\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vtokenExpiry\x12<\n" +
 	"\flast_used_on\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastUsedOn\"1\n" +
+	"lastUsedOn\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"rotated_to\x18\b \x01(\tR\trotatedTo\x129\n" +
+	"\n" +
+	"rotated_on\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trotatedOn\"T\n" +
+	"\x12RotateTokenRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12!\n" +
+	"\fgrace_period\x18\x02 \x01(\tR\vgracePeriod\"\xc3\x01\n" +
+	"\x13RotateTokenResponse\x129\n" +
+	"\x05token\x18\x01 \x01(\v2#.tokenbroker.v1.CreateTokenResponseR\x05token\x12,\n" +
+	"\x12previous_client_id\x18\x02 \x01(\tR\x10previousClientId\x12C\n" +
+	"\x0fprevious_expiry\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0epreviousExpiry\"a\n" +
+	"\x13RevokeTokensRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"unused_for\x18\x02 \x01(\tR\tunusedFor\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"d\n" +
+	"\x14RevokeTokensResponse\x123\n" +
+	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xd0\x01\n" +
+	"\vTokenPolicy\x12,\n" +
+	"\x12max_token_lifetime\x18\x01 \x01(\tR\x10maxTokenLifetime\x129\n" +
+	"\x19max_pulsar_token_lifetime\x18\x02 \x01(\tR\x16maxPulsarTokenLifetime\x129\n" +
+	"\n" +
+	"updated_on\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedOn\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x04 \x01(\tR\tupdatedBy\"\x17\n" +
+	"\x15GetTokenPolicyRequest\"M\n" +
+	"\x16GetTokenPolicyResponse\x123\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1b.tokenbroker.v1.TokenPolicyR\x06policy\"\x83\x01\n" +
+	"\x18UpdateTokenPolicyRequest\x12,\n" +
+	"\x12max_token_lifetime\x18\x01 \x01(\tR\x10maxTokenLifetime\x129\n" +
+	"\x19max_pulsar_token_lifetime\x18\x02 \x01(\tR\x16maxPulsarTokenLifetime\"P\n" +
+	"\x19UpdateTokenPolicyResponse\x123\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1b.tokenbroker.v1.TokenPolicyR\x06policy\"1\n" +
 	"\x12DeleteTokenRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x15\n" +
 	"\x13DeleteTokenResponse\"z\n" +
@@ -1217,12 +1783,16 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\x14GetCurrentOrgRequest\";\n" +
 	"\x15GetCurrentOrgResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name2\x8e\x06\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name2\x8c\t\n" +
 	"\fTokenService\x12V\n" +
 	"\vCreateToken\x12\".tokenbroker.v1.CreateTokenRequest\x1a#.tokenbroker.v1.CreateTokenResponse\x12S\n" +
 	"\n" +
 	"ListTokens\x12!.tokenbroker.v1.ListTokensRequest\x1a\".tokenbroker.v1.ListTokensResponse\x12V\n" +
-	"\vDeleteToken\x12\".tokenbroker.v1.DeleteTokenRequest\x1a#.tokenbroker.v1.DeleteTokenResponse\x12P\n" +
+	"\vDeleteToken\x12\".tokenbroker.v1.DeleteTokenRequest\x1a#.tokenbroker.v1.DeleteTokenResponse\x12V\n" +
+	"\vRotateToken\x12\".tokenbroker.v1.RotateTokenRequest\x1a#.tokenbroker.v1.RotateTokenResponse\x12Y\n" +
+	"\fRevokeTokens\x12#.tokenbroker.v1.RevokeTokensRequest\x1a$.tokenbroker.v1.RevokeTokensResponse\x12_\n" +
+	"\x0eGetTokenPolicy\x12%.tokenbroker.v1.GetTokenPolicyRequest\x1a&.tokenbroker.v1.GetTokenPolicyResponse\x12h\n" +
+	"\x11UpdateTokenPolicy\x12(.tokenbroker.v1.UpdateTokenPolicyRequest\x1a).tokenbroker.v1.UpdateTokenPolicyResponse\x12P\n" +
 	"\tListRoles\x12 .tokenbroker.v1.ListRolesRequest\x1a!.tokenbroker.v1.ListRolesResponse\x12S\n" +
 	"\n" +
 	"CreateRole\x12!.tokenbroker.v1.CreateRoleRequest\x1a\".tokenbroker.v1.CreateRoleResponse\x12J\n" +
@@ -1245,69 +1815,93 @@ func file_tokenbroker_v1_token_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_v1_token_proto_rawDescData
 }
 
-var file_tokenbroker_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_tokenbroker_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_tokenbroker_v1_token_proto_goTypes = []any{
-	(*CreateTokenRequest)(nil),    // 0: tokenbroker.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 1: tokenbroker.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 2: tokenbroker.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 3: tokenbroker.v1.ListTokensResponse
-	(*TokenInfo)(nil),             // 4: tokenbroker.v1.TokenInfo
-	(*DeleteTokenRequest)(nil),    // 5: tokenbroker.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),   // 6: tokenbroker.v1.DeleteTokenResponse
-	(*Policy)(nil),                // 7: tokenbroker.v1.Policy
-	(*Role)(nil),                  // 8: tokenbroker.v1.Role
-	(*ListRolesRequest)(nil),      // 9: tokenbroker.v1.ListRolesRequest
-	(*ListRolesResponse)(nil),     // 10: tokenbroker.v1.ListRolesResponse
-	(*CreateRoleRequest)(nil),     // 11: tokenbroker.v1.CreateRoleRequest
-	(*CreateRoleResponse)(nil),    // 12: tokenbroker.v1.CreateRoleResponse
-	(*GetRoleRequest)(nil),        // 13: tokenbroker.v1.GetRoleRequest
-	(*GetRoleResponse)(nil),       // 14: tokenbroker.v1.GetRoleResponse
-	(*UpdateRoleRequest)(nil),     // 15: tokenbroker.v1.UpdateRoleRequest
-	(*UpdateRoleResponse)(nil),    // 16: tokenbroker.v1.UpdateRoleResponse
-	(*DeleteRoleRequest)(nil),     // 17: tokenbroker.v1.DeleteRoleRequest
-	(*DeleteRoleResponse)(nil),    // 18: tokenbroker.v1.DeleteRoleResponse
-	(*GetCurrentOrgRequest)(nil),  // 19: tokenbroker.v1.GetCurrentOrgRequest
-	(*GetCurrentOrgResponse)(nil), // 20: tokenbroker.v1.GetCurrentOrgResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*CreateTokenRequest)(nil),        // 0: tokenbroker.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 1: tokenbroker.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),         // 2: tokenbroker.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),        // 3: tokenbroker.v1.ListTokensResponse
+	(*TokenInfo)(nil),                 // 4: tokenbroker.v1.TokenInfo
+	(*RotateTokenRequest)(nil),        // 5: tokenbroker.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),       // 6: tokenbroker.v1.RotateTokenResponse
+	(*RevokeTokensRequest)(nil),       // 7: tokenbroker.v1.RevokeTokensRequest
+	(*RevokeTokensResponse)(nil),      // 8: tokenbroker.v1.RevokeTokensResponse
+	(*TokenPolicy)(nil),               // 9: tokenbroker.v1.TokenPolicy
+	(*GetTokenPolicyRequest)(nil),     // 10: tokenbroker.v1.GetTokenPolicyRequest
+	(*GetTokenPolicyResponse)(nil),    // 11: tokenbroker.v1.GetTokenPolicyResponse
+	(*UpdateTokenPolicyRequest)(nil),  // 12: tokenbroker.v1.UpdateTokenPolicyRequest
+	(*UpdateTokenPolicyResponse)(nil), // 13: tokenbroker.v1.UpdateTokenPolicyResponse
+	(*DeleteTokenRequest)(nil),        // 14: tokenbroker.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),       // 15: tokenbroker.v1.DeleteTokenResponse
+	(*Policy)(nil),                    // 16: tokenbroker.v1.Policy
+	(*Role)(nil),                      // 17: tokenbroker.v1.Role
+	(*ListRolesRequest)(nil),          // 18: tokenbroker.v1.ListRolesRequest
+	(*ListRolesResponse)(nil),         // 19: tokenbroker.v1.ListRolesResponse
+	(*CreateRoleRequest)(nil),         // 20: tokenbroker.v1.CreateRoleRequest
+	(*CreateRoleResponse)(nil),        // 21: tokenbroker.v1.CreateRoleResponse
+	(*GetRoleRequest)(nil),            // 22: tokenbroker.v1.GetRoleRequest
+	(*GetRoleResponse)(nil),           // 23: tokenbroker.v1.GetRoleResponse
+	(*UpdateRoleRequest)(nil),         // 24: tokenbroker.v1.UpdateRoleRequest
+	(*UpdateRoleResponse)(nil),        // 25: tokenbroker.v1.UpdateRoleResponse
+	(*DeleteRoleRequest)(nil),         // 26: tokenbroker.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),        // 27: tokenbroker.v1.DeleteRoleResponse
+	(*GetCurrentOrgRequest)(nil),      // 28: tokenbroker.v1.GetCurrentOrgRequest
+	(*GetCurrentOrgResponse)(nil),     // 29: tokenbroker.v1.GetCurrentOrgResponse
+	(*timestamppb.Timestamp)(nil),     // 30: google.protobuf.Timestamp
 }
 var file_tokenbroker_v1_token_proto_depIdxs = []int32{
-	21, // 0: tokenbroker.v1.CreateTokenRequest.token_expiry:type_name -> google.protobuf.Timestamp
-	21, // 1: tokenbroker.v1.CreateTokenResponse.generated_on:type_name -> google.protobuf.Timestamp
-	21, // 2: tokenbroker.v1.CreateTokenResponse.token_expiry:type_name -> google.protobuf.Timestamp
+	30, // 0: tokenbroker.v1.CreateTokenRequest.token_expiry:type_name -> google.protobuf.Timestamp
+	30, // 1: tokenbroker.v1.CreateTokenResponse.generated_on:type_name -> google.protobuf.Timestamp
+	30, // 2: tokenbroker.v1.CreateTokenResponse.token_expiry:type_name -> google.protobuf.Timestamp
 	4,  // 3: tokenbroker.v1.ListTokensResponse.clients:type_name -> tokenbroker.v1.TokenInfo
-	21, // 4: tokenbroker.v1.TokenInfo.generated_on:type_name -> google.protobuf.Timestamp
-	21, // 5: tokenbroker.v1.TokenInfo.token_expiry:type_name -> google.protobuf.Timestamp
-	21, // 6: tokenbroker.v1.TokenInfo.last_used_on:type_name -> google.protobuf.Timestamp
-	7,  // 7: tokenbroker.v1.Role.policy:type_name -> tokenbroker.v1.Policy
-	8,  // 8: tokenbroker.v1.ListRolesResponse.roles:type_name -> tokenbroker.v1.Role
-	7,  // 9: tokenbroker.v1.CreateRoleRequest.policy:type_name -> tokenbroker.v1.Policy
-	8,  // 10: tokenbroker.v1.CreateRoleResponse.role:type_name -> tokenbroker.v1.Role
-	8,  // 11: tokenbroker.v1.GetRoleResponse.role:type_name -> tokenbroker.v1.Role
-	7,  // 12: tokenbroker.v1.UpdateRoleRequest.policy:type_name -> tokenbroker.v1.Policy
-	8,  // 13: tokenbroker.v1.UpdateRoleResponse.role:type_name -> tokenbroker.v1.Role
-	0,  // 14: tokenbroker.v1.TokenService.CreateToken:input_type -> tokenbroker.v1.CreateTokenRequest
-	2,  // 15: tokenbroker.v1.TokenService.ListTokens:input_type -> tokenbroker.v1.ListTokensRequest
-	5,  // 16: tokenbroker.v1.TokenService.DeleteToken:input_type -> tokenbroker.v1.DeleteTokenRequest
-	9,  // 17: tokenbroker.v1.TokenService.ListRoles:input_type -> tokenbroker.v1.ListRolesRequest
-	11, // 18: tokenbroker.v1.TokenService.CreateRole:input_type -> tokenbroker.v1.CreateRoleRequest
-	13, // 19: tokenbroker.v1.TokenService.GetRole:input_type -> tokenbroker.v1.GetRoleRequest
-	15, // 20: tokenbroker.v1.TokenService.UpdateRole:input_type -> tokenbroker.v1.UpdateRoleRequest
-	17, // 21: tokenbroker.v1.TokenService.DeleteRole:input_type -> tokenbroker.v1.DeleteRoleRequest
-	19, // 22: tokenbroker.v1.TokenService.GetCurrentOrg:input_type -> tokenbroker.v1.GetCurrentOrgRequest
-	1,  // 23: tokenbroker.v1.TokenService.CreateToken:output_type -> tokenbroker.v1.CreateTokenResponse
-	3,  // 24: tokenbroker.v1.TokenService.ListTokens:output_type -> tokenbroker.v1.ListTokensResponse
-	6,  // 25: tokenbroker.v1.TokenService.DeleteToken:output_type -> tokenbroker.v1.DeleteTokenResponse
-	10, // 26: tokenbroker.v1.TokenService.ListRoles:output_type -> tokenbroker.v1.ListRolesResponse
-	12, // 27: tokenbroker.v1.TokenService.CreateRole:output_type -> tokenbroker.v1.CreateRoleResponse
-	14, // 28: tokenbroker.v1.TokenService.GetRole:output_type -> tokenbroker.v1.GetRoleResponse
-	16, // 29: tokenbroker.v1.TokenService.UpdateRole:output_type -> tokenbroker.v1.UpdateRoleResponse
-	18, // 30: tokenbroker.v1.TokenService.DeleteRole:output_type -> tokenbroker.v1.DeleteRoleResponse
-	20, // 31: tokenbroker.v1.TokenService.GetCurrentOrg:output_type -> tokenbroker.v1.GetCurrentOrgResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	30, // 4: tokenbroker.v1.TokenInfo.generated_on:type_name -> google.protobuf.Timestamp
+	30, // 5: tokenbroker.v1.TokenInfo.token_expiry:type_name -> google.protobuf.Timestamp
+	30, // 6: tokenbroker.v1.TokenInfo.last_used_on:type_name -> google.protobuf.Timestamp
+	30, // 7: tokenbroker.v1.TokenInfo.rotated_on:type_name -> google.protobuf.Timestamp
+	1,  // 8: tokenbroker.v1.RotateTokenResponse.token:type_name -> tokenbroker.v1.CreateTokenResponse
+	30, // 9: tokenbroker.v1.RotateTokenResponse.previous_expiry:type_name -> google.protobuf.Timestamp
+	4,  // 10: tokenbroker.v1.RevokeTokensResponse.clients:type_name -> tokenbroker.v1.TokenInfo
+	30, // 11: tokenbroker.v1.TokenPolicy.updated_on:type_name -> google.protobuf.Timestamp
+	9,  // 12: tokenbroker.v1.GetTokenPolicyResponse.policy:type_name -> tokenbroker.v1.TokenPolicy
+	9,  // 13: tokenbroker.v1.UpdateTokenPolicyResponse.policy:type_name -> tokenbroker.v1.TokenPolicy
+	16, // 14: tokenbroker.v1.Role.policy:type_name -> tokenbroker.v1.Policy
+	17, // 15: tokenbroker.v1.ListRolesResponse.roles:type_name -> tokenbroker.v1.Role
+	16, // 16: tokenbroker.v1.CreateRoleRequest.policy:type_name -> tokenbroker.v1.Policy
+	17, // 17: tokenbroker.v1.CreateRoleResponse.role:type_name -> tokenbroker.v1.Role
+	17, // 18: tokenbroker.v1.GetRoleResponse.role:type_name -> tokenbroker.v1.Role
+	16, // 19: tokenbroker.v1.UpdateRoleRequest.policy:type_name -> tokenbroker.v1.Policy
+	17, // 20: tokenbroker.v1.UpdateRoleResponse.role:type_name -> tokenbroker.v1.Role
+	0,  // 21: tokenbroker.v1.TokenService.CreateToken:input_type -> tokenbroker.v1.CreateTokenRequest
+	2,  // 22: tokenbroker.v1.TokenService.ListTokens:input_type -> tokenbroker.v1.ListTokensRequest
+	14, // 23: tokenbroker.v1.TokenService.DeleteToken:input_type -> tokenbroker.v1.DeleteTokenRequest
+	5,  // 24: tokenbroker.v1.TokenService.RotateToken:input_type -> tokenbroker.v1.RotateTokenRequest
+	7,  // 25: tokenbroker.v1.TokenService.RevokeTokens:input_type -> tokenbroker.v1.RevokeTokensRequest
+	10, // 26: tokenbroker.v1.TokenService.GetTokenPolicy:input_type -> tokenbroker.v1.GetTokenPolicyRequest
+	12, // 27: tokenbroker.v1.TokenService.UpdateTokenPolicy:input_type -> tokenbroker.v1.UpdateTokenPolicyRequest
+	18, // 28: tokenbroker.v1.TokenService.ListRoles:input_type -> tokenbroker.v1.ListRolesRequest
+	20, // 29: tokenbroker.v1.TokenService.CreateRole:input_type -> tokenbroker.v1.CreateRoleRequest
+	22, // 30: tokenbroker.v1.TokenService.GetRole:input_type -> tokenbroker.v1.GetRoleRequest
+	24, // 31: tokenbroker.v1.TokenService.UpdateRole:input_type -> tokenbroker.v1.UpdateRoleRequest
+	26, // 32: tokenbroker.v1.TokenService.DeleteRole:input_type -> tokenbroker.v1.DeleteRoleRequest
+	28, // 33: tokenbroker.v1.TokenService.GetCurrentOrg:input_type -> tokenbroker.v1.GetCurrentOrgRequest
+	1,  // 34: tokenbroker.v1.TokenService.CreateToken:output_type -> tokenbroker.v1.CreateTokenResponse
+	3,  // 35: tokenbroker.v1.TokenService.ListTokens:output_type -> tokenbroker.v1.ListTokensResponse
+	15, // 36: tokenbroker.v1.TokenService.DeleteToken:output_type -> tokenbroker.v1.DeleteTokenResponse
+	6,  // 37: tokenbroker.v1.TokenService.RotateToken:output_type -> tokenbroker.v1.RotateTokenResponse
+	8,  // 38: tokenbroker.v1.TokenService.RevokeTokens:output_type -> tokenbroker.v1.RevokeTokensResponse
+	11, // 39: tokenbroker.v1.TokenService.GetTokenPolicy:output_type -> tokenbroker.v1.GetTokenPolicyResponse
+	13, // 40: tokenbroker.v1.TokenService.UpdateTokenPolicy:output_type -> tokenbroker.v1.UpdateTokenPolicyResponse
+	19, // 41: tokenbroker.v1.TokenService.ListRoles:output_type -> tokenbroker.v1.ListRolesResponse
+	21, // 42: tokenbroker.v1.TokenService.CreateRole:output_type -> tokenbroker.v1.CreateRoleResponse
+	23, // 43: tokenbroker.v1.TokenService.GetRole:output_type -> tokenbroker.v1.GetRoleResponse
+	25, // 44: tokenbroker.v1.TokenService.UpdateRole:output_type -> tokenbroker.v1.UpdateRoleResponse
+	27, // 45: tokenbroker.v1.TokenService.DeleteRole:output_type -> tokenbroker.v1.DeleteRoleResponse
+	29, // 46: tokenbroker.v1.TokenService.GetCurrentOrg:output_type -> tokenbroker.v1.GetCurrentOrgResponse
+	34, // [34:47] is the sub-list for method output_type
+	21, // [21:34] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_tokenbroker_v1_token_proto_init() }
@@ -1321,7 +1915,7 @@ func file_tokenbroker_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_v1_token_proto_rawDesc), len(file_tokenbroker_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,15 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_CreateToken_FullMethodName   = "/tokenbroker.v1.TokenService/CreateToken"
-	TokenService_ListTokens_FullMethodName    = "/tokenbroker.v1.TokenService/ListTokens"
-	TokenService_DeleteToken_FullMethodName   = "/tokenbroker.v1.TokenService/DeleteToken"
-	TokenService_ListRoles_FullMethodName     = "/tokenbroker.v1.TokenService/ListRoles"
-	TokenService_CreateRole_FullMethodName    = "/tokenbroker.v1.TokenService/CreateRole"
-	TokenService_GetRole_FullMethodName       = "/tokenbroker.v1.TokenService/GetRole"
-	TokenService_UpdateRole_FullMethodName    = "/tokenbroker.v1.TokenService/UpdateRole"
-	TokenService_DeleteRole_FullMethodName    = "/tokenbroker.v1.TokenService/DeleteRole"
-	TokenService_GetCurrentOrg_FullMethodName = "/tokenbroker.v1.TokenService/GetCurrentOrg"
+	TokenService_CreateToken_FullMethodName       = "/tokenbroker.v1.TokenService/CreateToken"
+	TokenService_ListTokens_FullMethodName        = "/tokenbroker.v1.TokenService/ListTokens"
+	TokenService_DeleteToken_FullMethodName       = "/tokenbroker.v1.TokenService/DeleteToken"
+	TokenService_RotateToken_FullMethodName       = "/tokenbroker.v1.TokenService/RotateToken"
+	TokenService_RevokeTokens_FullMethodName      = "/tokenbroker.v1.TokenService/RevokeTokens"
+	TokenService_GetTokenPolicy_FullMethodName    = "/tokenbroker.v1.TokenService/GetTokenPolicy"
+	TokenService_UpdateTokenPolicy_FullMethodName = "/tokenbroker.v1.TokenService/UpdateTokenPolicy"
+	TokenService_ListRoles_FullMethodName         = "/tokenbroker.v1.TokenService/ListRoles"
+	TokenService_CreateRole_FullMethodName        = "/tokenbroker.v1.TokenService/CreateRole"
+	TokenService_GetRole_FullMethodName           = "/tokenbroker.v1.TokenService/GetRole"
+	TokenService_UpdateRole_FullMethodName        = "/tokenbroker.v1.TokenService/UpdateRole"
+	TokenService_DeleteRole_FullMethodName        = "/tokenbroker.v1.TokenService/DeleteRole"
+	TokenService_GetCurrentOrg_FullMethodName     = "/tokenbroker.v1.TokenService/GetCurrentOrg"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -47,6 +51,18 @@ type TokenServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// Revokes an application token; it is refused from the next call on.
 	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
+	// Replaces an application token by a new one (new client ID and secret, same
+	// roles, description and lifetime). The old one keeps working for the grace
+	// period, then is refused. The new secret and token are returned only here.
+	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
+	// Revokes every token bound to a role (optionally only those unused for a
+	// while), or with dry_run lists what would be revoked.
+	RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error)
+	// Returns the organization's lifetime policy for new tokens.
+	GetTokenPolicy(ctx context.Context, in *GetTokenPolicyRequest, opts ...grpc.CallOption) (*GetTokenPolicyResponse, error)
+	// Replaces the organization's lifetime policy for new tokens; existing
+	// tokens are not changed.
+	UpdateTokenPolicy(ctx context.Context, in *UpdateTokenPolicyRequest, opts ...grpc.CallOption) (*UpdateTokenPolicyResponse, error)
 	// Lists default and custom roles.
 	ListRoles(ctx context.Context, in *ListRolesRequest, opts ...grpc.CallOption) (*ListRolesResponse, error)
 	// Creates a custom role.
@@ -93,6 +109,46 @@ func (c *tokenServiceClient) DeleteToken(ctx context.Context, in *DeleteTokenReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteTokenResponse)
 	err := c.cc.Invoke(ctx, TokenService_DeleteToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_RotateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokensResponse)
+	err := c.cc.Invoke(ctx, TokenService_RevokeTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) GetTokenPolicy(ctx context.Context, in *GetTokenPolicyRequest, opts ...grpc.CallOption) (*GetTokenPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTokenPolicyResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetTokenPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) UpdateTokenPolicy(ctx context.Context, in *UpdateTokenPolicyRequest, opts ...grpc.CallOption) (*UpdateTokenPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTokenPolicyResponse)
+	err := c.cc.Invoke(ctx, TokenService_UpdateTokenPolicy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +232,18 @@ type TokenServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// Revokes an application token; it is refused from the next call on.
 	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
+	// Replaces an application token by a new one (new client ID and secret, same
+	// roles, description and lifetime). The old one keeps working for the grace
+	// period, then is refused. The new secret and token are returned only here.
+	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
+	// Revokes every token bound to a role (optionally only those unused for a
+	// while), or with dry_run lists what would be revoked.
+	RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error)
+	// Returns the organization's lifetime policy for new tokens.
+	GetTokenPolicy(context.Context, *GetTokenPolicyRequest) (*GetTokenPolicyResponse, error)
+	// Replaces the organization's lifetime policy for new tokens; existing
+	// tokens are not changed.
+	UpdateTokenPolicy(context.Context, *UpdateTokenPolicyRequest) (*UpdateTokenPolicyResponse, error)
 	// Lists default and custom roles.
 	ListRoles(context.Context, *ListRolesRequest) (*ListRolesResponse, error)
 	// Creates a custom role.
@@ -206,6 +274,18 @@ func (UnimplementedTokenServiceServer) ListTokens(context.Context, *ListTokensRe
 }
 func (UnimplementedTokenServiceServer) DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteToken not implemented")
+}
+func (UnimplementedTokenServiceServer) RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateToken not implemented")
+}
+func (UnimplementedTokenServiceServer) RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeTokens not implemented")
+}
+func (UnimplementedTokenServiceServer) GetTokenPolicy(context.Context, *GetTokenPolicyRequest) (*GetTokenPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTokenPolicy not implemented")
+}
+func (UnimplementedTokenServiceServer) UpdateTokenPolicy(context.Context, *UpdateTokenPolicyRequest) (*UpdateTokenPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTokenPolicy not implemented")
 }
 func (UnimplementedTokenServiceServer) ListRoles(context.Context, *ListRolesRequest) (*ListRolesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRoles not implemented")
@@ -296,6 +376,78 @@ func _TokenService_DeleteToken_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(TokenServiceServer).DeleteToken(ctx, req.(*DeleteTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RotateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RotateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RotateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RotateToken(ctx, req.(*RotateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RevokeTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RevokeTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RevokeTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RevokeTokens(ctx, req.(*RevokeTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_GetTokenPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTokenPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetTokenPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetTokenPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetTokenPolicy(ctx, req.(*GetTokenPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_UpdateTokenPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTokenPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).UpdateTokenPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_UpdateTokenPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).UpdateTokenPolicy(ctx, req.(*UpdateTokenPolicyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -426,6 +578,22 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteToken",
 			Handler:    _TokenService_DeleteToken_Handler,
+		},
+		{
+			MethodName: "RotateToken",
+			Handler:    _TokenService_RotateToken_Handler,
+		},
+		{
+			MethodName: "RevokeTokens",
+			Handler:    _TokenService_RevokeTokens_Handler,
+		},
+		{
+			MethodName: "GetTokenPolicy",
+			Handler:    _TokenService_GetTokenPolicy_Handler,
+		},
+		{
+			MethodName: "UpdateTokenPolicy",
+			Handler:    _TokenService_UpdateTokenPolicy_Handler,
 		},
 		{
 			MethodName: "ListRoles",

@@ -28,15 +28,32 @@ import (
 )
 
 type orgRecord struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	KeyCheck  []byte    `json:"key_check"`
+	ID          string             `json:"id"`
+	Name        string             `json:"name"`
+	CreatedAt   time.Time          `json:"created_at"`
+	KeyCheck    []byte             `json:"key_check"`
+	TokenPolicy *tokenPolicyRecord `json:"token_policy,omitempty"` // absent in records written before it existed
+}
+
+type tokenPolicyRecord struct {
+	MaxTokenLifetime       int64     `json:"max_token_lifetime_ns,omitempty"`
+	MaxPulsarTokenLifetime int64     `json:"max_pulsar_token_lifetime_ns,omitempty"`
+	UpdatedAt              time.Time `json:"updated_at"`
+	UpdatedBy              string    `json:"updated_by,omitempty"`
 }
 
 // EncodeOrg encodes the organization record (JSON).
 func EncodeOrg(o store.Organization) ([]byte, error) {
-	return marshal(orgRecord{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt.UTC(), KeyCheck: o.KeyCheck})
+	r := orgRecord{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt.UTC(), KeyCheck: o.KeyCheck}
+	if p := o.TokenPolicy; p != (store.TokenPolicy{}) {
+		r.TokenPolicy = &tokenPolicyRecord{
+			MaxTokenLifetime:       int64(p.MaxTokenLifetime),
+			MaxPulsarTokenLifetime: int64(p.MaxPulsarTokenLifetime),
+			UpdatedAt:              p.UpdatedAt.UTC(),
+			UpdatedBy:              p.UpdatedBy,
+		}
+	}
+	return marshal(r)
 }
 
 // DecodeOrg decodes EncodeOrg's output.
@@ -45,7 +62,16 @@ func DecodeOrg(b []byte) (store.Organization, error) {
 	if err := unmarshal(b, &r); err != nil {
 		return store.Organization{}, err
 	}
-	return store.Organization{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, KeyCheck: r.KeyCheck}, nil
+	o := store.Organization{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, KeyCheck: r.KeyCheck}
+	if p := r.TokenPolicy; p != nil {
+		o.TokenPolicy = store.TokenPolicy{
+			MaxTokenLifetime:       time.Duration(p.MaxTokenLifetime),
+			MaxPulsarTokenLifetime: time.Duration(p.MaxPulsarTokenLifetime),
+			UpdatedAt:              p.UpdatedAt,
+			UpdatedBy:              p.UpdatedBy,
+		}
+	}
+	return o, nil
 }
 
 type roleRecord struct {
@@ -88,12 +114,14 @@ func EncodeToken(t store.Token) ([]byte, error) {
 	gen, err1 := Nanos(t.GeneratedOn)
 	exp, err2 := Nanos(t.Expiry)
 	used, err3 := Nanos(t.LastUsed)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	rotated, err4 := Nanos(t.RotatedAt)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
 	return encodeProto(&storagev1.TokenRecord{
 		ClientId: t.ClientID, OrgId: t.OrgID, Roles: t.Roles, Description: t.Description,
 		SecretMac: t.SecretMAC, GeneratedOn: gen, Expiry: exp, CreatedBy: t.CreatedBy, LastUsed: used,
+		RotatedTo: t.RotatedTo, RotatedAt: rotated,
 	})
 }
 
@@ -107,6 +135,7 @@ func DecodeToken(b []byte) (store.Token, error) {
 		ClientID: m.ClientId, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
 		SecretMAC: m.SecretMac, GeneratedOn: FromNanos(m.GeneratedOn), Expiry: FromNanos(m.Expiry),
 		CreatedBy: m.CreatedBy, LastUsed: FromNanos(m.LastUsed),
+		RotatedTo: m.RotatedTo, RotatedAt: FromNanos(m.RotatedAt),
 	}, nil
 }
 
@@ -173,11 +202,20 @@ type tenantRecord struct {
 	SealedSecret     []byte    `json:"sealed_secret"`
 	CreatedAt        time.Time `json:"created_at"`
 	CreatedBy        string    `json:"created_by"`
+	// Written only while a rotated secret still verifies.
+	PreviousSealedSecret    []byte     `json:"previous_sealed_secret,omitempty"`
+	PreviousSecretRetiresAt *time.Time `json:"previous_secret_retires_at,omitempty"`
 }
 
 // EncodeTenant encodes a tenant record (JSON; the secret stays sealed).
 func EncodeTenant(t store.Tenant) ([]byte, error) {
+	var retires *time.Time
+	if !t.PreviousSecretRetiresAt.IsZero() {
+		u := t.PreviousSecretRetiresAt.UTC()
+		retires = &u
+	}
 	return marshal(tenantRecord{
+		PreviousSealedSecret: t.PreviousSealedSecret, PreviousSecretRetiresAt: retires,
 		Name: t.Name, OrgID: t.OrgID, ClusterName: t.ClusterName, WebServiceURL: t.WebServiceURL,
 		BrokerServiceURL: t.BrokerServiceURL, WebsocketURL: t.WebsocketURL, CloudProvider: t.CloudProvider,
 		CloudRegion: t.CloudRegion, TokenFormat: t.TokenFormat, SealedSecret: t.SealedSecret,
@@ -191,7 +229,12 @@ func DecodeTenant(b []byte) (store.Tenant, error) {
 	if err := unmarshal(b, &r); err != nil {
 		return store.Tenant{}, err
 	}
+	var retires time.Time
+	if r.PreviousSecretRetiresAt != nil {
+		retires = *r.PreviousSecretRetiresAt
+	}
 	return store.Tenant{
+		PreviousSealedSecret: r.PreviousSealedSecret, PreviousSecretRetiresAt: retires,
 		Name: r.Name, OrgID: r.OrgID, ClusterName: r.ClusterName, WebServiceURL: r.WebServiceURL,
 		BrokerServiceURL: r.BrokerServiceURL, WebsocketURL: r.WebsocketURL, CloudProvider: r.CloudProvider,
 		CloudRegion: r.CloudRegion, TokenFormat: r.TokenFormat, SealedSecret: r.SealedSecret,
@@ -212,6 +255,9 @@ type signingKeyRecord struct {
 	SealedPrivate []byte    `json:"sealed_private"`
 	CreatedAt     time.Time `json:"created_at"`
 	RetiredAt     time.Time `json:"retired_at"`
+	// Absent in records written before phased rotation existed.
+	Pending     bool       `json:"pending,omitempty"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
 }
 
 // EncodeSigningKeys encodes the whole signing key set (JSON; private keys
@@ -219,7 +265,13 @@ type signingKeyRecord struct {
 func EncodeSigningKeys(keys []store.SigningKey) ([]byte, error) {
 	r := signingKeysRecord{Keys: make([]signingKeyRecord, 0, len(keys))}
 	for _, k := range keys {
+		var activated *time.Time
+		if !k.ActivatedAt.IsZero() {
+			u := k.ActivatedAt.UTC()
+			activated = &u
+		}
 		r.Keys = append(r.Keys, signingKeyRecord{
+			Pending: k.Pending, ActivatedAt: activated,
 			Kid: k.Kid, Alg: k.Alg, PublicDER: k.PublicDER, SealedPrivate: k.SealedPrivate,
 			CreatedAt: k.CreatedAt.UTC(), RetiredAt: k.RetiredAt.UTC(),
 		})
@@ -239,7 +291,12 @@ func DecodeSigningKeys(b []byte) ([]store.SigningKey, error) {
 	}
 	var keys []store.SigningKey
 	for _, k := range r.Keys {
+		var activated time.Time
+		if k.ActivatedAt != nil {
+			activated = *k.ActivatedAt
+		}
 		keys = append(keys, store.SigningKey{
+			Pending: k.Pending, ActivatedAt: activated,
 			Kid: k.Kid, Alg: k.Alg, PublicDER: k.PublicDER, SealedPrivate: k.SealedPrivate,
 			CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt,
 		})

@@ -31,16 +31,19 @@ const (
 // TokenRecord is an application token (bucket "tokens"). Times are unix
 // nanoseconds in UTC; 0 means unset.
 type TokenRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	OrgId         string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Roles         []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
-	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	SecretMac     []byte                 `protobuf:"bytes,5,opt,name=secret_mac,json=secretMac,proto3" json:"secret_mac,omitempty"`
-	GeneratedOn   int64                  `protobuf:"varint,6,opt,name=generated_on,json=generatedOn,proto3" json:"generated_on,omitempty"`
-	Expiry        int64                  `protobuf:"varint,7,opt,name=expiry,proto3" json:"expiry,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	LastUsed      int64                  `protobuf:"varint,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ClientId    string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	OrgId       string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Roles       []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	SecretMac   []byte                 `protobuf:"bytes,5,opt,name=secret_mac,json=secretMac,proto3" json:"secret_mac,omitempty"`
+	GeneratedOn int64                  `protobuf:"varint,6,opt,name=generated_on,json=generatedOn,proto3" json:"generated_on,omitempty"`
+	Expiry      int64                  `protobuf:"varint,7,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	CreatedBy   string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	LastUsed    int64                  `protobuf:"varint,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
+	// Client ID of the successor after a rotation; "" if not rotated.
+	RotatedTo     string `protobuf:"bytes,10,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
+	RotatedAt     int64  `protobuf:"varint,11,opt,name=rotated_at,json=rotatedAt,proto3" json:"rotated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +137,20 @@ func (x *TokenRecord) GetCreatedBy() string {
 func (x *TokenRecord) GetLastUsed() int64 {
 	if x != nil {
 		return x.LastUsed
+	}
+	return 0
+}
+
+func (x *TokenRecord) GetRotatedTo() string {
+	if x != nil {
+		return x.RotatedTo
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetRotatedAt() int64 {
+	if x != nil {
+		return x.RotatedAt
 	}
 	return 0
 }
@@ -440,7 +457,7 @@ var File_tokenbroker_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"$tokenbroker/storage/v1/records.proto\x12\x16tokenbroker.storage.v1\"\x8f\x02\n" +
+	"$tokenbroker/storage/v1/records.proto\x12\x16tokenbroker.storage.v1\"\xcd\x02\n" +
 	"\vTokenRecord\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x14\n" +
@@ -452,7 +469,12 @@ const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
 	"\x06expiry\x18\a \x01(\x03R\x06expiry\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x1b\n" +
-	"\tlast_used\x18\t \x01(\x03R\blastUsed\"\xc0\x01\n" +
+	"\tlast_used\x18\t \x01(\x03R\blastUsed\x12\x1d\n" +
+	"\n" +
+	"rotated_to\x18\n" +
+	" \x01(\tR\trotatedTo\x12\x1d\n" +
+	"\n" +
+	"rotated_at\x18\v \x01(\x03R\trotatedAt\"\xc0\x01\n" +
 	"\x0fAuthTokenRecord\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\fR\x03mac\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12%\n" +
