@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -44,7 +43,6 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/tlsconfig"
 	"github.com/tokenbroker/tokenbroker/server/token"
 	"github.com/tokenbroker/tokenbroker/store"
-	"github.com/tokenbroker/tokenbroker/store/bolt"
 )
 
 // Defaults of the serve command.
@@ -111,6 +109,12 @@ type Config struct {
 	UsageFlushInterval time.Duration
 	GCInterval         time.Duration
 
+	// Store selects the backend: "bolt" (default; DataPath) or "etcd"
+	// (Etcd). KeyFile is the master key file (default <DataPath>.key);
+	// every broker of one installation needs the same one. (openstore.go)
+	Store   string
+	KeyFile string
+	Etcd    EtcdConfig
 	// --- operations: TLS, metrics ---
 
 	// TLS: with Cert and Key set, both listeners (and MetricsAddr) serve
@@ -207,7 +211,7 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *bolt.Store
+	store    store.Store
 	broker   *broker.Broker
 	grpc     *grpc.Server
 	health   *health.Server
@@ -244,28 +248,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
-	if err := os.MkdirAll(filepath.Dir(cfg.DataPath), 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
 	if cfg.TLS.Cert != "" {
 		if s.tls, err = tlsconfig.New(cfg.TLS, cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
-	storeOpts := bolt.Options{Logger: cfg.Logger}
+	var onCommit func(batch int, took time.Duration)
 	if !cfg.NoMetrics {
 		s.metrics = metrics.New()
-		storeOpts.OnCommit = s.metrics.OnCommit
+		onCommit = s.metrics.OnCommit
 	}
-	s.store, err = bolt.Open(cfg.DataPath, storeOpts)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.DataPath, err)
+	if s.store, err = openStore(ctx, cfg, onCommit); err != nil { // openstore.go
+		return nil, err
 	}
 
 	// A key may be created only while the database holds no organization:
 	// for an existing one, a new key would orphan every stored token.
 	_, orgErr := s.store.GetOrganization(ctx)
-	keyPath := keyring.PathFor(cfg.DataPath)
+	keyPath := cfg.keyFile()
 	keys, created, err := keyring.Load(keyPath, orgErr != nil, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -311,7 +311,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	setup, err := broker.Setup(ctx, s.store, keys, mac, cfg.OrgName, cfg.BootstrapFile, cfg.Now())
+	setup, err := setupStore(ctx, cfg, s.store, keys, mac)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +367,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	reflection.Register(s.grpc)
 	if s.metrics != nil {
 		s.metrics.InitializeGRPC(s.grpc)
-		s.metrics.WatchRecords(s.store.RecordCounts, recordCountMaxAge)
+		// Stored record counts come from backends that can count cheaply
+		// (bbolt's bucket statistics); others publish no such gauge.
+		if rc, ok := s.store.(interface {
+			RecordCounts() (map[string]int, error)
+		}); ok {
+			s.metrics.WatchRecords(rc.RecordCounts, recordCountMaxAge)
+		}
 	}
 
 	// The gateway reaches the same grpc.Server, with the same interceptors,

@@ -54,6 +54,18 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.IssuerURL, "issuer-url", "", "iss claim of Pulsar JWTs and OIDC issuer (default http://<http-addr>); Pulsar's OIDC provider wants https")
 	fs.StringVar(&cfg.PulsarAudience, "pulsar-audience", server.DefaultPulsarAudience, "aud claim of Pulsar JWTs")
 	fs.IntVar(&cfg.PulsarTokenLimit, "pulsar-token-limit", broker.DefaultPulsarTokenLimit, "maximum live Pulsar tokens per tenant")
+	// --- store selection (server/openstore.go) ---
+	fs.StringVar(&cfg.Store, "store", server.StoreBolt, "store backend: bolt (the --data file) or etcd (--etcd-endpoints)")
+	fs.StringVar(&cfg.KeyFile, "key-file", "", "master key file (default <data>.key); every broker of one installation needs the same one")
+	fs.Func("etcd-endpoints", "etcd client endpoints, comma-separated (host:port or URL)", func(v string) error {
+		cfg.Etcd.Endpoints = strings.Split(v, ",")
+		return nil
+	})
+	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", "/tokenbroker/", "etcd key prefix of this installation")
+	fs.StringVar(&cfg.Etcd.CACert, "etcd-cacert", "", "PEM CA certificate verifying the etcd members")
+	fs.StringVar(&cfg.Etcd.Cert, "etcd-cert", "", "PEM client certificate for etcd")
+	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "PEM client key for etcd")
+	// --- end store selection ---
 	fs.Func("signing-key-rotation", "rotate the Pulsar signing key on this schedule, e.g. 90d; the next key is published at half of it (default: off)", func(v string) error {
 		d, err := broker.ParseLifetime("signing-key-rotation", v)
 		if err != nil {

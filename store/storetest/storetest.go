@@ -105,6 +105,10 @@ var cases = []testCase{
 	{"UpdateTenant", testUpdateTenant},
 	{"SigningKeyPhases", testSigningKeyPhases},
 	{"UseAfterClose", testUseAfterClose},
+	{"DeleteTokenCascadesToManyAuthTokens", testDeleteTokenCascadeMany},
+	{"DeleteUserCascadesToManyAuthTokens", testDeleteUserCascadeMany},
+	{"DeleteTenantCascadesToManyPulsarTokens", testDeleteTenantCascadeMany},
+	{"RecordTokenUseMany", testRecordUseMany},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.

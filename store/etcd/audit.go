@@ -1,0 +1,181 @@
+package etcd
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+const (
+	// maxAuditFieldLen bounds each string field of an audit event.
+	maxAuditFieldLen = 1024
+	// maxAuditListLimit caps ListAuditEvents' page size.
+	maxAuditListLimit = 1000
+	// auditScanChunk bounds the entries one read transaction of
+	// ListAuditEvents scans: a filter that matches little walks the log in
+	// several short transactions instead of holding one open throughout.
+	auditScanChunk = 1000
+	// auditChunk bounds the events one AppendAuditEvents transaction
+	// holds: one operation each, plus the sequence counter, within etcd's
+	// 128.
+	auditChunk = 100
+)
+
+// checkAuditEvent validates an event: an Action, and string fields of at
+// most maxAuditFieldLen bytes of valid UTF-8 (the encoding would silently
+// replace invalid bytes; an audit record must read back as written). The
+// Seq is ignored (the store assigns it). Times outside years 0-9999 are
+// refused by the encoding.
+func checkAuditEvent(e store.AuditEvent) error {
+	if e.Action == "" {
+		return errors.New("action is required")
+	}
+	fields := []struct {
+		name, v string
+	}{
+		{"RequestID", e.RequestID}, {"ActorKind", e.ActorKind}, {"ActorID", e.ActorID},
+		{"Action", e.Action}, {"TargetKind", e.TargetKind}, {"TargetID", e.TargetID},
+		{"Outcome", e.Outcome}, {"Detail", e.Detail},
+	}
+	for _, f := range fields {
+		if len(f.v) > maxAuditFieldLen {
+			return fmt.Errorf("%s longer than %d bytes (%d)", f.name, maxAuditFieldLen, len(f.v))
+		}
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%s is not valid UTF-8", f.name)
+		}
+	}
+	return nil
+}
+
+// appendAuditTx validates e and appends it under the next Seq; a zero Time
+// becomes the current time. e is a copy: nothing of the caller's changes.
+func appendAuditTx(tx *Tx, e store.AuditEvent) error {
+	if err := checkAuditEvent(e); err != nil {
+		return err
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	val, err := encodeAuditEvent(e)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketAudit)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	return b.Put(be64(seq), val)
+}
+
+// AppendAuditEvents implements store.Store. Every event is validated before
+// anything is written; one invalid event fails the call and nothing of it
+// is written. Each event gets the next Seq in slice order (a Seq the caller
+// set is ignored); a zero Time becomes the commit-time clock. An audit event
+// carried by ctx is not recorded for this call (the events are the record).
+// An empty call writes nothing.
+func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent) error {
+	for i, e := range events {
+		if err := checkAuditEvent(e); err != nil {
+			return fmt.Errorf("append audit events: event %d (action %q): %w", i, e.Action, err)
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	events = append([]store.AuditEvent(nil), events...) // the caller may reuse its slice once we return
+	if len(events) > auditChunk {
+		// More than one etcd transaction holds: consecutive chunks, each
+		// atomic and in order (the events are validated above, so only an
+		// etcd failure can stop the sequence part-way; Seqs stay gap-free).
+		for i := 0; i < len(events); i += auditChunk {
+			if err := s.AppendAuditEvents(ctx, events[i:min(i+auditChunk, len(events))]); err != nil {
+				return fmt.Errorf("append audit events (%d written): %w", i, err)
+			}
+		}
+		return nil
+	}
+	err := s.w.do(store.WithAudit(ctx, nil), func(tx *Tx) error {
+		for _, e := range events {
+			if err := appendAuditTx(tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append audit events (%d): %w", len(events), err)
+	}
+	return nil
+}
+
+// ListAuditEvents implements store.Store. A Limit above 1000 is capped at
+// 1000. The scan starts after AfterSeq and goes on until Limit events match
+// or the log ends, in read transactions of at most auditScanChunk entries
+// each (the Time filter cannot use the key order: Times are the callers'
+// and need not increase with Seq). A page is therefore not one snapshot,
+// but Seqs only grow with commits, so paging with AfterSeq = the last
+// returned Seq visits every event exactly once. ctx is checked between
+// transactions.
+func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = defaultListLimit
+	case limit > maxAuditListLimit:
+		limit = maxAuditListLimit
+	}
+	inRange := func(t time.Time) bool {
+		return (q.From.IsZero() || !t.Before(q.From)) && (q.To.IsZero() || t.Before(q.To))
+	}
+	var list []store.AuditEvent
+	after := q.AfterSeq
+	for done := after == math.MaxUint64; !done; {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("list audit events: %w", err)
+		}
+		err := s.view(func(tx *Tx) error {
+			c := tx.Bucket(bucketAudit).Cursor()
+			k, v := c.Seek(be64(after + 1))
+			for scanned := 0; scanned < auditScanChunk; scanned++ {
+				if k == nil {
+					done = true
+					return nil
+				}
+				if len(k) != 8 {
+					return fmt.Errorf("corrupt audit key %x", k)
+				}
+				seq := binary.BigEndian.Uint64(k)
+				e, err := decodeAuditEvent(seq, v)
+				if err != nil {
+					return fmt.Errorf("audit event %d: %w", seq, err)
+				}
+				after = seq
+				if inRange(e.Time) {
+					list = append(list, e)
+					if len(list) == limit {
+						done = true
+						return nil
+					}
+				}
+				if seq == math.MaxUint64 {
+					done = true
+					return nil
+				}
+				k, v = c.Next()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list audit events: %w", err)
+		}
+	}
+	return list, nil
+}

@@ -1,0 +1,181 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Cascading deletes beyond one transaction.
+//
+// A delete and its cascade (a token's or user's auth tokens, a tenant's
+// Pulsar tokens and statistics) are one transaction whenever they fit in
+// etcd's limits (128 operations, 1.5 MiB by default), as in bbolt. When they
+// do not, the delete runs as a crash-safe sequence: first the dependents are
+// deleted in transactions of trimChunk records each, then the record itself
+// with whatever dependents remain, in one final transaction that also holds
+// the audit event. Every intermediate state is one the store can be in
+// anyway: a principal with fewer auth tokens (some sessions ended early),
+// a tenant with fewer Pulsar tokens. The caller is answered only after the
+// final transaction, so an interrupted delete is simply not acknowledged,
+// and running it again finishes it. Dependents created meanwhile are
+// caught by the final transaction's compares (it re-reads them).
+
+// trimChunk is the number of dependents one trimming transaction deletes
+// (each is 3 to 4 operations: record and index entries).
+const trimChunk = 25
+
+// maxTrimRounds bounds the trim-then-retry loop against a writer creating
+// dependents as fast as they are deleted.
+const maxTrimRounds = 64
+
+// doCascade runs fn; if it is too large for one transaction, it trims with
+// trim (which deletes a chunk of dependents and reports whether any were
+// left) and tries again.
+func (s *Store) doCascade(ctx context.Context, fn func(*Tx) error, trim func(context.Context) (bool, error)) error {
+	err := s.w.do(ctx, fn)
+	for round := 0; errors.Is(err, errTxnTooLarge) && round < maxTrimRounds; round++ {
+		more, terr := trim(store.WithAudit(ctx, nil)) // the final transaction carries the event
+		if terr != nil {
+			return terr
+		}
+		if !more {
+			return err // nothing left to trim: the record itself is too large
+		}
+		err = s.w.do(ctx, fn)
+	}
+	return err
+}
+
+// prefixKeys returns up to n keys of bucket that start with prefix, from the
+// mirror.
+func (s *Store) prefixKeys(bucket, prefix []byte, n int) ([][]byte, error) {
+	var keys [][]byte
+	err := s.view(func(tx *Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n; k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+// trimAuthTokensOf deletes up to trimChunk auth tokens of a principal.
+func (s *Store) trimAuthTokensOf(kind, principalID string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		prefix := principalPrefix(kind, principalID)
+		keys, err := s.prefixKeys(bucketAuthByPrinc, prefix, trimChunk)
+		if err != nil || len(keys) == 0 {
+			return false, err
+		}
+		err = s.w.do(ctx, func(tx *Tx) error {
+			auth := tx.Bucket(bucketAuthTokens)
+			for _, k := range keys {
+				mac := k[len(prefix):]
+				v := auth.Get(mac)
+				if v == nil {
+					if err := tx.Bucket(bucketAuthByPrinc).Delete(k); err != nil {
+						return err
+					}
+					continue
+				}
+				rec, err := decodeAuthTokenRecord(v)
+				if err != nil {
+					return err
+				}
+				if err := deleteAuthTokenTx(tx, mac, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("delete auth tokens of %s %q: %w", kind, principalID, err)
+		}
+		return true, nil
+	}
+}
+
+// trimTenant deletes up to trimChunk Pulsar tokens of a tenant, or, once it
+// has none, up to trimChunk of its namespace statistics.
+func (s *Store) trimTenant(tenant string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		prefix := tenantPrefix(tenant)
+		keys, err := s.prefixKeys(bucketPulsarByTenant, prefix, trimChunk)
+		if err != nil {
+			return false, err
+		}
+		if len(keys) > 0 {
+			err = s.w.do(ctx, func(tx *Tx) error {
+				tokens := tx.Bucket(bucketPulsar)
+				for _, k := range keys {
+					if len(k) <= len(prefix)+8 {
+						return fmt.Errorf("corrupt pulsar_tokens_by_tenant key %x", k)
+					}
+					id := k[len(prefix)+8:]
+					v := tokens.Get(id)
+					if v == nil {
+						if err := tx.Bucket(bucketPulsarByTenant).Delete(k); err != nil {
+							return err
+						}
+						continue
+					}
+					rec, err := decodePulsarTokenRecord(v)
+					if err != nil {
+						return err
+					}
+					if err := deletePulsarTokenTx(tx, string(id), rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return false, fmt.Errorf("delete Pulsar tokens of tenant %q: %w", tenant, err)
+			}
+			return true, nil
+		}
+		keys, err = s.prefixKeys(bucketNamespaceStats, prefix, 4*trimChunk)
+		if err != nil || len(keys) == 0 {
+			return false, err
+		}
+		err = s.w.do(ctx, func(tx *Tx) error {
+			for _, k := range keys {
+				if err := tx.Bucket(bucketNamespaceStats).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("delete namespace statistics of tenant %q: %w", tenant, err)
+		}
+		return true, nil
+	}
+}
+
+// chunked splits a map of use times into maps of at most n entries: use
+// times are written in several transactions when they do not fit in one
+// (they are a best-effort record of last use, never a security decision).
+func chunked[V any](m map[string]V, n int) []map[string]V {
+	if len(m) <= n {
+		return []map[string]V{m}
+	}
+	var out []map[string]V
+	cur := make(map[string]V, n)
+	for k, v := range m {
+		cur[k] = v
+		if len(cur) == n {
+			out = append(out, cur)
+			cur = make(map[string]V, n)
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

@@ -1,0 +1,325 @@
+// Package etcd is the etcd backend of store.Store: every record and index
+// entry is a key under one prefix per installation, so that several brokers
+// can share one store and survive the loss of a machine.
+//
+// Reads are served from a local in-memory mirror of the prefix, kept current
+// by an etcd watch (mirror.go): checking a credential makes no network round
+// trip. Writes go through a group committer (committer.go) that builds each
+// batch as one etcd transaction from the mirror, guarded by compares on
+// everything it read (tx.go), and returns only after etcd has committed it
+// (durable on a quorum) and the local mirror has applied it, so a process
+// always reads its own writes. The key layout is in schema.go; the stored
+// encodings are store/internal/records, the same bytes as store/bolt.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+const (
+	// DefaultPrefix is the key prefix of an installation unless configured.
+	DefaultPrefix      = "/tokenbroker/"
+	defaultCallTimeout = 5 * time.Second
+	defaultDialTimeout = 5 * time.Second
+	defaultMaxBatch    = 1000
+	// defaultMaxTxnOps is etcd's default --max-txn-ops.
+	defaultMaxTxnOps = 128
+	// defaultMaxTxnBytes stays well below etcd's default
+	// --max-request-bytes (1.5 MiB) to leave room for the request framing.
+	defaultMaxTxnBytes = 1 << 20
+	defaultListLimit   = 100
+	// gcChunk bounds the records one garbage-collection transaction
+	// deletes, so that it stays within etcd's 128 operations (a token is
+	// 2 to 4 keys, plus its auth tokens' 3 each).
+	gcChunk = 25
+	// useChunk bounds the records one RecordTokenUse or RecordAuthTokenUse
+	// transaction updates (one compare and one put each).
+	useChunk = 50
+	// maxConflictRetries bounds how often a batch is rebuilt after another
+	// writer won a compare (then callers get store.ErrConflict).
+	maxConflictRetries = 32
+)
+
+// Options configures Open.
+type Options struct {
+	// Endpoints are the etcd client URLs or host:port pairs (required).
+	Endpoints []string
+	// TLS, if set, is used to connect (CA, client certificate).
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when set.
+	Username, Password string
+	// Prefix is the key prefix of this installation; "" means
+	// DefaultPrefix. It must end with "/".
+	Prefix string
+	// CallTimeout bounds each etcd request (and each store call's wait for
+	// it); 0 means 5 s.
+	CallTimeout time.Duration
+	// DialTimeout bounds connecting at Open; 0 means 5 s.
+	DialTimeout time.Duration
+	// MaxTxnOps and MaxTxnBytes must not exceed the server's
+	// --max-txn-ops and --max-request-bytes; 0 means etcd's defaults.
+	MaxTxnOps, MaxTxnBytes int
+	// MaxBatch caps how many writes share one transaction; 0 means 1000.
+	MaxBatch int
+	// Logger receives operational messages; nil discards them. Keys and
+	// values are never logged.
+	Logger *slog.Logger
+}
+
+// Store is a store.Store over etcd. It is safe for concurrent use.
+type Store struct {
+	cli       *clientv3.Client
+	prefix    string
+	opts      Options
+	log       *slog.Logger
+	m         *mirror
+	w         *committer
+	bg        context.Context
+	stop      context.CancelFunc
+	watchDone chan struct{}
+	closed    atomic.Bool
+	// rewatch and reloads let tests make the watch fall behind a
+	// compaction and see the mirror recover.
+	rewatch chan int64
+	reloads atomic.Int64
+}
+
+// ErrUnsupportedSchema is returned by Open for a prefix whose schema version
+// this binary does not know (typically written by a newer tokenbroker).
+var ErrUnsupportedSchema = errors.New("unsupported schema version")
+
+// Open connects to etcd, checks (or, on an empty prefix, writes) the schema
+// version, loads the mirror and starts watching.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, errors.New("open etcd store: no endpoints")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if !strings.HasPrefix(opts.Prefix, "/") || !strings.HasSuffix(opts.Prefix, "/") {
+		return nil, fmt.Errorf("open etcd store: prefix %q must start and end with '/'", opts.Prefix)
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = defaultCallTimeout
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = defaultDialTimeout
+	}
+	if opts.MaxTxnOps <= 0 {
+		opts.MaxTxnOps = defaultMaxTxnOps
+	}
+	if opts.MaxTxnBytes <= 0 {
+		opts.MaxTxnBytes = defaultMaxTxnBytes
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = defaultMaxBatch
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   opts.Endpoints,
+		TLS:         opts.TLS,
+		Username:    opts.Username,
+		Password:    opts.Password,
+		DialTimeout: opts.DialTimeout,
+		Logger:      zap.NewNop(), // errors reach the caller; the client's own chatter is not ours to log
+	})
+	if err != nil {
+		return nil, etcdErr("open etcd store: connect", err)
+	}
+	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64)}
+	s.bg, s.stop = context.WithCancel(context.Background())
+	if err := s.init(ctx); err != nil {
+		s.stop()
+		_ = cli.Close()
+		return nil, fmt.Errorf("open etcd store %s: %w", opts.Prefix, err)
+	}
+	s.w = newCommitter(s, opts.MaxBatch)
+	s.log.Info("store opened", "backend", "etcd", "prefix", opts.Prefix, "schema_version", schemaVersion,
+		"revision", s.m.rev)
+	return s, nil
+}
+
+// init checks the schema version, writing it if the prefix is empty (one
+// guarded transaction, so two brokers starting together agree), then loads
+// the mirror and starts the watch.
+func (s *Store) init(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	verKey := s.prefix + keySchemaVersion
+	if cur, err := s.cli.Get(cctx, verKey); err == nil && len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == schemaVersion {
+		return s.loadAndWatch(ctx) // the common case: no range compare over the whole prefix
+	}
+	resp, err := s.cli.Txn(cctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.prefix), "=", 0).WithPrefix()).
+		Then(clientv3.OpPut(verKey, schemaVersion)).
+		Else(clientv3.OpGet(verKey)).
+		Commit()
+	if err != nil {
+		return etcdErr("check schema version", err)
+	}
+	if !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		switch {
+		case len(kvs) == 0:
+			return fmt.Errorf("not a tokenbroker prefix: it holds keys but no schema version")
+		case string(kvs[0].Value) != schemaVersion:
+			return fmt.Errorf("prefix has schema version %q, this binary supports %q (was it written by a newer tokenbroker?): %w",
+				kvs[0].Value, schemaVersion, ErrUnsupportedSchema)
+		}
+	}
+	return s.loadAndWatch(ctx)
+}
+
+func (s *Store) loadAndWatch(ctx context.Context) error {
+	t, rev, err := s.load(ctx)
+	if err != nil {
+		return etcdErr("load", err)
+	}
+	s.m.replace(t, rev)
+	go s.watchLoop(rev)
+	return nil
+}
+
+// Close commits the writes already handed to the committer, stops the watch
+// and disconnects. Calls after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("close: %w", store.ErrClosed)
+	}
+	s.w.close()
+	s.stop()
+	<-s.watchDone
+	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return etcdErr("close", err)
+	}
+	s.log.Info("store closed", "backend", "etcd")
+	return nil
+}
+
+// view runs fn on the mirror as it is now (no network round trip). Within
+// this process it sees every write that has returned; writes made by other
+// processes appear once the watch delivers them.
+func (s *Store) view(fn func(*Tx) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	s.m.mu.RLock()
+	defer s.m.mu.RUnlock()
+	return fn(newReadTx(s.m.tree, s.m.rev))
+}
+
+// etcdErr wraps an etcd client error so that no etcd type escapes the
+// package: context errors stay recognisable, anything else becomes text.
+func etcdErr(what string, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("etcd %s: %w", what, context.DeadlineExceeded)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("etcd %s: %w", what, context.Canceled)
+	}
+	return fmt.Errorf("etcd %s: %v", what, err)
+}
+
+// getOne reads the record under key in bucket and decodes it; a missing
+// key is store.ErrNotFound. what names the record kind in errors.
+func getOne[T any](s *Store, bucket []byte, key, what string, decode func([]byte) (T, error)) (T, error) {
+	if s.closed.Load() {
+		var zero T
+		return zero, fmt.Errorf("get %s %q: %w", what, key, store.ErrClosed)
+	}
+	v, ok := s.m.get(string(bucket) + "/" + key)
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("get %s %q: %w", what, key, store.ErrNotFound)
+	}
+	out, err := decode(v)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("get %s %q: %w", what, key, err)
+	}
+	return out, nil
+}
+
+// listAll decodes every record of bucket in key order: only for buckets
+// that stay small (roles, tenants, databases).
+func listAll[T any](s *Store, bucket []byte, what string, decode func([]byte) (T, error)) ([]T, error) {
+	var out []T
+	err := s.view(func(tx *Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+			rec, err := decode(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// GetOrganization implements store.Store.
+func (s *Store) GetOrganization(ctx context.Context) (store.Organization, error) {
+	var org store.Organization
+	err := s.view(func(tx *Tx) error {
+		v := tx.Bucket(bucketOrg).Get(keyOrg)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		org, err = decodeOrg(v)
+		return err
+	})
+	if err != nil {
+		return store.Organization{}, fmt.Errorf("get organization: %w", err)
+	}
+	return org, nil
+}
+
+// Bootstrap implements store.Store. Two brokers bootstrapping one empty
+// prefix at once both build the same guarded transaction ("org absent");
+// etcd commits one, the other's compare fails, it re-reads and gets
+// ErrAlreadyExists.
+func (s *Store) Bootstrap(ctx context.Context, org store.Organization, first store.Token) error {
+	orgVal, err := encodeOrg(org)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	tokVal, err := prepareToken(first)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	err = s.w.do(ctx, func(tx *Tx) error {
+		b := tx.Bucket(bucketOrg)
+		if b.Get(keyOrg) != nil {
+			return fmt.Errorf("organization: %w", store.ErrAlreadyExists)
+		}
+		if err := createTokenTx(tx, first, tokVal); err != nil {
+			return fmt.Errorf("first token %q: %w", first.ClientID, err)
+		}
+		return b.Put(keyOrg, orgVal)
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}

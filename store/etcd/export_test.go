@@ -1,0 +1,7 @@
+package etcd
+
+// RewatchFrom makes s's watch start again from revision rev+1, as after a
+// long disconnection; Reloads counts the mirror's reloads after compaction.
+func RewatchFrom(s *Store, rev int64) { s.rewatch <- rev }
+
+func Reloads(s *Store) int64 { return s.reloads.Load() }

@@ -1,0 +1,252 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/btree"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// The mirror is an in-memory copy of every key under the installation's
+// prefix, kept current by list-then-watch: a paginated Get of the prefix at
+// one revision R, then a Watch from R+1. Every read of the store is served
+// from it (no network round trip on the credential-check path), and every
+// write transaction is built from it, guarded by compares on what it read
+// (tx.go), so a stale mirror can make a write retry, never make it wrong.
+//
+// Recovery: if the watch is compacted away (it fell further behind than
+// etcd's history keeps), the mirror reloads the whole prefix at a new
+// revision and watches from there; on any other watch error (lost leader,
+// broken connection) it re-watches from the revision it has applied, which
+// loses nothing while that revision is still in etcd's history.
+
+// item is one key of the mirror: the key without the installation prefix,
+// its value (never mutated once stored) and its mod revision.
+type item struct {
+	key string
+	val []byte
+	mod int64
+}
+
+func itemLess(a, b item) bool { return a.key < b.key }
+
+func newTree() *btree.BTreeG[item] { return btree.NewG(32, itemLess) }
+
+type mirror struct {
+	mu      sync.RWMutex
+	tree    *btree.BTreeG[item]
+	rev     int64         // every change up to rev has been applied
+	changed chan struct{} // closed (and replaced) whenever rev advances
+}
+
+func newMirror() *mirror {
+	return &mirror{tree: newTree(), changed: make(chan struct{})}
+}
+
+// snapshot returns a copy-on-write clone of the tree and its revision: a
+// writer builds its transaction on it without holding the lock.
+func (m *mirror) snapshot() (*btree.BTreeG[item], int64) {
+	m.mu.Lock() // Clone must not run concurrently with itself
+	defer m.mu.Unlock()
+	return m.tree.Clone(), m.rev
+}
+
+// get returns the value under key (without prefix), read under the lock.
+func (m *mirror) get(key string) ([]byte, bool) {
+	m.mu.RLock()
+	it, ok := m.tree.Get(item{key: key})
+	m.mu.RUnlock()
+	return it.val, ok
+}
+
+// current returns the applied revision and a channel closed when it next
+// advances.
+func (m *mirror) current() (int64, <-chan struct{}) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.rev, m.changed
+}
+
+func (m *mirror) advanceLocked(rev int64) {
+	if rev > m.rev {
+		m.rev = rev
+		close(m.changed)
+		m.changed = make(chan struct{})
+	}
+}
+
+// replace swaps in a freshly loaded tree at rev (after a compaction).
+func (m *mirror) replace(t *btree.BTreeG[item], rev int64) {
+	m.mu.Lock()
+	m.tree = t
+	m.advanceLocked(rev)
+	m.mu.Unlock()
+}
+
+// apply applies one watch response's events; the response's last event
+// revision becomes the applied revision (events arrive in revision order
+// and one revision is never split across responses).
+func (m *mirror) apply(events []*clientv3.Event, strip int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var last int64
+	for _, ev := range events {
+		key := string(ev.Kv.Key[strip:])
+		switch ev.Type {
+		case mvccpb.PUT:
+			m.tree.ReplaceOrInsert(item{key: key, val: ev.Kv.Value, mod: ev.Kv.ModRevision})
+		case mvccpb.DELETE:
+			m.tree.Delete(item{key: key})
+		}
+		last = ev.Kv.ModRevision
+	}
+	m.advanceLocked(last)
+}
+
+func (m *mirror) progress(rev int64) {
+	m.mu.Lock()
+	m.advanceLocked(rev)
+	m.mu.Unlock()
+}
+
+// loadPage bounds each Get of the initial load, so that a large prefix is
+// never one huge response.
+const loadPage = 5000
+
+// load reads every key under the prefix at one revision, page by page.
+func (s *Store) load(ctx context.Context) (*btree.BTreeG[item], int64, error) {
+	t := newTree()
+	var rev int64
+	from := s.prefix
+	end := clientv3.GetPrefixRangeEnd(s.prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+		resp, err := s.cli.Get(cctx, from, opts...)
+		cancel()
+		if err != nil {
+			return nil, 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			t.ReplaceOrInsert(item{key: string(kv.Key[len(s.prefix):]), val: kv.Value, mod: kv.ModRevision})
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return t, rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// watchLoop keeps the mirror current until s.bg is cancelled (Close).
+func (s *Store) watchLoop(rev int64) {
+	defer close(s.watchDone)
+	backoff := 50 * time.Millisecond
+	for s.bg.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.bg))
+		wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+			clientv3.WithProgressNotify())
+		compacted := false
+	events:
+		for {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case resp, ok = <-wch:
+			case from := <-s.rewatch: // tests: re-watch from an older revision
+				rev = from
+				break events
+			}
+			if !ok {
+				break
+			}
+			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+				compacted = true
+				break
+			}
+			if err := resp.Err(); err != nil {
+				s.log.Warn("etcd watch failed; re-watching", "err", err.Error(), "from_revision", rev+1)
+				break
+			}
+			if resp.IsProgressNotify() {
+				s.m.progress(resp.Header.Revision)
+			} else if len(resp.Events) > 0 {
+				s.m.apply(resp.Events, len(s.prefix))
+			}
+			rev, _ = s.m.current()
+			backoff = 50 * time.Millisecond
+		}
+		cancel()
+		if s.bg.Err() != nil {
+			return
+		}
+		if compacted {
+			s.log.Warn("etcd watch fell behind compaction; reloading the mirror", "applied_revision", rev)
+			t, r, err := s.load(s.bg)
+			if err != nil {
+				s.log.Warn("reloading the mirror failed; retrying", "err", err.Error())
+			} else {
+				s.m.replace(t, r)
+				s.reloads.Add(1)
+				rev = r
+				continue
+			}
+		}
+		select {
+		case <-s.bg.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// progressAfter is how long waitRev waits for the watch before asking etcd
+// for a progress notification (needed when the revision it waits for
+// changed nothing under our prefix, so no event will ever arrive for it).
+const progressAfter = 10 * time.Millisecond
+
+// waitRev waits until the mirror has applied revision rev (bounded by ctx).
+func (s *Store) waitRev(ctx context.Context, rev int64) error {
+	wait := progressAfter
+	for {
+		cur, changed := s.m.current()
+		if cur >= rev {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for the local mirror to reach revision %d (at %d): %w", rev, cur, ctx.Err())
+		case <-t.C:
+			// Same metadata as the watch, so the request reaches its stream.
+			_ = s.cli.RequestProgress(clientv3.WithRequireLeader(ctx))
+			wait = min(2*wait, 500*time.Millisecond)
+		}
+		t.Stop()
+	}
+}
+
+// sync makes the mirror at least as current as etcd was when sync was
+// called (one linearizable read, then waiting for the watch): reads after
+// it see every write acknowledged anywhere before it.
+func (s *Store) sync(ctx context.Context) error {
+	resp, err := s.cli.Get(ctx, s.prefix+keySchemaVersion, clientv3.WithCountOnly())
+	if err != nil {
+		return etcdErr("read revision", err)
+	}
+	return s.waitRev(ctx, resp.Header.Revision)
+}

@@ -1,0 +1,151 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// CreateRole implements store.Store.
+func (s *Store) CreateRole(ctx context.Context, r store.Role) error {
+	if err := checkID("role", r.ID); err != nil {
+		return fmt.Errorf("create role: %w", err)
+	}
+	val, err := encodeRole(r)
+	if err != nil {
+		return fmt.Errorf("create role %q: %w", r.ID, err)
+	}
+	err = s.w.do(ctx, func(tx *Tx) error {
+		return createRoleTx(tx, r.ID, val)
+	})
+	if err != nil {
+		return fmt.Errorf("create role %q: %w", r.ID, err)
+	}
+	return nil
+}
+
+// createRoleTx writes a new role record (val, the encoded role; bbolt keeps
+// a reference to it until commit) under id; ErrAlreadyExists if id is taken.
+// CreateRole and CreateDatabase share it.
+func createRoleTx(tx *Tx, id string, val []byte) error {
+	b := tx.Bucket(bucketRoles)
+	key := []byte(id)
+	if b.Get(key) != nil {
+		return store.ErrAlreadyExists
+	}
+	return b.Put(key, val)
+}
+
+// GetRole implements store.Store.
+func (s *Store) GetRole(ctx context.Context, id string) (store.Role, error) {
+	return getOne(s, bucketRoles, id, "role", decodeRole)
+}
+
+// ListRoles implements store.Store. Roles are few (tens), so one read
+// transaction over the whole bucket stays short.
+func (s *Store) ListRoles(ctx context.Context) ([]store.Role, error) {
+	return listAll(s, bucketRoles, "roles", decodeRole)
+}
+
+// UpdateRole implements store.Store. update runs on the committer goroutine
+// inside the write transaction, so it must be quick and must not call the
+// Store (that would deadlock: the committer would wait for itself).
+func (s *Store) UpdateRole(ctx context.Context, id string, update func(store.Role) (store.Role, error)) (store.Role, error) {
+	key := []byte(id)
+	var stored []byte // result of the last successful run
+	err := s.w.do(ctx, func(tx *Tx) error {
+		b := tx.Bucket(bucketRoles)
+		v := b.Get(key)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		cur, err := decodeRole(v) // a fresh copy on every run
+		if err != nil {
+			return err
+		}
+		next, err := update(cur)
+		if err != nil {
+			return err
+		}
+		if next.ID != id {
+			return fmt.Errorf("update must not change the ID (got %q)", next.ID)
+		}
+		val, err := encodeRole(next)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(key, val); err != nil {
+			return err
+		}
+		stored = val
+		return nil
+	})
+	if err != nil {
+		return store.Role{}, fmt.Errorf("update role %q: %w", id, err)
+	}
+	// Decoding what was stored gives the caller a copy sharing nothing with
+	// the closure's values, with times normalised exactly as a Get would.
+	r, err := decodeRole(stored)
+	if err != nil {
+		return store.Role{}, fmt.Errorf("update role %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// DeleteRole implements store.Store. Any users_by_role entry makes the role
+// in use; token liveness comes from the expiry kept in tokens_by_role. So
+// the check reads two index ranges, not every user and token.
+func (s *Store) DeleteRole(ctx context.Context, id string, now time.Time) error {
+	key := []byte(id)
+	nowNanos := expiryNanos(now)
+	err := s.w.do(ctx, func(tx *Tx) error {
+		b := tx.Bucket(bucketRoles)
+		if b.Get(key) == nil {
+			return store.ErrNotFound
+		}
+		prefix := roleIndexPrefix(id)
+		if k, _ := tx.Bucket(bucketUsersByRole).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+			return fmt.Errorf("held by user %q: %w", k[len(prefix):], store.ErrInUse)
+		}
+		tokens := tx.Bucket(bucketTokens)
+		c := tx.Bucket(bucketTokensByRole).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			live, err := holderLive(tokens, k[len(prefix):], binary.BigEndian.Uint64(v), nowNanos, now)
+			if err != nil {
+				return err
+			}
+			if live {
+				return fmt.Errorf("held by live token %q: %w", k[len(prefix):], store.ErrInUse)
+			}
+		}
+		return b.Delete(key)
+	})
+	if err != nil {
+		return fmt.Errorf("delete role %q: %w", id, err)
+	}
+	return nil
+}
+
+// holderLive decides from the index value alone except when it equals now
+// after clamping, where only the record's exact expiry can tell.
+func holderLive(tokens *Bucket, clientID []byte, exp, nowNanos uint64, now time.Time) (bool, error) {
+	switch {
+	case exp == 0 || exp > nowNanos:
+		return true, nil
+	case exp < nowNanos:
+		return false, nil
+	}
+	v := tokens.Get(clientID)
+	if v == nil {
+		return false, nil
+	}
+	t, err := decodeToken(v)
+	if err != nil {
+		return false, err
+	}
+	return !t.Expired(now), nil
+}

@@ -1,0 +1,308 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// prepareToken validates and encodes a token outside the write transaction,
+// so that the committer's critical section holds only lookups and puts.
+func prepareToken(t store.Token) ([]byte, error) {
+	if err := checkID("client", t.ClientID); err != nil {
+		return nil, err
+	}
+	for _, r := range t.Roles {
+		if err := checkID("role", r); err != nil {
+			return nil, err
+		}
+	}
+	return encodeToken(t)
+}
+
+func encodeToken(t store.Token) ([]byte, error) {
+	return toTokenRecord(t).encode()
+}
+
+// createTokenTx writes a token record and its index entries. val is the
+// encoded t; bbolt keeps a reference to it until commit, so it must not be
+// modified afterwards.
+func createTokenTx(tx *Tx, t store.Token, val []byte) error {
+	tokens := tx.Bucket(bucketTokens)
+	key := []byte(t.ClientID)
+	if tokens.Get(key) != nil {
+		return store.ErrAlreadyExists
+	}
+	roles := tx.Bucket(bucketRoles)
+	for _, r := range t.Roles {
+		if roles.Get([]byte(r)) == nil {
+			return fmt.Errorf("role %q: %w", r, store.ErrNotFound)
+		}
+	}
+	if err := tokens.Put(key, val); err != nil {
+		return err
+	}
+	exp := expiryNanos(t.Expiry)
+	byRole := tx.Bucket(bucketTokensByRole)
+	for _, r := range t.Roles {
+		if err := byRole.Put(roleIndexKey(r, t.ClientID), be64(exp)); err != nil {
+			return err
+		}
+	}
+	if exp != 0 {
+		return tx.Bucket(bucketTokensByExpiry).Put(expiryIndexKey(exp, t.ClientID), []byte{})
+	}
+	return nil
+}
+
+// deleteTokenTx removes a token record, the index entries derived from the
+// stored record (not from anything the caller passed in) and every auth
+// token minted from it.
+func deleteTokenTx(tx *Tx, clientID string, rec tokenRecord) error {
+	if _, err := deleteAuthTokensOfTx(tx, store.PrincipalApplicationToken, clientID); err != nil {
+		return err
+	}
+	exp := expiryNanos(rec.Expiry)
+	byRole := tx.Bucket(bucketTokensByRole)
+	for _, r := range rec.Roles {
+		if err := byRole.Delete(roleIndexKey(r, clientID)); err != nil {
+			return err
+		}
+	}
+	if exp != 0 {
+		if err := tx.Bucket(bucketTokensByExpiry).Delete(expiryIndexKey(exp, clientID)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketTokens).Delete([]byte(clientID))
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	val, err := prepareToken(t)
+	if err != nil {
+		return fmt.Errorf("create token %q: %w", t.ClientID, err)
+	}
+	err = s.w.do(ctx, func(tx *Tx) error {
+		return createTokenTx(tx, t, val)
+	})
+	if err != nil {
+		return fmt.Errorf("create token %q: %w", t.ClientID, err)
+	}
+	return nil
+}
+
+// GetToken implements store.Store.
+func (s *Store) GetToken(ctx context.Context, clientID string) (store.Token, error) {
+	return getOne(s, bucketTokens, clientID, "token", decodeToken)
+}
+
+// ListTokens implements store.Store. Each page is one short read
+// transaction; the cursor is the last client ID returned, so pages stay
+// stable while tokens come and go (keys are visited in order, and a key
+// greater than the cursor is seen on a later page unless it is deleted
+// first).
+func (s *Store) ListTokens(ctx context.Context, after string, limit int) ([]store.Token, string, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	var (
+		page []store.Token
+		next string
+	)
+	err := s.view(func(tx *Tx) error {
+		c := tx.Bucket(bucketTokens).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if len(page) == limit {
+				next = page[len(page)-1].ClientID // there is more
+				return nil
+			}
+			t, err := decodeToken(v)
+			if err != nil {
+				return err
+			}
+			page = append(page, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tokens after %q: %w", after, err)
+	}
+	return page, next, nil
+}
+
+// DeleteToken implements store.Store.
+func (s *Store) DeleteToken(ctx context.Context, clientID string) error {
+	err := s.doCascade(ctx, func(tx *Tx) error {
+		v := tx.Bucket(bucketTokens).Get([]byte(clientID))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		rec, err := decodeTokenRecord(v)
+		if err != nil {
+			return err
+		}
+		return deleteTokenTx(tx, clientID, rec)
+	}, s.trimAuthTokensOf(store.PrincipalApplicationToken, clientID))
+	if err != nil {
+		return fmt.Errorf("delete token %q: %w", clientID, err)
+	}
+	return nil
+}
+
+// RecordTokenUse implements store.Store. Only the record changes; no index
+// depends on LastUsed.
+func (s *Store) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
+	if len(lastUsed) == 0 {
+		return nil
+	}
+	if len(lastUsed) > useChunk { // several transactions (cascade.go: chunked)
+		for _, part := range chunked(lastUsed, useChunk) {
+			if err := s.RecordTokenUse(ctx, part); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := s.w.do(ctx, func(tx *Tx) error {
+		tokens := tx.Bucket(bucketTokens)
+		for id, used := range lastUsed {
+			key := []byte(id)
+			v := tokens.Get(key)
+			if v == nil {
+				continue // deleted meanwhile
+			}
+			rec, err := decodeTokenRecord(v)
+			if err != nil {
+				return err
+			}
+			if !used.After(rec.LastUsed) {
+				continue
+			}
+			rec.LastUsed = used.UTC()
+			val, err := rec.encode()
+			if err != nil {
+				return fmt.Errorf("token %q: %w", id, err)
+			}
+			if err := tokens.Put(key, val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record token use (%d tokens): %w", len(lastUsed), err)
+	}
+	return nil
+}
+
+// DeleteExpiredTokens implements store.Store. It alternates a short read
+// transaction collecting up to gcChunk candidates from tokens_by_expiry with
+// a write transaction deleting them, so it never deletes under a live
+// cursor and never holds a long transaction. Like DeleteToken, it deletes
+// the auth tokens minted from each token it removes, so expiry leaves no
+// orphans behind. Each candidate is re-checked
+// inside the write, since the token may have been deleted (or re-created
+// with another expiry) in between. On error it returns how many it had
+// removed so far.
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
+	nowNanos := expiryNanos(now)
+	total := 0
+	var resume []byte
+	for {
+		keys, err := s.expiredCandidates(bucketTokensByExpiry, resume, nowNanos)
+		if err != nil {
+			return total, fmt.Errorf("delete expired tokens: %w", err)
+		}
+		if len(keys) == 0 {
+			return total, nil
+		}
+		var n int
+		deleteExpired := func(keys [][]byte) func(tx *Tx) error {
+			return func(tx *Tx) error {
+				n = 0 // the function may be re-run
+				tokens := tx.Bucket(bucketTokens)
+				for _, k := range keys {
+					id := string(k[8:])
+					v := tokens.Get([]byte(id))
+					if v == nil {
+						continue
+					}
+					rec, err := decodeTokenRecord(v)
+					if err != nil {
+						return err
+					}
+					if !rec.token().Expired(now) {
+						continue
+					}
+					if err := deleteTokenTx(tx, id, rec); err != nil {
+						return err
+					}
+					n++
+				}
+				return nil
+			}
+		}
+		err = s.w.do(ctx, deleteExpired(keys))
+		if errors.Is(err, errTxnTooLarge) {
+			// Some token has many auth tokens: one token per transaction,
+			// each a cascade of its own (cascade.go).
+			deleted := 0
+			for _, k := range keys {
+				if err = s.doCascade(ctx, deleteExpired([][]byte{k}), s.trimAuthTokensOf(store.PrincipalApplicationToken, string(k[8:]))); err != nil {
+					return total + deleted, fmt.Errorf("delete expired tokens: %w", err)
+				}
+				deleted += n
+			}
+			n = deleted
+		}
+		if err != nil {
+			return total, fmt.Errorf("delete expired tokens: %w", err)
+		}
+		total += n
+		if len(keys) < gcChunk {
+			return total, nil
+		}
+		resume = keys[len(keys)-1]
+	}
+}
+
+// expiredCandidates returns up to gcChunk keys of an expiry index
+// (tokens_by_expiry or pulsar_tokens_by_expiry: be64 expiry ‖ ID) after
+// resume (from the start if nil) whose expiry is at or before nowNanos.
+func (s *Store) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]byte, error) {
+	var keys [][]byte
+	err := s.view(func(tx *Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		k, _ := c.First()
+		if resume != nil {
+			k, _ = c.Seek(resume)
+			if bytes.Equal(k, resume) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && len(keys) < gcChunk; k, _ = c.Next() {
+			if len(k) <= 8 {
+				return fmt.Errorf("corrupt %s key %x", bucket, k)
+			}
+			if binary.BigEndian.Uint64(k[:8]) > nowNanos {
+				break
+			}
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	return keys, err
+}
