@@ -2,11 +2,21 @@ package cli
 
 import (
 	"context"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tokenbroker/tokenbroker/cmd/tokenbroker/internal/buildinfo"
+	"github.com/tokenbroker/tokenbroker/server/buildinfo"
 )
+
+// versionInfo is what `version -o json` prints.
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Modified  bool   `json:"modified"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
 
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
@@ -16,7 +26,9 @@ func (a *app) versionCommand() *cobra.Command {
   tokenbroker version -o json | jq -r .commit`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(context.Context, []string) error {
-			info := buildinfo.Read()
+			bi := buildinfo.Get()
+			info := versionInfo{Version: bi.Version, Commit: bi.Commit, Modified: bi.Modified,
+				GoVersion: bi.GoVersion, Platform: runtime.GOOS + "/" + runtime.GOARCH}
 			if a.json() {
 				return a.printJSON(info)
 			}
@@ -24,8 +36,7 @@ func (a *app) versionCommand() *cobra.Command {
 			if info.Modified {
 				commit += " (modified)"
 			}
-			return a.fields("version", info.Version, "commit", commit, "commitTime", orDash(info.CommitTime),
-				"go", info.GoVersion, "platform", info.Platform)
+			return a.fields("version", info.Version, "commit", commit, "go", info.GoVersion, "platform", info.Platform)
 		}),
 	}
 }
