@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
@@ -390,5 +391,70 @@ func TestAudit(t *testing.T) {
 	res = r.ok("audit", "follow", "--after-seq", page.Events[0].Seq, "-n", "1", "-o", "json")
 	if !strings.HasPrefix(res.stdout, `{"event":{`) || strings.Count(res.stdout, "\n") != 1 {
 		t.Fatalf("audit follow -o json:\n%s", res.stdout)
+	}
+}
+
+// TestTokenRotateAndRevoke rotates a token with no grace (the old one is
+// refused at once, the new one works), then revokes a role's tokens in bulk
+// after a dry run that revokes nothing.
+func TestTokenRotateAndRevoke(t *testing.T) {
+	env := servertest.Start(t)
+	r := newRunner(t, env)
+	resource := "drn:astra:org:" + env.OrgID + ":db:d1:keyspace:ks:table:t"
+	check := func(token string) checkAnswer {
+		t.Helper()
+		var ans checkAnswer
+		res := r.run("check", token, "--action", "db-table-select", "--resource", resource, "-o", "json")
+		if err := json.Unmarshal([]byte(res.stdout), &ans); err != nil {
+			t.Fatalf("check output %q: %v", res.stdout, err)
+		}
+		return ans
+	}
+
+	var old createdToken
+	r.jsonOf(&old, "token", "create", "--role", "R/W Svc Acct", "--description", "to rotate")
+	var rotated struct {
+		Token            createdToken `json:"token"`
+		PreviousClientID string       `json:"previousClientId"`
+	}
+	res := r.jsonOf(&rotated, "token", "rotate", old.ClientID)
+	if rotated.PreviousClientID != old.ClientID || !strings.HasPrefix(rotated.Token.Token, "AstraCS:") || rotated.Token.ClientID == old.ClientID {
+		t.Fatalf("token rotate -o json = %+v", rotated)
+	}
+	if !strings.Contains(res.stderr, "WARNING") {
+		t.Fatalf("token rotate warned nothing on stderr: %q", res.stderr)
+	}
+	if ans := check(old.Token); ans.Allowed {
+		t.Fatalf("the rotated-out token (no grace) is still allowed: %+v", ans)
+	}
+	if ans := check(rotated.Token.Token); !ans.Allowed {
+		t.Fatalf("the new token is refused: %+v", ans)
+	}
+	r.fails(2, "CLIENT_ID", "token", "rotate")
+
+	r.fails(2, "--role is required", "token", "revoke")
+	var revoked struct {
+		Clients []struct {
+			ClientID string `json:"clientId"`
+		} `json:"clients"`
+		DryRun bool `json:"dryRun"`
+	}
+	r.jsonOf(&revoked, "token", "revoke", "--role", "R/W Svc Acct", "--dry-run")
+	listed := false
+	for _, c := range revoked.Clients {
+		listed = listed || c.ClientID == rotated.Token.ClientID
+	}
+	if !revoked.DryRun || !listed {
+		t.Fatalf("token revoke --dry-run = %+v, want the new token listed", revoked)
+	}
+	if ans := check(rotated.Token.Token); !ans.Allowed {
+		t.Fatalf("a dry run revoked the token: %+v", ans)
+	}
+	res = r.ok("token", "revoke", "--role", "R/W Svc Acct")
+	if !strings.Contains(res.stdout, "revoked ") || !strings.Contains(res.stdout, rotated.Token.ClientID) {
+		t.Fatalf("token revoke: %q", res.stdout)
+	}
+	if ans := check(rotated.Token.Token); ans.Allowed {
+		t.Fatalf("a revoked token is still allowed: %+v", ans)
 	}
 }

@@ -16,11 +16,12 @@ import (
 )
 
 func (a *app) tokenCommand() *cobra.Command {
-	return group("token", "Application tokens (AstraCS:...): create, list, delete",
+	return group("token", "Application tokens (AstraCS:...): create, list, rotate, delete, revoke",
 		`  tokenbroker token create --role "R/W Svc Acct" --description "service A"
   tokenbroker token list
+  tokenbroker token rotate XGyYZpLqvwmFcbNgkRmyAOuo --grace 1h
   tokenbroker token delete XGyYZpLqvwmFcbNgkRmyAOuo`,
-		a.tokenCreateCommand(), a.tokenListCommand(), a.tokenDeleteCommand())
+		a.tokenCreateCommand(), a.tokenListCommand(), a.tokenRotateCommand(), a.tokenDeleteCommand(), a.tokenRevokeCommand())
 }
 
 func (a *app) tokenCreateCommand() *cobra.Command {
@@ -96,33 +97,135 @@ warning on stderr; the broker keeps only a keyed hash of them.`,
 }
 
 func (a *app) tokenListCommand() *cobra.Command {
-	return &cobra.Command{
+	var unusedFor, role string
+	c := &cobra.Command{
 		Use:   "list",
 		Short: "List application tokens (never their secrets)",
 		Example: `  tokenbroker token list
+  tokenbroker token list --unused-for 30d --role "R/W Svc Acct"
   tokenbroker token list -o json | jq -r '.clients[] | select(.lastUsedOn == null) | .clientId'`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, _ []string) error {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				resp, err := c.tokens.ListTokens(ctx, &tbv1.ListTokensRequest{})
+				req := &tbv1.ListTokensRequest{UnusedFor: unusedFor}
+				if role != "" {
+					ids, err := a.resolveRoles(ctx, c, []string{role})
+					if err != nil {
+						return err
+					}
+					req.Role = ids[0]
+				}
+				resp, err := c.tokens.ListTokens(ctx, req)
 				if err != nil {
 					return err
 				}
 				if a.json() {
 					return a.printProto(resp)
 				}
-				names := a.roleNames(ctx, c)
-				rows := make([][]string, 0, len(resp.GetClients()))
-				for _, t := range resp.GetClients() {
-					rows = append(rows, []string{
-						t.GetClientId(), names.join(t.GetRoles()), orDash(t.GetDescription()),
-						ts(t.GetGeneratedOn()), orNever(ts(t.GetTokenExpiry())), orDash(ts(t.GetLastUsedOn())),
-					})
-				}
-				return a.table([]string{"CLIENT ID", "ROLES", "DESCRIPTION", "GENERATED", "EXPIRES", "LAST USED"}, rows)
+				return a.tokenTable(ctx, c, resp.GetClients())
 			})
 		}),
 	}
+	c.Flags().StringVar(&unusedFor, "unused-for", "", "only tokens not used for at least this long (e.g. 30d)")
+	c.Flags().StringVar(&role, "role", "", "only tokens bound to this role (name or ID)")
+	return c
+}
+
+// tokenTable prints tokens as a table, with role names where readable.
+func (a *app) tokenTable(ctx context.Context, c clients, tokens []*tbv1.TokenInfo) error {
+	names := a.roleNames(ctx, c)
+	rows := make([][]string, 0, len(tokens))
+	for _, t := range tokens {
+		rows = append(rows, []string{
+			t.GetClientId(), names.join(t.GetRoles()), orDash(t.GetDescription()),
+			ts(t.GetGeneratedOn()), orNever(ts(t.GetTokenExpiry())), orDash(ts(t.GetLastUsedOn())),
+		})
+	}
+	return a.table([]string{"CLIENT ID", "ROLES", "DESCRIPTION", "GENERATED", "EXPIRES", "LAST USED"}, rows)
+}
+
+func (a *app) tokenRotateCommand() *cobra.Command {
+	var grace string
+	c := &cobra.Command{
+		Use:   "rotate CLIENT_ID",
+		Short: "Replace an application token; the new one is printed once, the old one works for --grace",
+		Long: `Rotate an application token: a new token (new client ID and secret, same
+roles, description and lifetime) is created and printed once, with a
+warning on stderr. The old token keeps working until the grace period ends
+(default 0: refused at once), then is refused, with the authorization
+tokens minted from it.`,
+		Example: `  tokenbroker token rotate XGyYZpLqvwmFcbNgkRmyAOuo --grace 1h
+  NEW=$(tokenbroker token rotate XGyYZpLqvwmFcbNgkRmyAOuo --grace 10m -o json | jq -r .token.token)`,
+		Args: exactArgs("CLIENT_ID"),
+		RunE: a.run(func(ctx context.Context, args []string) error {
+			return a.unary(ctx, func(ctx context.Context, c clients) error {
+				resp, err := c.tokens.RotateToken(ctx, &tbv1.RotateTokenRequest{ClientId: args[0], GracePeriod: grace})
+				if err != nil {
+					return err
+				}
+				a.warnSecret("the new token's secret and token")
+				if a.json() {
+					return a.printProto(resp)
+				}
+				t := resp.GetToken()
+				return a.fields(
+					"clientId", t.GetClientId(),
+					"secret", t.GetSecret(),
+					"token", t.GetToken(),
+					"roles", strings.Join(t.GetRoles(), "\n"),
+					"expires", orNever(ts(t.GetTokenExpiry())),
+					"previousClientId", resp.GetPreviousClientId(),
+					"previousWorksUntil", ts(resp.GetPreviousExpiry()),
+				)
+			})
+		}),
+	}
+	c.Flags().StringVar(&grace, "grace", "", "how long the old token keeps working (e.g. 10m, 1h, 7d; at most 7d; default 0)")
+	return c
+}
+
+func (a *app) tokenRevokeCommand() *cobra.Command {
+	var role, unusedFor string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "revoke --role ROLE [--unused-for 30d] [--dry-run]",
+		Short: "Revoke every token of a role (optionally only those unused for a while)",
+		Long: `Revoke, in one call, every application token bound to a role, or only
+those not used for --unused-for. --dry-run lists what would go and revokes
+nothing. The caller's own token is never revoked.`,
+		Example: `  tokenbroker token revoke --role "R/W Svc Acct" --unused-for 90d --dry-run
+  tokenbroker token revoke --role "R/W Svc Acct" --unused-for 90d`,
+		Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, _ []string) error {
+			if role == "" {
+				return usagef("--role is required (a role name or ID)")
+			}
+			return a.unary(ctx, func(ctx context.Context, c clients) error {
+				ids, err := a.resolveRoles(ctx, c, []string{role})
+				if err != nil {
+					return err
+				}
+				resp, err := c.tokens.RevokeTokens(ctx, &tbv1.RevokeTokensRequest{Role: ids[0], UnusedFor: unusedFor, DryRun: dryRun})
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return a.printProto(resp)
+				}
+				if dryRun {
+					fmt.Fprintf(a.out, "would revoke %d token(s):\n", len(resp.GetClients()))
+				} else {
+					fmt.Fprintf(a.out, "revoked %d token(s):\n", len(resp.GetClients()))
+				}
+				return a.tokenTable(ctx, c, resp.GetClients())
+			})
+		}),
+	}
+	f := c.Flags()
+	f.StringVar(&role, "role", "", "the role (name or ID) whose tokens go")
+	f.StringVar(&unusedFor, "unused-for", "", "only tokens not used for at least this long (e.g. 90d)")
+	f.BoolVar(&dryRun, "dry-run", false, "list what would be revoked, revoke nothing")
+	return c
 }
 
 func (a *app) tokenDeleteCommand() *cobra.Command {
