@@ -218,7 +218,7 @@ func TestCompatDatabases(t *testing.T) {
 	env := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.DataAPIURLTemplate = tmpl }))
 
 	// Terraform: astra.CreateDatabaseJSONRequestBody; astra-db-ts sends the
-	// same keys (and dbType "vector", which the broker ignores).
+	// same keys (and dbType "vector", which the broker records and returns).
 	create := compatCall{client: "terraform/astra-db-ts", method: http.MethodPost, path: "/v2/databases",
 		body: map[string]any{"name": "compat", "keyspace": "ks1", "cloudProvider": "GCP", "tier": "serverless",
 			"capacityUnits": 1, "region": "us-east1", "dbType": "vector"},
@@ -241,6 +241,8 @@ func TestCompatDatabases(t *testing.T) {
 		t.Errorf("status %v, want ACTIVE (both clients poll for it)", s)
 	}
 	for path, want := range map[string]string{
+		"dbType":                              "vector", // terraform's db_type
+		"info.dbType":                         "vector",
 		"info.datacenters[0].region":          "us-east1",
 		"info.datacenters[0].cloudProvider":   "GCP",
 		"info.datacenters[0].dataEndpointUrl": "https://" + id + "-us-east1.apps.example.internal/api/rest",

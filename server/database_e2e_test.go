@@ -318,6 +318,7 @@ func TestDatabaseCreateAndShape(t *testing.T) {
 		{"keyspace with a colon", map[string]any{"name": "x", "keyspace": "ks:table"}},
 		{"keyspace too long", map[string]any{"name": "x", "keyspace": strings.Repeat("k", 49)}},
 		{"region too long", map[string]any{"name": "x", "region": strings.Repeat("r", 65)}},
+		{"unknown dbType", map[string]any{"name": "x", "dbType": "graph"}},
 	} {
 		code, raw, hdr := env.REST(t, http.MethodPost, dbePath, env.AdminToken, c.body)
 		wantAstraError(t, c.name, code, raw, hdr, http.StatusBadRequest, 0, "")

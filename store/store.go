@@ -252,6 +252,7 @@ type Database struct {
 	Keyspace      string
 	CloudProvider string
 	Tier          string
+	DBType        string // "vector", or "" when none was given
 	CapacityUnits int
 	Region        string
 	Status        string // "ACTIVE" or "TERMINATED"

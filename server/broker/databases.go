@@ -24,6 +24,9 @@ const (
 	DBTerminated = "TERMINATED"
 )
 
+// DBTypeVector is the only database type Astra's API names.
+const DBTypeVector = "vector"
+
 // systemKeyspaces are the keyspaces CQL drivers read on connect; a
 // database's own token may read them (as Astra's DB-scoped roles do).
 var systemKeyspaces = []string{"system", "system_schema", "system_virtual_schema"}
@@ -59,6 +62,9 @@ func (in DatabaseInput) validate() error {
 	if in.Keyspace != "" && !keyspaceRE.MatchString(in.Keyspace) {
 		return Invalid("keyspace: 1 to 48 letters, digits or '_'")
 	}
+	if in.DBType != "" && in.DBType != DBTypeVector {
+		return Invalid("dbType: must be %q or absent", DBTypeVector)
+	}
 	if in.CapacityUnits < 0 || in.CapacityUnits > 100 {
 		return Invalid("capacityUnits: must be 1 to 100")
 	}
@@ -89,6 +95,7 @@ func (b *Broker) grantableActions(caller *Principal, resources, actions []string
 // DatabaseInput is a database to register.
 type DatabaseInput struct {
 	Name, Keyspace, CloudProvider, Tier, Region string
+	DBType                                      string // "vector" or ""
 	CapacityUnits                               int
 }
 
@@ -117,7 +124,7 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 	now := b.now().UTC()
 	db := store.Database{
 		ID: uuid.NewString(), OrgID: b.org.ID, OwnerID: caller.ID,
-		Name: in.Name, Keyspace: in.Keyspace, CloudProvider: in.CloudProvider, Tier: in.Tier,
+		Name: in.Name, Keyspace: in.Keyspace, CloudProvider: in.CloudProvider, Tier: in.Tier, DBType: in.DBType,
 		CapacityUnits: in.CapacityUnits, Region: in.Region, Status: DBActive, CreatedAt: now,
 	}
 	dbDRN := policy.DatabaseDRN(b.org.ID, db.ID)

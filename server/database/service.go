@@ -45,7 +45,7 @@ func (s *Service) fail(ctx context.Context, err error) error { return rpcerr.ToS
 func (s *Service) CreateDatabase(ctx context.Context, req *tbv1.CreateDatabaseRequest) (*tbv1.CreateDatabaseResponse, error) {
 	db, err := s.b.CreateDatabase(ctx, broker.PrincipalFrom(ctx), broker.DatabaseInput{
 		Name: req.GetName(), Keyspace: req.GetKeyspace(), CloudProvider: req.GetCloudProvider(),
-		Tier: req.GetTier(), Region: req.GetRegion(), CapacityUnits: int(req.GetCapacityUnits()),
+		Tier: req.GetTier(), Region: req.GetRegion(), CapacityUnits: int(req.GetCapacityUnits()), DBType: req.GetDbType(),
 	})
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -143,6 +143,10 @@ func (s *Service) databaseToProto(db store.Database) *tbv1.Database {
 		},
 		AvailableActions: actions,
 		Storage:          &tbv1.DatabaseStorage{},
+	}
+	if db.DBType != "" {
+		t := db.DBType
+		out.DbType, out.Info.DbType = &t, &t
 	}
 	if u, ok := s.urls.urls(db.ID, db.Region); ok {
 		out.CqlshUrl, out.GraphqlUrl, out.DataEndpointUrl = &u.cqlsh, &u.graphql, &u.dataEndpoint

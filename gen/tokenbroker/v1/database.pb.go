@@ -35,7 +35,7 @@ type DatabaseInfo struct {
 	AdditionalKeyspaces []string `protobuf:"bytes,8,rep,name=additional_keyspaces,json=additionalKeyspaces,proto3" json:"additional_keyspaces,omitempty"`
 	// One entry per region (the broker registers one region per database).
 	Datacenters []*Datacenter `protobuf:"bytes,9,rep,name=datacenters,proto3" json:"datacenters,omitempty"`
-	// Absent: the broker does not record a database type.
+	// The type given at creation ("vector"); absent when none was given.
 	DbType        *string `protobuf:"bytes,10,opt,name=db_type,json=dbType,proto3,oneof" json:"db_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -417,7 +417,7 @@ type Database struct {
 	CqlshUrl        *string `protobuf:"bytes,12,opt,name=cqlsh_url,json=cqlshUrl,proto3,oneof" json:"cqlsh_url,omitempty"`
 	DataEndpointUrl *string `protobuf:"bytes,13,opt,name=data_endpoint_url,json=dataEndpointUrl,proto3,oneof" json:"data_endpoint_url,omitempty"`
 	GraphqlUrl      *string `protobuf:"bytes,14,opt,name=graphql_url,json=graphqlUrl,proto3,oneof" json:"graphql_url,omitempty"`
-	// Absent: the broker does not record a database type.
+	// The type given at creation ("vector"); absent when none was given.
 	DbType        *string `protobuf:"bytes,15,opt,name=db_type,json=dbType,proto3,oneof" json:"db_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -566,6 +566,8 @@ type CreateDatabaseRequest struct {
 	Tier          string                 `protobuf:"bytes,4,opt,name=tier,proto3" json:"tier,omitempty"`
 	CapacityUnits int32                  `protobuf:"varint,5,opt,name=capacity_units,json=capacityUnits,proto3" json:"capacity_units,omitempty"`
 	Region        string                 `protobuf:"bytes,6,opt,name=region,proto3" json:"region,omitempty"`
+	// Optional: "vector" (Astra's only database type), or absent.
+	DbType        string `protobuf:"bytes,7,opt,name=db_type,json=dbType,proto3" json:"db_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +640,13 @@ func (x *CreateDatabaseRequest) GetCapacityUnits() int32 {
 func (x *CreateDatabaseRequest) GetRegion() string {
 	if x != nil {
 		return x.Region
+	}
+	return ""
+}
+
+func (x *CreateDatabaseRequest) GetDbType() string {
+	if x != nil {
+		return x.DbType
 	}
 	return ""
 }
@@ -1216,14 +1225,15 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\x12_data_endpoint_urlB\x0e\n" +
 	"\f_graphql_urlB\n" +
 	"\n" +
-	"\b_db_type\"\xc1\x01\n" +
+	"\b_db_type\"\xda\x01\n" +
 	"\x15CreateDatabaseRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12%\n" +
 	"\x0ecloud_provider\x18\x03 \x01(\tR\rcloudProvider\x12\x12\n" +
 	"\x04tier\x18\x04 \x01(\tR\x04tier\x12%\n" +
 	"\x0ecapacity_units\x18\x05 \x01(\x05R\rcapacityUnits\x12\x16\n" +
-	"\x06region\x18\x06 \x01(\tR\x06region\"\x8c\x01\n" +
+	"\x06region\x18\x06 \x01(\tR\x06region\x12\x17\n" +
+	"\adb_type\x18\a \x01(\tR\x06dbType\"\x8c\x01\n" +
 	"\x16CreateDatabaseResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x1b\n" +

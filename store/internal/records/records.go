@@ -338,6 +338,7 @@ type databaseRecord struct {
 	Keyspace      string      `json:"keyspace"`
 	CloudProvider string      `json:"cloud_provider"`
 	Tier          string      `json:"tier"`
+	DBType        string      `json:"db_type,omitempty"`
 	CapacityUnits int         `json:"capacity_units"`
 	Region        string      `json:"region"`
 	Status        string      `json:"status"`
@@ -366,7 +367,7 @@ func (r usageRecord) usage() store.Usage {
 func EncodeDatabase(d store.Database) ([]byte, error) {
 	return marshal(databaseRecord{
 		ID: d.ID, OrgID: d.OrgID, OwnerID: d.OwnerID, Name: d.Name, Keyspace: d.Keyspace,
-		CloudProvider: d.CloudProvider, Tier: d.Tier, CapacityUnits: d.CapacityUnits, Region: d.Region,
+		CloudProvider: d.CloudProvider, Tier: d.Tier, DBType: d.DBType, CapacityUnits: d.CapacityUnits, Region: d.Region,
 		Status: d.Status, RoleID: d.RoleID, CreatedAt: d.CreatedAt.UTC(), TerminatedAt: d.TerminatedAt.UTC(),
 		Usage: toUsageRecord(d.Usage),
 	})
@@ -380,7 +381,7 @@ func DecodeDatabase(b []byte) (store.Database, error) {
 	}
 	return store.Database{
 		ID: r.ID, OrgID: r.OrgID, OwnerID: r.OwnerID, Name: r.Name, Keyspace: r.Keyspace,
-		CloudProvider: r.CloudProvider, Tier: r.Tier, CapacityUnits: r.CapacityUnits, Region: r.Region,
+		CloudProvider: r.CloudProvider, Tier: r.Tier, DBType: r.DBType, CapacityUnits: r.CapacityUnits, Region: r.Region,
 		Status: r.Status, RoleID: r.RoleID, CreatedAt: r.CreatedAt, TerminatedAt: r.TerminatedAt,
 		Usage: r.Usage.usage(),
 	}, nil
