@@ -84,7 +84,7 @@ func (s *Service) tokenInfos(tokens []store.Token) []*tbv1.TokenInfo {
 	now := s.b.Now()
 	out := make([]*tbv1.TokenInfo, 0, len(tokens))
 	for _, t := range tokens {
-		out = append(out, &tbv1.TokenInfo{
+		info := &tbv1.TokenInfo{
 			ClientId:    t.ClientID,
 			Roles:       t.Roles,
 			GeneratedOn: timestamppb.New(t.GeneratedOn),
@@ -92,9 +92,11 @@ func (s *Service) tokenInfos(tokens []store.Token) []*tbv1.TokenInfo {
 			TokenExpiry: optionalTime(t.Expiry),
 			LastUsedOn:  optionalTime(t.LastUsed),
 			State:       broker.TokenState(t, now),
-			RotatedTo:   t.RotatedTo,
-			RotatedOn:   optionalTime(t.RotatedAt),
-		})
+		}
+		if t.RotatedTo != "" { // absent for tokens never rotated
+			info.RotatedTo, info.RotatedOn = &t.RotatedTo, optionalTime(t.RotatedAt)
+		}
+		out = append(out, info)
 	}
 	return out
 }

@@ -311,9 +311,10 @@ type TokenInfo struct {
 	// Beyond Astra: "active", "rotated" (replaced; works until token_expiry, the
 	// end of its grace period) or "expired" (refused; removed within a minute).
 	State string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
-	// For a rotated token: the client ID of its successor, and when it was rotated.
-	RotatedTo     string                 `protobuf:"bytes,8,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
-	RotatedOn     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=rotated_on,json=rotatedOn,proto3" json:"rotated_on,omitempty"`
+	// For a rotated token only (absent otherwise): the client ID of its
+	// successor, and when it was rotated.
+	RotatedTo     *string                `protobuf:"bytes,8,opt,name=rotated_to,json=rotatedTo,proto3,oneof" json:"rotated_to,omitempty"`
+	RotatedOn     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=rotated_on,json=rotatedOn,proto3,oneof" json:"rotated_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,8 +399,8 @@ func (x *TokenInfo) GetState() string {
 }
 
 func (x *TokenInfo) GetRotatedTo() string {
-	if x != nil {
-		return x.RotatedTo
+	if x != nil && x.RotatedTo != nil {
+		return *x.RotatedTo
 	}
 	return ""
 }
@@ -1699,7 +1700,7 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"unused_for\x18\x01 \x01(\tR\tunusedFor\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\"I\n" +
 	"\x12ListTokensResponse\x123\n" +
-	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\"\x8c\x03\n" +
+	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\"\xb4\x03\n" +
 	"\tTokenInfo\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12=\n" +
@@ -1708,11 +1709,13 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\ftoken_expiry\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vtokenExpiry\x12<\n" +
 	"\flast_used_on\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedOn\x12\x14\n" +
-	"\x05state\x18\a \x01(\tR\x05state\x12\x1d\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\"\n" +
 	"\n" +
-	"rotated_to\x18\b \x01(\tR\trotatedTo\x129\n" +
+	"rotated_to\x18\b \x01(\tH\x00R\trotatedTo\x88\x01\x01\x12>\n" +
 	"\n" +
-	"rotated_on\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trotatedOn\"T\n" +
+	"rotated_on\x18\t \x01(\v2\x1a.google.protobuf.TimestampH\x01R\trotatedOn\x88\x01\x01B\r\n" +
+	"\v_rotated_toB\r\n" +
+	"\v_rotated_on\"T\n" +
 	"\x12RotateTokenRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12!\n" +
 	"\fgrace_period\x18\x02 \x01(\tR\vgracePeriod\"\xc3\x01\n" +
@@ -1909,6 +1912,7 @@ func file_tokenbroker_v1_token_proto_init() {
 	if File_tokenbroker_v1_token_proto != nil {
 		return
 	}
+	file_tokenbroker_v1_token_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
