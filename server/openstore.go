@@ -14,6 +14,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/keyring"
+	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/bolt"
 	"github.com/tokenbroker/tokenbroker/store/etcd"
@@ -123,17 +124,24 @@ func etcdTLS(c EtcdConfig) (*tls.Config, error) {
 	return t, nil
 }
 
-// setupStore runs broker.Setup, once more if another broker sharing the
-// store bootstrapped it (or created a default role) at the same moment:
-// the store's guarded writes let exactly one win, and the loser then finds
-// the organization and checks its key against it like any later start. A
-// bootstrap file the loser wrote holds a credential that was never stored,
-// so it is removed.
+// setupStore runs broker.Setup again while another broker sharing the
+// store bootstraps it (or creates a default role) at the same moment: the
+// store's guarded writes let exactly one win each record, and the loser
+// then finds the record and goes on, ending by finding the organization and
+// checking its key against it like any later start. Every lost race means
+// the other broker created one of the setup's records (the default roles
+// and the organization), so setupAttempts bounds the retries. A bootstrap
+// file the loser wrote holds a credential that was never stored, so it is
+// removed.
+// setupAttempts: one per record a concurrent setup may win (the default
+// roles and the organization), plus the final one.
+var setupAttempts = len(policy.DefaultRoles("")) + 2
+
 func setupStore(ctx context.Context, cfg Config, st store.Store, keys *keyring.Keyring, mac *credential.MAC) (broker.SetupResult, error) {
 	before, statErr := os.Stat(cfg.BootstrapFile)
 	for attempt := 0; ; attempt++ {
 		setup, err := broker.Setup(ctx, st, keys, mac, cfg.OrgName, cfg.BootstrapFile, cfg.Now())
-		if err == nil || attempt == 2 || !errors.Is(err, store.ErrAlreadyExists) {
+		if err == nil || attempt == setupAttempts-1 || !errors.Is(err, store.ErrAlreadyExists) {
 			if err != nil {
 				return setup, fmt.Errorf("%s: %w", cfg.storeName(), err)
 			}
