@@ -1,4 +1,4 @@
-package bolt
+package kvrecords
 
 import (
 	"time"
@@ -9,7 +9,7 @@ import (
 
 // The stored encodings live in store/internal/records, shared with the etcd
 // backend, so that a record is the same bytes in either. This file adapts
-// them to the shapes the bbolt code works with: private record structs that
+// them to the shapes the record code works with (ported from store/bolt): private record structs that
 // carry the fields index maintenance needs, with times in UTC.
 
 func encodeOrg(o store.Organization) ([]byte, error)  { return records.EncodeOrg(o) }
