@@ -257,4 +257,3 @@ func verifyNamespaceStats(tx kv.Tx) error {
 		return nil
 	})
 }
-
