@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/btree"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // Tx is a transaction over the mirror, shaped like a bbolt transaction
@@ -93,7 +95,7 @@ func (tx *Tx) rollback(m txMark) {
 }
 
 // Bucket returns the bucket named name.
-func (tx *Tx) Bucket(name []byte) *Bucket {
+func (tx *Tx) Bucket(name []byte) kv.Bucket {
 	p := string(name) + "/"
 	return &Bucket{tx: tx, prefix: p, end: string(name) + "0"} // '0' follows '/'
 }
@@ -271,11 +273,11 @@ func (b *Bucket) NextSequence() (uint64, error) {
 		n = binary.BigEndian.Uint64(v)
 	}
 	n++
-	return n, b.tx.set(write{key: key, val: be64(n)})
+	return n, b.tx.set(write{key: key, val: binary.BigEndian.AppendUint64(nil, n)})
 }
 
 // Cursor returns a cursor over the bucket.
-func (b *Bucket) Cursor() *Cursor { return &Cursor{b: b} }
+func (b *Bucket) Cursor() kv.Cursor { return &Cursor{b: b} }
 
 // Cursor walks a bucket in key order (bbolt's First/Seek/Next). In a
 // writable transaction every walk is recorded as a range read, from where
