@@ -7,7 +7,9 @@
 // committer reaches it is not written and returns the context's error; once
 // it is in a batch, the caller waits for that commit. Reads run in the
 // caller's goroutine in short read-only transactions. The bucket layout is
-// in schema.go and the stored encodings in records.go.
+// in schema.go; the record logic (how each operation reads and writes
+// records and index entries) is store/internal/kvrecords, shared with
+// store/etcd, run on bbolt through the adapters in kv.go.
 package bolt
 
 import (

@@ -9,7 +9,8 @@
 // everything it read (tx.go), and returns only after etcd has committed it
 // (durable on a quorum) and the local mirror has applied it, so a process
 // always reads its own writes. The key layout is in schema.go; the stored
-// encodings are store/internal/records, the same bytes as store/bolt.
+// encodings are store/internal/records, the same bytes as store/bolt, and
+// the record logic is store/internal/kvrecords, shared with store/bolt (kv.go).
 package etcd
 
 import (

@@ -12,8 +12,8 @@ import (
 )
 
 // Tx is a transaction over the mirror, shaped like a bbolt transaction
-// (buckets, Get/Put/Delete, cursors) so that the record logic reads the same
-// as in store/bolt. A bucket is a sub-prefix of the installation's prefix
+// (buckets, Get/Put/Delete, cursors: store/internal/kv) so that the record
+// logic of store/internal/kvrecords runs on it as on bbolt. A bucket is a sub-prefix of the installation's prefix
 // ("tokens/", "tokens_by_role/", …).
 //
 // A writable Tx reads from a snapshot of the mirror at revision base and

@@ -89,9 +89,10 @@ func (s *Records) AppendAuditEvents(ctx context.Context, events []store.AuditEve
 	}
 	events = append([]store.AuditEvent(nil), events...) // the caller may reuse its slice once we return
 	if len(events) > s.auditChunk {
-		// More than one etcd transaction holds: consecutive chunks, each
-		// atomic and in order (the events are validated above, so only an
-		// etcd failure can stop the sequence part-way; Seqs stay gap-free).
+		// More than one bounded transaction holds (Limits.AuditChunk):
+		// consecutive chunks, each atomic and in order (the events are
+		// validated above, so only a backend failure can stop the sequence
+		// part-way; Seqs stay gap-free).
 		for i := 0; i < len(events); i += s.auditChunk {
 			if err := s.AppendAuditEvents(ctx, events[i:min(i+s.auditChunk, len(events))]); err != nil {
 				return fmt.Errorf("append audit events (%d written): %w", i, err)

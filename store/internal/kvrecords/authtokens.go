@@ -227,7 +227,7 @@ func (s *Records) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]ti
 	if len(lastUsed) == 0 {
 		return nil
 	}
-	if len(lastUsed) > s.useChunk { // several transactions (cascade.go: chunked)
+	if len(lastUsed) > s.useChunk { // several transactions (Limits.UseChunk)
 		for _, part := range chunked(lastUsed, s.useChunk) {
 			if err := s.RecordAuthTokenUse(ctx, part); err != nil {
 				return err

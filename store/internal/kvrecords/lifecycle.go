@@ -11,7 +11,8 @@ import (
 	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
-// Credential-lifecycle writes, as in store/bolt.
+// Credential-lifecycle writes.
+
 // UpdateOrganization implements store.Store (closure rules as for
 // UpdateRole).
 func (s *Records) UpdateOrganization(ctx context.Context, update func(store.Organization) (store.Organization, error)) (store.Organization, error) {

@@ -61,8 +61,8 @@ var (
 	keySigningKeys = []byte("keys") // in signing_keys: the whole key set
 )
 
-// maxIDLen bounds IDs so that index keys (roleID 0x00 clientID) stay far
-// far below etcd's request limits.
+// maxIDLen bounds IDs so that index keys (roleID 0x00 clientID) stay
+// below bbolt's key size limit and far below etcd's request limits.
 const maxIDLen = 256
 
 // checkID rejects IDs that would break the key layout: empty keys are

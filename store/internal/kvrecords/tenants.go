@@ -50,8 +50,8 @@ func (s *Records) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 // DeleteTenant implements store.Store. The tenant's Pulsar tokens and
 // namespace statistics go in the same transaction, found through
 // pulsar_tokens_by_tenant and by prefix in namespace_stats, so neither ever
-// outlives its tenant. When they do not fit in one etcd transaction, they
-// are deleted first, in chunks (cascade.go).
+// outlives its tenant. A backend with bounded transactions deletes them
+// first, in chunks, when they do not fit in one (Backend.Cascade).
 func (s *Records) DeleteTenant(ctx context.Context, name string) error {
 	key := []byte(name)
 	err := s.b.Cascade(ctx, func(tx kv.Tx) error {

@@ -168,7 +168,7 @@ func (s *Records) RecordTokenUse(ctx context.Context, lastUsed map[string]time.T
 	if len(lastUsed) == 0 {
 		return nil
 	}
-	if len(lastUsed) > s.useChunk { // several transactions (cascade.go: chunked)
+	if len(lastUsed) > s.useChunk { // several transactions (Limits.UseChunk)
 		for _, part := range chunked(lastUsed, s.useChunk) {
 			if err := s.RecordTokenUse(ctx, part); err != nil {
 				return err
@@ -258,7 +258,7 @@ func (s *Records) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, 
 		err = s.update(ctx, deleteExpired(keys))
 		if s.b.TooLarge(err) {
 			// Some token has many auth tokens: one token per transaction,
-			// each a cascade of its own (cascade.go).
+			// each a cascade of its own (Backend.Cascade).
 			deleted := 0
 			for _, k := range keys {
 				if err = s.b.Cascade(ctx, deleteExpired([][]byte{k}), cascadeOf(store.PrincipalApplicationToken, string(k[8:]))); err != nil {
