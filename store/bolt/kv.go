@@ -23,6 +23,7 @@ func (t boltTx) Bucket(name []byte) kv.Bucket { return boltBucket{t.tx.Bucket(na
 type boltBucket struct{ b *bbolt.Bucket }
 
 func (b boltBucket) Get(key []byte) []byte                    { return b.b.Get(key) }
+func (b boltBucket) GetString(key string) []byte              { return b.b.Get([]byte(key)) }
 func (b boltBucket) Put(key, value []byte) error              { return b.b.Put(key, value) }
 func (b boltBucket) Delete(key []byte) error                  { return b.b.Delete(key) }
 func (b boltBucket) ForEach(fn func(k, v []byte) error) error { return b.b.ForEach(fn) }

@@ -236,6 +236,9 @@ type Bucket struct {
 // Get returns the value under key, or nil.
 func (b *Bucket) Get(key []byte) []byte { return b.tx.get(b.prefix + string(key)) }
 
+// GetString is Get with a string key.
+func (b *Bucket) GetString(key string) []byte { return b.tx.get(b.prefix + key) }
+
 // Put stores value under key when the transaction commits.
 func (b *Bucket) Put(key, value []byte) error {
 	return b.tx.set(write{key: b.prefix + string(key), val: append([]byte{}, value...)})

@@ -16,6 +16,11 @@ type Tx interface {
 type Bucket interface {
 	// Get returns the value under key, or nil when it is absent.
 	Get(key []byte) []byte
+	// GetString is Get with a string key. (Converting a string to a key
+	// for a call through this interface would allocate, the compiler
+	// cannot see that Get keeps no reference to it; behind the interface
+	// the conversion is free. For the credential-check reads.)
+	GetString(key string) []byte
 	// Put stores value under key.
 	Put(key, value []byte) error
 	// Delete removes key (an absent key is fine).

@@ -167,7 +167,7 @@ func (s *Records) ResolveAuthToken(ctx context.Context, mac []byte) (store.Resol
 		r.AuthToken = rec.authToken()
 		switch rec.PrincipalKind {
 		case store.PrincipalApplicationToken:
-			pv := tx.Bucket(bucketTokens).Get([]byte(rec.PrincipalID))
+			pv := tx.Bucket(bucketTokens).GetString(rec.PrincipalID)
 			if pv == nil {
 				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
 			}
@@ -177,7 +177,7 @@ func (s *Records) ResolveAuthToken(ctx context.Context, mac []byte) (store.Resol
 			}
 			r.Roles, r.Expiry = t.Roles, t.Expiry
 		case store.PrincipalUser:
-			pv := tx.Bucket(bucketUsers).Get([]byte(rec.PrincipalID))
+			pv := tx.Bucket(bucketUsers).GetString(rec.PrincipalID)
 			if pv == nil {
 				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
 			}

@@ -140,7 +140,7 @@ func getOne[T any](s *Records, bucket []byte, key, what string, decode func([]by
 		return zero, fmt.Errorf("get %s %q: %w", what, key, err)
 	}
 	defer s.b.EndRead(tx)
-	v := tx.Bucket(bucket).Get([]byte(key))
+	v := tx.Bucket(bucket).GetString(key)
 	if v == nil {
 		return zero, fmt.Errorf("get %s %q: %w", what, key, store.ErrNotFound)
 	}
