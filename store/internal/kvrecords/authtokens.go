@@ -65,19 +65,26 @@ func deleteAuthTokenTx(tx kv.Tx, mac []byte, rec authTokenRecord) error {
 // change under them.
 func deleteAuthTokensOfTx(tx kv.Tx, kind, principalID string) (int, error) {
 	prefix := principalPrefix(kind, principalID)
-	var macs [][]byte
+	var keys [][]byte
 	c := tx.Bucket(bucketAuthByPrinc).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		macs = append(macs, bytes.Clone(k[len(prefix):]))
+		keys = append(keys, bytes.Clone(k))
 	}
+	return deleteAuthTokensByKeys(tx, prefix, keys)
+}
+
+// deleteAuthTokensByKeys removes the auth tokens under keys, keys of
+// auth_tokens_by_principal starting with prefix, with their index entries.
+func deleteAuthTokensByKeys(tx kv.Tx, prefix []byte, keys [][]byte) (int, error) {
 	auth := tx.Bucket(bucketAuthTokens)
 	n := 0
-	for _, mac := range macs {
+	for _, k := range keys {
+		mac := k[len(prefix):]
 		v := auth.Get(mac)
 		if v == nil {
 			// A stray entry (damaged file) must not block revoking the
 			// principal: drop it.
-			if err := tx.Bucket(bucketAuthByPrinc).Delete(append(bytes.Clone(prefix), mac...)); err != nil {
+			if err := tx.Bucket(bucketAuthByPrinc).Delete(k); err != nil {
 				return 0, err
 			}
 			continue

@@ -75,12 +75,19 @@ func deletePulsarTokenTx(tx kv.Tx, id string, rec pulsarTokenRecord) error {
 // must not see their bucket change under them.
 func deletePulsarTokensOfTx(tx kv.Tx, tenant string) error {
 	prefix := tenantPrefix(tenant)
-	byTenant := tx.Bucket(bucketPulsarByTenant)
 	var keys [][]byte
-	c := byTenant.Cursor()
+	c := tx.Bucket(bucketPulsarByTenant).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
+	return deletePulsarTokensByKeys(tx, prefix, keys)
+}
+
+// deletePulsarTokensByKeys removes the Pulsar tokens under keys, keys of
+// pulsar_tokens_by_tenant starting with prefix, with their index entries;
+// stray keys are dropped.
+func deletePulsarTokensByKeys(tx kv.Tx, prefix []byte, keys [][]byte) error {
+	byTenant := tx.Bucket(bucketPulsarByTenant)
 	tokens := tx.Bucket(bucketPulsar)
 	for _, k := range keys {
 		if len(k) <= len(prefix)+8 {

@@ -1,10 +1,6 @@
 package kvrecords
 
-import (
-	"fmt"
-
-	"github.com/tokenbroker/tokenbroker/store/internal/kv"
-)
+import "github.com/tokenbroker/tokenbroker/store/internal/kv"
 
 // For a backend that splits a cascading delete (Backend.Cascade) into
 // transactions of its own: what to scan, and how to delete one chunk of
@@ -30,55 +26,17 @@ func NamespaceStatsOf(tenant string) (bucket, prefix []byte) {
 
 // DeleteAuthTokensTx deletes the auth tokens under keys, keys of
 // auth_tokens_by_principal starting with prefix (AuthTokensOf), with their
-// index entries; a key whose token is gone is deleted alone.
+// index entries, as the cascade's final transaction would.
 func DeleteAuthTokensTx(tx kv.Tx, prefix []byte, keys [][]byte) error {
-	auth := tx.Bucket(bucketAuthTokens)
-	for _, k := range keys {
-		mac := k[len(prefix):]
-		v := auth.Get(mac)
-		if v == nil {
-			if err := tx.Bucket(bucketAuthByPrinc).Delete(k); err != nil {
-				return err
-			}
-			continue
-		}
-		rec, err := decodeAuthTokenRecord(v)
-		if err != nil {
-			return err
-		}
-		if err := deleteAuthTokenTx(tx, mac, rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := deleteAuthTokensByKeys(tx, prefix, keys)
+	return err
 }
 
 // DeletePulsarTokensTx deletes the Pulsar tokens under keys, keys of
 // pulsar_tokens_by_tenant starting with prefix (PulsarTokensOf), with their
-// index entries; a key whose token is gone is deleted alone.
+// index entries, as the cascade's final transaction would.
 func DeletePulsarTokensTx(tx kv.Tx, prefix []byte, keys [][]byte) error {
-	tokens := tx.Bucket(bucketPulsar)
-	for _, k := range keys {
-		if len(k) <= len(prefix)+8 {
-			return fmt.Errorf("corrupt pulsar_tokens_by_tenant key %x", k)
-		}
-		id := k[len(prefix)+8:]
-		v := tokens.Get(id)
-		if v == nil {
-			if err := tx.Bucket(bucketPulsarByTenant).Delete(k); err != nil {
-				return err
-			}
-			continue
-		}
-		rec, err := decodePulsarTokenRecord(v)
-		if err != nil {
-			return err
-		}
-		if err := deletePulsarTokenTx(tx, string(id), rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deletePulsarTokensByKeys(tx, prefix, keys)
 }
 
 // DeleteNamespaceStatsTx deletes the namespace_stats entries under keys.
