@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tokenbroker/tokenbroker/store/internal/kv"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
 // Tx is a transaction over the mirror, shaped like a bbolt transaction
@@ -96,8 +97,25 @@ func (tx *Tx) rollback(m txMark) {
 
 // Bucket returns the bucket named name.
 func (tx *Tx) Bucket(name []byte) kv.Bucket {
-	p := string(name) + "/"
-	return &Bucket{tx: tx, prefix: p, end: string(name) + "0"} // '0' follows '/'
+	if r, ok := bucketRanges[string(name)]; ok {
+		return &Bucket{tx: tx, prefix: r.start, end: r.end}
+	}
+	r := bucketRange(string(name))
+	return &Bucket{tx: tx, prefix: r.start, end: r.end}
+}
+
+// bucketRanges holds every bucket's key range, built once: every read asks
+// for buckets.
+var bucketRanges = func() map[string]keyRange {
+	m := make(map[string]keyRange, len(kvrecords.Buckets))
+	for _, name := range kvrecords.Buckets {
+		m[string(name)] = bucketRange(string(name))
+	}
+	return m
+}()
+
+func bucketRange(name string) keyRange {
+	return keyRange{start: name + "/", end: name + "0"} // '0' follows '/'
 }
 
 func (tx *Tx) get(key string) []byte {
