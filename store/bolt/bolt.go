@@ -7,12 +7,12 @@
 // committer reaches it is not written and returns the context's error; once
 // it is in a batch, the caller waits for that commit. Reads run in the
 // caller's goroutine in short read-only transactions. The bucket layout is
-// in schema.go and the stored encodings in records.go.
+// in schema.go; the record logic (how each operation reads and writes
+// records and index entries) is store/internal/kvrecords, shared with
+// store/etcd, run on bbolt through the adapters in kv.go.
 package bolt
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +23,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -30,7 +31,6 @@ var _ store.Store = (*Store)(nil)
 const (
 	defaultMaxBatch    = 1000
 	defaultLockTimeout = 2 * time.Second
-	defaultListLimit   = 100
 	// gcChunk bounds DeleteExpiredTokens and DeleteIdleAuthTokens
 	// transactions (and their scans) so that collecting a
 	// large backlog neither holds a long read transaction nor builds one
@@ -63,6 +63,8 @@ type Options struct {
 // concurrent use. Calls after Close fail with an error wrapping
 // store.ErrClosed.
 type Store struct {
+	*kvrecords.Records // the store.Store operations (kv.go)
+
 	db     *bbolt.DB
 	log    *slog.Logger
 	w      *committer
@@ -113,6 +115,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 	s := &Store{db: db, log: opts.Logger}
 	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit)
+	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk})
 	s.log.Info("store opened", "path", path, "schema_version", schemaVersion, "max_batch", opts.MaxBatch)
 	return s, nil
 }
@@ -142,130 +145,4 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 		return store.ErrClosed // lost a race with Close
 	}
 	return err
-}
-
-// getOne reads the record under key in bucket and decodes it; a missing
-// key is store.ErrNotFound. what names the record kind in errors.
-func getOne[T any](s *Store, bucket []byte, key, what string, decode func([]byte) (T, error)) (T, error) {
-	var out T
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucket).Get([]byte(key))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		out, err = decode(v)
-		return err
-	})
-	if err != nil {
-		var zero T
-		return zero, fmt.Errorf("get %s %q: %w", what, key, err)
-	}
-	return out, nil
-}
-
-// listAll decodes every record of bucket in key order, in one read
-// transaction: only for buckets that stay small (roles, tenants,
-// databases).
-func listAll[T any](s *Store, bucket []byte, what string, decode func([]byte) (T, error)) ([]T, error) {
-	var out []T
-	err := s.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
-			rec, err := decode(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, rec)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
-	}
-	return out, nil
-}
-
-// GetOrganization implements store.Store.
-func (s *Store) GetOrganization(ctx context.Context) (store.Organization, error) {
-	var org store.Organization
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketOrg).Get(keyOrg)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		org, err = decodeOrg(v)
-		return err
-	})
-	if err != nil {
-		return store.Organization{}, fmt.Errorf("get organization: %w", err)
-	}
-	return org, nil
-}
-
-// UpdateOrganization implements store.Store (closure rules as for
-// UpdateRole).
-func (s *Store) UpdateOrganization(ctx context.Context, update func(store.Organization) (store.Organization, error)) (store.Organization, error) {
-	var stored []byte
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketOrg)
-		v := b.Get(keyOrg)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		cur, err := decodeOrg(v)
-		if err != nil {
-			return err
-		}
-		next, err := update(cur)
-		if err != nil {
-			return err
-		}
-		if next.ID != cur.ID || !bytes.Equal(next.KeyCheck, cur.KeyCheck) {
-			return errors.New("update must not change the organization ID or key check")
-		}
-		val, err := encodeOrg(next)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(keyOrg, val); err != nil {
-			return err
-		}
-		stored = val
-		return nil
-	})
-	if err != nil {
-		return store.Organization{}, fmt.Errorf("update organization: %w", err)
-	}
-	o, err := decodeOrg(stored)
-	if err != nil {
-		return store.Organization{}, fmt.Errorf("update organization: %w", err)
-	}
-	return o, nil
-}
-
-// Bootstrap implements store.Store.
-func (s *Store) Bootstrap(ctx context.Context, org store.Organization, first store.Token) error {
-	orgVal, err := encodeOrg(org)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	tokVal, err := prepareToken(first)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketOrg)
-		if b.Get(keyOrg) != nil {
-			return fmt.Errorf("organization: %w", store.ErrAlreadyExists)
-		}
-		if err := createTokenTx(tx, first, tokVal); err != nil {
-			return fmt.Errorf("first token %q: %w", first.ClientID, err)
-		}
-		return b.Put(keyOrg, orgVal)
-	})
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	return nil
 }

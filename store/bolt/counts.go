@@ -2,6 +2,8 @@ package bolt
 
 import (
 	"go.etcd.io/bbolt"
+
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
 // Stored-record kinds reported by RecordCounts.
@@ -22,10 +24,10 @@ func (s *Store) RecordCounts() (map[string]int, error) {
 	out := make(map[string]int, 4)
 	err := s.view(func(tx *bbolt.Tx) error {
 		for kind, bucket := range map[string][]byte{
-			CountApplicationTokens: bucketTokens,
-			CountAuthTokens:        bucketAuthTokens,
-			CountPulsarTokens:      bucketPulsar,
-			CountUsers:             bucketUsers,
+			CountApplicationTokens: kvrecords.BucketTokens,
+			CountAuthTokens:        kvrecords.BucketAuthTokens,
+			CountPulsarTokens:      kvrecords.BucketPulsar,
+			CountUsers:             kvrecords.BucketUsers,
 		} {
 			if b := tx.Bucket(bucket); b != nil {
 				out[kind] = b.Stats().KeyN

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
 // Cascading deletes beyond one transaction.
@@ -67,32 +68,12 @@ func (s *Store) prefixKeys(bucket, prefix []byte, n int) ([][]byte, error) {
 // trimAuthTokensOf deletes up to trimChunk auth tokens of a principal.
 func (s *Store) trimAuthTokensOf(kind, principalID string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
-		prefix := principalPrefix(kind, principalID)
-		keys, err := s.prefixKeys(bucketAuthByPrinc, prefix, trimChunk)
+		bucket, prefix := kvrecords.AuthTokensOf(kind, principalID)
+		keys, err := s.prefixKeys(bucket, prefix, trimChunk)
 		if err != nil || len(keys) == 0 {
 			return false, err
 		}
-		err = s.w.do(ctx, func(tx *Tx) error {
-			auth := tx.Bucket(bucketAuthTokens)
-			for _, k := range keys {
-				mac := k[len(prefix):]
-				v := auth.Get(mac)
-				if v == nil {
-					if err := tx.Bucket(bucketAuthByPrinc).Delete(k); err != nil {
-						return err
-					}
-					continue
-				}
-				rec, err := decodeAuthTokenRecord(v)
-				if err != nil {
-					return err
-				}
-				if err := deleteAuthTokenTx(tx, mac, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err = s.w.do(ctx, func(tx *Tx) error { return kvrecords.DeleteAuthTokensTx(tx, prefix, keys) })
 		if err != nil {
 			return false, fmt.Errorf("delete auth tokens of %s %q: %w", kind, principalID, err)
 		}
@@ -104,78 +85,27 @@ func (s *Store) trimAuthTokensOf(kind, principalID string) func(context.Context)
 // has none, up to trimChunk of its namespace statistics.
 func (s *Store) trimTenant(tenant string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
-		prefix := tenantPrefix(tenant)
-		keys, err := s.prefixKeys(bucketPulsarByTenant, prefix, trimChunk)
+		bucket, prefix := kvrecords.PulsarTokensOf(tenant)
+		keys, err := s.prefixKeys(bucket, prefix, trimChunk)
 		if err != nil {
 			return false, err
 		}
 		if len(keys) > 0 {
-			err = s.w.do(ctx, func(tx *Tx) error {
-				tokens := tx.Bucket(bucketPulsar)
-				for _, k := range keys {
-					if len(k) <= len(prefix)+8 {
-						return fmt.Errorf("corrupt pulsar_tokens_by_tenant key %x", k)
-					}
-					id := k[len(prefix)+8:]
-					v := tokens.Get(id)
-					if v == nil {
-						if err := tx.Bucket(bucketPulsarByTenant).Delete(k); err != nil {
-							return err
-						}
-						continue
-					}
-					rec, err := decodePulsarTokenRecord(v)
-					if err != nil {
-						return err
-					}
-					if err := deletePulsarTokenTx(tx, string(id), rec); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+			err = s.w.do(ctx, func(tx *Tx) error { return kvrecords.DeletePulsarTokensTx(tx, prefix, keys) })
 			if err != nil {
 				return false, fmt.Errorf("delete Pulsar tokens of tenant %q: %w", tenant, err)
 			}
 			return true, nil
 		}
-		keys, err = s.prefixKeys(bucketNamespaceStats, prefix, 4*trimChunk)
+		bucket, prefix = kvrecords.NamespaceStatsOf(tenant)
+		keys, err = s.prefixKeys(bucket, prefix, 4*trimChunk)
 		if err != nil || len(keys) == 0 {
 			return false, err
 		}
-		err = s.w.do(ctx, func(tx *Tx) error {
-			for _, k := range keys {
-				if err := tx.Bucket(bucketNamespaceStats).Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err = s.w.do(ctx, func(tx *Tx) error { return kvrecords.DeleteNamespaceStatsTx(tx, keys) })
 		if err != nil {
 			return false, fmt.Errorf("delete namespace statistics of tenant %q: %w", tenant, err)
 		}
 		return true, nil
 	}
-}
-
-// chunked splits a map of use times into maps of at most n entries: use
-// times are written in several transactions when they do not fit in one
-// (they are a best-effort record of last use, never a security decision).
-func chunked[V any](m map[string]V, n int) []map[string]V {
-	if len(m) <= n {
-		return []map[string]V{m}
-	}
-	var out []map[string]V
-	cur := make(map[string]V, n)
-	for k, v := range m {
-		cur[k] = v
-		if len(cur) == n {
-			out = append(out, cur)
-			cur = make(map[string]V, n)
-		}
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
 }

@@ -9,7 +9,8 @@
 // everything it read (tx.go), and returns only after etcd has committed it
 // (durable on a quorum) and the local mirror has applied it, so a process
 // always reads its own writes. The key layout is in schema.go; the stored
-// encodings are store/internal/records, the same bytes as store/bolt.
+// encodings are store/internal/records, the same bytes as store/bolt, and
+// the record logic is store/internal/kvrecords, shared with store/bolt (kv.go).
 package etcd
 
 import (
@@ -26,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -41,7 +43,6 @@ const (
 	// defaultMaxTxnBytes stays well below etcd's default
 	// --max-request-bytes (1.5 MiB) to leave room for the request framing.
 	defaultMaxTxnBytes = 1 << 20
-	defaultListLimit   = 100
 	// gcChunk bounds the records one garbage-collection transaction
 	// deletes, so that it stays within etcd's 128 operations (a token is
 	// 2 to 4 keys, plus its auth tokens' 3 each).
@@ -49,6 +50,10 @@ const (
 	// useChunk bounds the records one RecordTokenUse or RecordAuthTokenUse
 	// transaction updates (one compare and one put each).
 	useChunk = 50
+	// auditChunk bounds the events one AppendAuditEvents transaction
+	// holds: one operation each, plus the sequence counter, within etcd's
+	// 128.
+	auditChunk = 100
 	// maxConflictRetries bounds how often a batch is rebuilt after another
 	// writer won a compare (then callers get store.ErrConflict).
 	maxConflictRetries = 32
@@ -82,6 +87,8 @@ type Options struct {
 
 // Store is a store.Store over etcd. It is safe for concurrent use.
 type Store struct {
+	*kvrecords.Records // the store.Store operations (kv.go)
+
 	cli       *clientv3.Client
 	prefix    string
 	opts      Options
@@ -151,6 +158,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open etcd store %s: %w", opts.Prefix, err)
 	}
 	s.w = newCommitter(s, opts.MaxBatch)
+	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk, UseChunk: useChunk, AuditChunk: auditChunk})
 	s.log.Info("store opened", "backend", "etcd", "prefix", opts.Prefix, "schema_version", schemaVersion,
 		"revision", s.m.rev)
 	return s, nil
@@ -235,91 +243,4 @@ func etcdErr(what string, err error) error {
 		return fmt.Errorf("etcd %s: %w", what, context.Canceled)
 	}
 	return fmt.Errorf("etcd %s: %v", what, err)
-}
-
-// getOne reads the record under key in bucket and decodes it; a missing
-// key is store.ErrNotFound. what names the record kind in errors.
-func getOne[T any](s *Store, bucket []byte, key, what string, decode func([]byte) (T, error)) (T, error) {
-	if s.closed.Load() {
-		var zero T
-		return zero, fmt.Errorf("get %s %q: %w", what, key, store.ErrClosed)
-	}
-	v, ok := s.m.get(string(bucket) + "/" + key)
-	if !ok {
-		var zero T
-		return zero, fmt.Errorf("get %s %q: %w", what, key, store.ErrNotFound)
-	}
-	out, err := decode(v)
-	if err != nil {
-		var zero T
-		return zero, fmt.Errorf("get %s %q: %w", what, key, err)
-	}
-	return out, nil
-}
-
-// listAll decodes every record of bucket in key order: only for buckets
-// that stay small (roles, tenants, databases).
-func listAll[T any](s *Store, bucket []byte, what string, decode func([]byte) (T, error)) ([]T, error) {
-	var out []T
-	err := s.view(func(tx *Tx) error {
-		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
-			rec, err := decode(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, rec)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
-	}
-	return out, nil
-}
-
-// GetOrganization implements store.Store.
-func (s *Store) GetOrganization(ctx context.Context) (store.Organization, error) {
-	var org store.Organization
-	err := s.view(func(tx *Tx) error {
-		v := tx.Bucket(bucketOrg).Get(keyOrg)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		org, err = decodeOrg(v)
-		return err
-	})
-	if err != nil {
-		return store.Organization{}, fmt.Errorf("get organization: %w", err)
-	}
-	return org, nil
-}
-
-// Bootstrap implements store.Store. Two brokers bootstrapping one empty
-// prefix at once both build the same guarded transaction ("org absent");
-// etcd commits one, the other's compare fails, it re-reads and gets
-// ErrAlreadyExists.
-func (s *Store) Bootstrap(ctx context.Context, org store.Organization, first store.Token) error {
-	orgVal, err := encodeOrg(org)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	tokVal, err := prepareToken(first)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	err = s.w.do(ctx, func(tx *Tx) error {
-		b := tx.Bucket(bucketOrg)
-		if b.Get(keyOrg) != nil {
-			return fmt.Errorf("organization: %w", store.ErrAlreadyExists)
-		}
-		if err := createTokenTx(tx, first, tokVal); err != nil {
-			return fmt.Errorf("first token %q: %w", first.ClientID, err)
-		}
-		return b.Put(keyOrg, orgVal)
-	})
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	return nil
 }

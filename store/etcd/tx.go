@@ -7,11 +7,14 @@ import (
 
 	"github.com/google/btree"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
 // Tx is a transaction over the mirror, shaped like a bbolt transaction
-// (buckets, Get/Put/Delete, cursors) so that the record logic reads the same
-// as in store/bolt. A bucket is a sub-prefix of the installation's prefix
+// (buckets, Get/Put/Delete, cursors: store/internal/kv) so that the record
+// logic of store/internal/kvrecords runs on it as on bbolt. A bucket is a sub-prefix of the installation's prefix
 // ("tokens/", "tokens_by_role/", …).
 //
 // A writable Tx reads from a snapshot of the mirror at revision base and
@@ -93,9 +96,26 @@ func (tx *Tx) rollback(m txMark) {
 }
 
 // Bucket returns the bucket named name.
-func (tx *Tx) Bucket(name []byte) *Bucket {
-	p := string(name) + "/"
-	return &Bucket{tx: tx, prefix: p, end: string(name) + "0"} // '0' follows '/'
+func (tx *Tx) Bucket(name []byte) kv.Bucket {
+	if r, ok := bucketRanges[string(name)]; ok {
+		return &Bucket{tx: tx, prefix: r.start, end: r.end}
+	}
+	r := bucketRange(string(name))
+	return &Bucket{tx: tx, prefix: r.start, end: r.end}
+}
+
+// bucketRanges holds every bucket's key range, built once: every read asks
+// for buckets.
+var bucketRanges = func() map[string]keyRange {
+	m := make(map[string]keyRange, len(kvrecords.Buckets))
+	for _, name := range kvrecords.Buckets {
+		m[string(name)] = bucketRange(string(name))
+	}
+	return m
+}()
+
+func bucketRange(name string) keyRange {
+	return keyRange{start: name + "/", end: name + "0"} // '0' follows '/'
 }
 
 func (tx *Tx) get(key string) []byte {
@@ -234,6 +254,9 @@ type Bucket struct {
 // Get returns the value under key, or nil.
 func (b *Bucket) Get(key []byte) []byte { return b.tx.get(b.prefix + string(key)) }
 
+// GetString is Get with a string key.
+func (b *Bucket) GetString(key string) []byte { return b.tx.get(b.prefix + key) }
+
 // Put stores value under key when the transaction commits.
 func (b *Bucket) Put(key, value []byte) error {
 	return b.tx.set(write{key: b.prefix + string(key), val: append([]byte{}, value...)})
@@ -271,11 +294,11 @@ func (b *Bucket) NextSequence() (uint64, error) {
 		n = binary.BigEndian.Uint64(v)
 	}
 	n++
-	return n, b.tx.set(write{key: key, val: be64(n)})
+	return n, b.tx.set(write{key: key, val: binary.BigEndian.AppendUint64(nil, n)})
 }
 
 // Cursor returns a cursor over the bucket.
-func (b *Bucket) Cursor() *Cursor { return &Cursor{b: b} }
+func (b *Bucket) Cursor() kv.Cursor { return &Cursor{b: b} }
 
 // Cursor walks a bucket in key order (bbolt's First/Seek/Next). In a
 // writable transaction every walk is recorded as a range read, from where

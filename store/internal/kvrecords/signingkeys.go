@@ -1,4 +1,4 @@
-package etcd
+package kvrecords
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // prepareSigningKeys validates a key set and encodes it oldest first (by
@@ -30,9 +31,9 @@ func prepareSigningKeys(keys []store.SigningKey) ([]byte, error) {
 }
 
 // SigningKeys implements store.Store.
-func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+func (s *Records) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	var keys []store.SigningKey
-	err := s.view(func(tx *Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		var err error
 		keys, err = decodeSigningKeys(tx.Bucket(bucketSigningKeys).Get(keySigningKeys))
 		return err
@@ -46,8 +47,8 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 // UpdateSigningKeys implements store.Store. As for UpdateRole, update runs
 // on the committer goroutine inside the write transaction, on a fresh copy
 // of the stored set each time. An empty result removes the stored set.
-func (s *Store) UpdateSigningKeys(ctx context.Context, update func([]store.SigningKey) ([]store.SigningKey, error)) error {
-	err := s.w.do(ctx, func(tx *Tx) error {
+func (s *Records) UpdateSigningKeys(ctx context.Context, update func([]store.SigningKey) ([]store.SigningKey, error)) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketSigningKeys)
 		cur, err := decodeSigningKeys(b.Get(keySigningKeys))
 		if err != nil {

@@ -1,4 +1,4 @@
-package bolt
+package kvrecords
 
 import (
 	"bytes"
@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // Auth-token MACs never appear in errors or logs: they are lookup keys of
@@ -17,7 +16,7 @@ import (
 
 // principalBucket is the bucket holding principals of kind, nil for an
 // unknown kind.
-func principalBucket(tx *bbolt.Tx, kind string) *bbolt.Bucket {
+func principalBucket(tx kv.Tx, kind string) kv.Bucket {
 	switch kind {
 	case store.PrincipalApplicationToken:
 		return tx.Bucket(bucketTokens)
@@ -50,7 +49,7 @@ func prepareAuthToken(t store.AuthToken) ([]byte, error) {
 
 // deleteAuthTokenTx removes an auth token record and the index entries
 // derived from the stored record.
-func deleteAuthTokenTx(tx *bbolt.Tx, mac []byte, rec authTokenRecord) error {
+func deleteAuthTokenTx(tx kv.Tx, mac []byte, rec authTokenRecord) error {
 	if err := tx.Bucket(bucketAuthByUse).Delete(useIndexKey(rec.LastUsed, mac)); err != nil {
 		return err
 	}
@@ -64,21 +63,28 @@ func deleteAuthTokenTx(tx *bbolt.Tx, mac []byte, rec authTokenRecord) error {
 // the cascade of DeleteToken, DeleteExpiredTokens and DeleteUser. Keys are
 // collected before deleting, as bbolt cursors must not see their bucket
 // change under them.
-func deleteAuthTokensOfTx(tx *bbolt.Tx, kind, principalID string) (int, error) {
+func deleteAuthTokensOfTx(tx kv.Tx, kind, principalID string) (int, error) {
 	prefix := principalPrefix(kind, principalID)
-	var macs [][]byte
+	var keys [][]byte
 	c := tx.Bucket(bucketAuthByPrinc).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		macs = append(macs, bytes.Clone(k[len(prefix):]))
+		keys = append(keys, bytes.Clone(k))
 	}
+	return deleteAuthTokensByKeys(tx, prefix, keys)
+}
+
+// deleteAuthTokensByKeys removes the auth tokens under keys, keys of
+// auth_tokens_by_principal starting with prefix, with their index entries.
+func deleteAuthTokensByKeys(tx kv.Tx, prefix []byte, keys [][]byte) (int, error) {
 	auth := tx.Bucket(bucketAuthTokens)
 	n := 0
-	for _, mac := range macs {
+	for _, k := range keys {
+		mac := k[len(prefix):]
 		v := auth.Get(mac)
 		if v == nil {
 			// A stray entry (damaged file) must not block revoking the
 			// principal: drop it.
-			if err := tx.Bucket(bucketAuthByPrinc).Delete(append(bytes.Clone(prefix), mac...)); err != nil {
+			if err := tx.Bucket(bucketAuthByPrinc).Delete(k); err != nil {
 				return 0, err
 			}
 			continue
@@ -96,7 +102,7 @@ func deleteAuthTokensOfTx(tx *bbolt.Tx, kind, principalID string) (int, error) {
 }
 
 // CreateAuthToken implements store.Store.
-func (s *Store) CreateAuthToken(ctx context.Context, t store.AuthToken) error {
+func (s *Records) CreateAuthToken(ctx context.Context, t store.AuthToken) error {
 	val, err := prepareAuthToken(t)
 	if err != nil {
 		return fmt.Errorf("create auth token: %w", err)
@@ -105,7 +111,7 @@ func (s *Store) CreateAuthToken(ctx context.Context, t store.AuthToken) error {
 	kind, principalID := t.PrincipalKind, t.PrincipalID
 	princKey := principalKey(kind, principalID, mac)
 	useKey := useIndexKey(t.LastUsed, mac)
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		auth := tx.Bucket(bucketAuthTokens)
 		if auth.Get(mac) != nil {
 			return store.ErrAlreadyExists
@@ -129,9 +135,9 @@ func (s *Store) CreateAuthToken(ctx context.Context, t store.AuthToken) error {
 
 // GetAuthToken implements store.Store. It is on the credential-check path:
 // one short read transaction, one lookup, one decode.
-func (s *Store) GetAuthToken(ctx context.Context, mac []byte) (store.AuthToken, error) {
+func (s *Records) GetAuthToken(ctx context.Context, mac []byte) (store.AuthToken, error) {
 	var t store.AuthToken
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		if len(mac) == 0 {
 			return store.ErrNotFound // bbolt has no empty keys
 		}
@@ -151,9 +157,9 @@ func (s *Store) GetAuthToken(ctx context.Context, mac []byte) (store.AuthToken, 
 
 // ResolveAuthToken implements store.Store: the auth token and its
 // principal in one read transaction.
-func (s *Store) ResolveAuthToken(ctx context.Context, mac []byte) (store.ResolvedAuthToken, error) {
+func (s *Records) ResolveAuthToken(ctx context.Context, mac []byte) (store.ResolvedAuthToken, error) {
 	var r store.ResolvedAuthToken
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		if len(mac) == 0 {
 			return store.ErrNotFound // bbolt has no empty keys
 		}
@@ -168,7 +174,7 @@ func (s *Store) ResolveAuthToken(ctx context.Context, mac []byte) (store.Resolve
 		r.AuthToken = rec.authToken()
 		switch rec.PrincipalKind {
 		case store.PrincipalApplicationToken:
-			pv := tx.Bucket(bucketTokens).Get([]byte(rec.PrincipalID))
+			pv := tx.Bucket(bucketTokens).GetString(rec.PrincipalID)
 			if pv == nil {
 				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
 			}
@@ -178,7 +184,7 @@ func (s *Store) ResolveAuthToken(ctx context.Context, mac []byte) (store.Resolve
 			}
 			r.Roles, r.Expiry = t.Roles, t.Expiry
 		case store.PrincipalUser:
-			pv := tx.Bucket(bucketUsers).Get([]byte(rec.PrincipalID))
+			pv := tx.Bucket(bucketUsers).GetString(rec.PrincipalID)
 			if pv == nil {
 				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
 			}
@@ -199,9 +205,9 @@ func (s *Store) ResolveAuthToken(ctx context.Context, mac []byte) (store.Resolve
 }
 
 // DeleteAuthToken implements store.Store.
-func (s *Store) DeleteAuthToken(ctx context.Context, mac []byte) error {
+func (s *Records) DeleteAuthToken(ctx context.Context, mac []byte) error {
 	key := mac
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		if len(key) == 0 {
 			return store.ErrNotFound
 		}
@@ -224,11 +230,19 @@ func (s *Store) DeleteAuthToken(ctx context.Context, mac []byte) error {
 // RecordAuthTokenUse implements store.Store. The auth_tokens_by_use entry
 // moves with LastUsed in the same transaction, so DeleteIdleAuthTokens'
 // range scan always sees the stored time.
-func (s *Store) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
+func (s *Records) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
 	if len(lastUsed) == 0 {
 		return nil
 	}
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	if len(lastUsed) > s.useChunk { // several transactions (Limits.UseChunk)
+		for _, part := range chunked(lastUsed, s.useChunk) {
+			if err := s.RecordAuthTokenUse(ctx, part); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := s.update(ctx, func(tx kv.Tx) error {
 		auth := tx.Bucket(bucketAuthTokens)
 		byUse := tx.Bucket(bucketAuthByUse)
 		for mac, used := range lastUsed {
@@ -273,7 +287,7 @@ func (s *Store) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time
 
 // DeleteIdleAuthTokens implements store.Store, in two passes that, like
 // DeleteExpiredTokens, alternate a short read transaction collecting up to
-// gcChunk candidates with a write transaction that re-checks and deletes
+// s.gcChunk candidates with a write transaction that re-checks and deletes
 // them:
 //
 //   - idle: auth_tokens_by_use up to idleSince. The write re-reads each
@@ -285,7 +299,7 @@ func (s *Store) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time
 //     because the contract promises it.
 //
 // On error it returns how many it had removed so far.
-func (s *Store) DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (int, error) {
+func (s *Records) DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (int, error) {
 	total := 0
 	limit := useNanos(idleSince)
 	var resume []byte
@@ -294,14 +308,14 @@ func (s *Store) DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (
 		if err != nil {
 			return total, fmt.Errorf("delete idle auth tokens: %w", err)
 		}
-		n, err := s.deleteAuthTokensIf(ctx, macs, func(_ *bbolt.Tx, rec authTokenRecord) bool {
+		n, err := s.deleteAuthTokensIf(ctx, macs, func(_ kv.Tx, rec authTokenRecord) bool {
 			return !rec.LastUsed.After(idleSince)
 		})
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("delete idle auth tokens: %w", err)
 		}
-		if len(macs) < gcChunk {
+		if len(macs) < s.gcChunk {
 			break
 		}
 		resume = last
@@ -313,7 +327,7 @@ func (s *Store) DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (
 		if err != nil {
 			return total, fmt.Errorf("delete orphaned auth tokens: %w", err)
 		}
-		n, err := s.deleteAuthTokensIf(ctx, macs, func(tx *bbolt.Tx, rec authTokenRecord) bool {
+		n, err := s.deleteAuthTokensIf(ctx, macs, func(tx kv.Tx, rec authTokenRecord) bool {
 			return isOrphan(tx, rec.PrincipalKind, rec.PrincipalID)
 		})
 		total += n
@@ -330,7 +344,7 @@ func (s *Store) DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (
 // isOrphan: the principal is of a known kind and does not exist. An unknown
 // kind (impossible through CreateAuthToken) is left alone rather than
 // guessed at; the idle pass still collects such a token.
-func isOrphan(tx *bbolt.Tx, kind, principalID string) bool {
+func isOrphan(tx kv.Tx, kind, principalID string) bool {
 	b := principalBucket(tx, kind)
 	return b != nil && b.Get([]byte(principalID)) == nil
 }
@@ -338,12 +352,12 @@ func isOrphan(tx *bbolt.Tx, kind, principalID string) bool {
 // deleteAuthTokensIf deletes, in one write transaction, each auth token of
 // macs that still exists and for which del (evaluated on the stored record,
 // inside the transaction) holds.
-func (s *Store) deleteAuthTokensIf(ctx context.Context, macs [][]byte, del func(*bbolt.Tx, authTokenRecord) bool) (int, error) {
+func (s *Records) deleteAuthTokensIf(ctx context.Context, macs [][]byte, del func(kv.Tx, authTokenRecord) bool) (int, error) {
 	if len(macs) == 0 {
 		return 0, nil
 	}
 	var n int
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		n = 0 // the function may be re-run
 		auth := tx.Bucket(bucketAuthTokens)
 		for _, mac := range macs {
@@ -371,11 +385,11 @@ func (s *Store) deleteAuthTokensIf(ctx context.Context, macs [][]byte, del func(
 	return n, nil
 }
 
-// idleCandidates returns the MACs of up to gcChunk auth_tokens_by_use keys
+// idleCandidates returns the MACs of up to s.gcChunk auth_tokens_by_use keys
 // after resume (from the start if nil) whose time is at or before
 // limitNanos, and the last key it returned.
-func (s *Store) idleCandidates(resume []byte, limitNanos uint64) (macs [][]byte, last []byte, err error) {
-	err = s.view(func(tx *bbolt.Tx) error {
+func (s *Records) idleCandidates(resume []byte, limitNanos uint64) (macs [][]byte, last []byte, err error) {
+	err = s.view(func(tx kv.Tx) error {
 		c := tx.Bucket(bucketAuthByUse).Cursor()
 		k, _ := c.First()
 		if resume != nil {
@@ -384,7 +398,7 @@ func (s *Store) idleCandidates(resume []byte, limitNanos uint64) (macs [][]byte,
 				k, _ = c.Next()
 			}
 		}
-		for ; k != nil && len(macs) < gcChunk; k, _ = c.Next() {
+		for ; k != nil && len(macs) < s.gcChunk; k, _ = c.Next() {
 			if len(k) <= 8 {
 				return fmt.Errorf("corrupt auth_tokens_by_use key %x", k)
 			}
@@ -402,10 +416,10 @@ func (s *Store) idleCandidates(resume []byte, limitNanos uint64) (macs [][]byte,
 // orphanCandidates walks auth_tokens_by_principal from start (inclusive;
 // from the beginning if nil). It looks up each distinct principal once,
 // skips over the entries of one that exists, and collects the MACs of one
-// that does not. It stops after gcChunk principals or gcChunk MACs and
+// that does not. It stops after s.gcChunk principals or s.gcChunk MACs and
 // returns the key to resume at, nil when the walk is complete.
-func (s *Store) orphanCandidates(start []byte) (macs [][]byte, next []byte, err error) {
-	err = s.view(func(tx *bbolt.Tx) error {
+func (s *Records) orphanCandidates(start []byte) (macs [][]byte, next []byte, err error) {
+	err = s.view(func(tx kv.Tx) error {
 		c := tx.Bucket(bucketAuthByPrinc).Cursor()
 		k, _ := c.First()
 		if start != nil {
@@ -413,7 +427,7 @@ func (s *Store) orphanCandidates(start []byte) (macs [][]byte, next []byte, err 
 		}
 		principals := 0
 		for k != nil {
-			if principals == gcChunk || len(macs) == gcChunk {
+			if principals == s.gcChunk || len(macs) == s.gcChunk {
 				next = bytes.Clone(k)
 				return nil
 			}
@@ -429,7 +443,7 @@ func (s *Store) orphanCandidates(start []byte) (macs [][]byte, next []byte, err 
 				k, _ = c.Seek(prefix)
 				continue
 			}
-			for ; k != nil && bytes.HasPrefix(k, prefix) && len(macs) < gcChunk; k, _ = c.Next() {
+			for ; k != nil && bytes.HasPrefix(k, prefix) && len(macs) < s.gcChunk; k, _ = c.Next() {
 				macs = append(macs, bytes.Clone(k[len(prefix):]))
 			}
 		}

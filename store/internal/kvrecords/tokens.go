@@ -1,16 +1,14 @@
-package bolt
+package kvrecords
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // prepareToken validates and encodes a token outside the write transaction,
@@ -34,7 +32,7 @@ func encodeToken(t store.Token) ([]byte, error) {
 // createTokenTx writes a token record and its index entries. val is the
 // encoded t; bbolt keeps a reference to it until commit, so it must not be
 // modified afterwards.
-func createTokenTx(tx *bbolt.Tx, t store.Token, val []byte) error {
+func createTokenTx(tx kv.Tx, t store.Token, val []byte) error {
 	tokens := tx.Bucket(bucketTokens)
 	key := []byte(t.ClientID)
 	if tokens.Get(key) != nil {
@@ -65,7 +63,7 @@ func createTokenTx(tx *bbolt.Tx, t store.Token, val []byte) error {
 // deleteTokenTx removes a token record, the index entries derived from the
 // stored record (not from anything the caller passed in) and every auth
 // token minted from it.
-func deleteTokenTx(tx *bbolt.Tx, clientID string, rec tokenRecord) error {
+func deleteTokenTx(tx kv.Tx, clientID string, rec tokenRecord) error {
 	if _, err := deleteAuthTokensOfTx(tx, store.PrincipalApplicationToken, clientID); err != nil {
 		return err
 	}
@@ -85,12 +83,12 @@ func deleteTokenTx(tx *bbolt.Tx, clientID string, rec tokenRecord) error {
 }
 
 // CreateToken implements store.Store.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+func (s *Records) CreateToken(ctx context.Context, t store.Token) error {
 	val, err := prepareToken(t)
 	if err != nil {
 		return fmt.Errorf("create token %q: %w", t.ClientID, err)
 	}
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		return createTokenTx(tx, t, val)
 	})
 	if err != nil {
@@ -100,7 +98,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 }
 
 // GetToken implements store.Store.
-func (s *Store) GetToken(ctx context.Context, clientID string) (store.Token, error) {
+func (s *Records) GetToken(ctx context.Context, clientID string) (store.Token, error) {
 	return getOne(s, bucketTokens, clientID, "token", decodeToken)
 }
 
@@ -109,7 +107,7 @@ func (s *Store) GetToken(ctx context.Context, clientID string) (store.Token, err
 // stable while tokens come and go (keys are visited in order, and a key
 // greater than the cursor is seen on a later page unless it is deleted
 // first).
-func (s *Store) ListTokens(ctx context.Context, after string, limit int) ([]store.Token, string, error) {
+func (s *Records) ListTokens(ctx context.Context, after string, limit int) ([]store.Token, string, error) {
 	if limit <= 0 {
 		limit = defaultListLimit
 	}
@@ -117,7 +115,7 @@ func (s *Store) ListTokens(ctx context.Context, after string, limit int) ([]stor
 		page []store.Token
 		next string
 	)
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		c := tx.Bucket(bucketTokens).Cursor()
 		k, v := c.First()
 		if after != "" {
@@ -146,8 +144,8 @@ func (s *Store) ListTokens(ctx context.Context, after string, limit int) ([]stor
 }
 
 // DeleteToken implements store.Store.
-func (s *Store) DeleteToken(ctx context.Context, clientID string) error {
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+func (s *Records) DeleteToken(ctx context.Context, clientID string) error {
+	err := s.b.Cascade(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket(bucketTokens).Get([]byte(clientID))
 		if v == nil {
 			return store.ErrNotFound
@@ -157,7 +155,7 @@ func (s *Store) DeleteToken(ctx context.Context, clientID string) error {
 			return err
 		}
 		return deleteTokenTx(tx, clientID, rec)
-	})
+	}, cascadeOf(store.PrincipalApplicationToken, clientID))
 	if err != nil {
 		return fmt.Errorf("delete token %q: %w", clientID, err)
 	}
@@ -166,11 +164,19 @@ func (s *Store) DeleteToken(ctx context.Context, clientID string) error {
 
 // RecordTokenUse implements store.Store. Only the record changes; no index
 // depends on LastUsed.
-func (s *Store) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
+func (s *Records) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
 	if len(lastUsed) == 0 {
 		return nil
 	}
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	if len(lastUsed) > s.useChunk { // several transactions (Limits.UseChunk)
+		for _, part := range chunked(lastUsed, s.useChunk) {
+			if err := s.RecordTokenUse(ctx, part); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := s.update(ctx, func(tx kv.Tx) error {
 		tokens := tx.Bucket(bucketTokens)
 		for id, used := range lastUsed {
 			key := []byte(id)
@@ -203,7 +209,7 @@ func (s *Store) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Tim
 }
 
 // DeleteExpiredTokens implements store.Store. It alternates a short read
-// transaction collecting up to gcChunk candidates from tokens_by_expiry with
+// transaction collecting up to s.gcChunk candidates from tokens_by_expiry with
 // a write transaction deleting them, so it never deletes under a live
 // cursor and never holds a long transaction. Like DeleteToken, it deletes
 // the auth tokens minted from each token it removes, so expiry leaves no
@@ -211,7 +217,7 @@ func (s *Store) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Tim
 // inside the write, since the token may have been deleted (or re-created
 // with another expiry) in between. On error it returns how many it had
 // removed so far.
-func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
+func (s *Records) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	nowNanos := expiryNanos(now)
 	total := 0
 	var resume []byte
@@ -224,46 +230,61 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, er
 			return total, nil
 		}
 		var n int
-		err = s.w.do(ctx, func(tx *bbolt.Tx) error {
-			n = 0 // the function may be re-run
-			tokens := tx.Bucket(bucketTokens)
-			for _, k := range keys {
-				id := string(k[8:])
-				v := tokens.Get([]byte(id))
-				if v == nil {
-					continue
+		deleteExpired := func(keys [][]byte) func(tx kv.Tx) error {
+			return func(tx kv.Tx) error {
+				n = 0 // the function may be re-run
+				tokens := tx.Bucket(bucketTokens)
+				for _, k := range keys {
+					id := string(k[8:])
+					v := tokens.Get([]byte(id))
+					if v == nil {
+						continue
+					}
+					rec, err := decodeTokenRecord(v)
+					if err != nil {
+						return err
+					}
+					if !rec.token().Expired(now) {
+						continue
+					}
+					if err := deleteTokenTx(tx, id, rec); err != nil {
+						return err
+					}
+					n++
 				}
-				rec, err := decodeTokenRecord(v)
-				if err != nil {
-					return err
-				}
-				if !rec.token().Expired(now) {
-					continue
-				}
-				if err := deleteTokenTx(tx, id, rec); err != nil {
-					return err
-				}
-				n++
+				return nil
 			}
-			return nil
-		})
+		}
+		err = s.update(ctx, deleteExpired(keys))
+		if s.b.TooLarge(err) {
+			// Some token has many auth tokens: one token per transaction,
+			// each a cascade of its own (Backend.Cascade).
+			deleted := 0
+			for _, k := range keys {
+				if err = s.b.Cascade(ctx, deleteExpired([][]byte{k}), cascadeOf(store.PrincipalApplicationToken, string(k[8:]))); err != nil {
+					return total + deleted, fmt.Errorf("delete expired tokens: %w", err)
+				}
+				deleted += n
+			}
+			n = deleted
+		}
 		if err != nil {
 			return total, fmt.Errorf("delete expired tokens: %w", err)
 		}
 		total += n
-		if len(keys) < gcChunk {
+		if len(keys) < s.gcChunk {
 			return total, nil
 		}
 		resume = keys[len(keys)-1]
 	}
 }
 
-// expiredCandidates returns up to gcChunk keys of an expiry index
+// expiredCandidates returns up to s.gcChunk keys of an expiry index
 // (tokens_by_expiry or pulsar_tokens_by_expiry: be64 expiry ‖ ID) after
 // resume (from the start if nil) whose expiry is at or before nowNanos.
-func (s *Store) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]byte, error) {
+func (s *Records) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]byte, error) {
 	var keys [][]byte
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		k, _ := c.First()
 		if resume != nil {
@@ -272,7 +293,7 @@ func (s *Store) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]b
 				k, _ = c.Next()
 			}
 		}
-		for ; k != nil && len(keys) < gcChunk; k, _ = c.Next() {
+		for ; k != nil && len(keys) < s.gcChunk; k, _ = c.Next() {
 			if len(k) <= 8 {
 				return fmt.Errorf("corrupt %s key %x", bucket, k)
 			}
@@ -284,75 +305,4 @@ func (s *Store) expiredCandidates(bucket, resume []byte, nowNanos uint64) ([][]b
 		return nil
 	})
 	return keys, err
-}
-
-// RotateToken implements store.Store. The old record is rewritten together
-// with the index entries that carry its expiry (tokens_by_expiry, and the
-// expiry kept as the value of tokens_by_role), and the successor is created
-// in the same transaction, so no reader sees one without the other.
-func (s *Store) RotateToken(ctx context.Context, clientID string, next store.Token, update func(store.Token) (store.Token, error)) (store.Token, error) {
-	nextVal, err := prepareToken(next)
-	if err != nil {
-		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
-	}
-	var stored []byte // result of the last successful run
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
-		tokens := tx.Bucket(bucketTokens)
-		key := []byte(clientID)
-		v := tokens.Get(key)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		rec, err := decodeTokenRecord(v) // a fresh copy on every run
-		if err != nil {
-			return err
-		}
-		cur := rec.token()
-		upd, err := update(cur)
-		if err != nil {
-			return err
-		}
-		if upd.ClientID != clientID || !slices.Equal(upd.Roles, rec.Roles) || !bytes.Equal(upd.SecretMAC, rec.SecretMAC) {
-			return fmt.Errorf("update must not change the client ID, roles or secret MAC")
-		}
-		val, err := encodeToken(upd)
-		if err != nil {
-			return err
-		}
-		if oldExp, newExp := expiryNanos(rec.Expiry), expiryNanos(upd.Expiry); oldExp != newExp {
-			byExpiry := tx.Bucket(bucketTokensByExpiry)
-			if oldExp != 0 {
-				if err := byExpiry.Delete(expiryIndexKey(oldExp, clientID)); err != nil {
-					return err
-				}
-			}
-			if newExp != 0 {
-				if err := byExpiry.Put(expiryIndexKey(newExp, clientID), []byte{}); err != nil {
-					return err
-				}
-			}
-			byRole := tx.Bucket(bucketTokensByRole)
-			for _, r := range rec.Roles {
-				if err := byRole.Put(roleIndexKey(r, clientID), be64(newExp)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := tokens.Put(key, val); err != nil {
-			return err
-		}
-		if err := createTokenTx(tx, next, nextVal); err != nil {
-			return fmt.Errorf("successor %q: %w", next.ClientID, err)
-		}
-		stored = val
-		return nil
-	})
-	if err != nil {
-		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
-	}
-	t, err := decodeToken(stored)
-	if err != nil {
-		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
-	}
-	return t, nil
 }

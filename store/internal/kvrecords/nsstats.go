@@ -1,4 +1,4 @@
-package bolt
+package kvrecords
 
 import (
 	"bytes"
@@ -9,9 +9,8 @@ import (
 	"math"
 	"slices"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // checkNamespaceStats validates one snapshot: valid tenant and namespace
@@ -98,7 +97,7 @@ func prepareNamespaceStats(stats []store.NamespaceStats) ([]namespaceStatsPut, [
 // written. Each snapshot replaces the stored one whole, whatever their
 // UpdatedAt (no "newer wins" check). Several snapshots of one namespace in
 // one call: the last one wins. An empty call writes nothing.
-func (s *Store) PutNamespaceStats(ctx context.Context, stats []store.NamespaceStats) error {
+func (s *Records) PutNamespaceStats(ctx context.Context, stats []store.NamespaceStats) error {
 	puts, tenants, err := prepareNamespaceStats(stats)
 	if err != nil {
 		return fmt.Errorf("put namespace stats: %w", err)
@@ -106,7 +105,7 @@ func (s *Store) PutNamespaceStats(ctx context.Context, stats []store.NamespaceSt
 	if len(puts) == 0 {
 		return nil
 	}
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		known := tx.Bucket(bucketTenants)
 		for _, tenant := range tenants {
 			if known.Get([]byte(tenant)) == nil {
@@ -131,9 +130,9 @@ func (s *Store) PutNamespaceStats(ctx context.Context, stats []store.NamespaceSt
 // namespace_stats, which holds a tenant's namespaces in bytewise order of
 // their names. A name that is no valid tenant name has none (its prefix
 // could match another tenant's keys).
-func (s *Store) ListNamespaceStats(ctx context.Context, tenant string) ([]store.NamespaceStats, error) {
+func (s *Records) ListNamespaceStats(ctx context.Context, tenant string) ([]store.NamespaceStats, error) {
 	var list []store.NamespaceStats
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		if checkTenantName(tenant) != nil {
 			return nil
 		}
@@ -158,7 +157,7 @@ func (s *Store) ListNamespaceStats(ctx context.Context, tenant string) ([]store.
 // the cascade of DeleteTenant (and CreateTenant's clean-up, see schema.go).
 // Keys are collected before deleting, as bbolt cursors must not see their
 // bucket change under them.
-func deleteNamespaceStatsOfTx(tx *bbolt.Tx, tenant string) error {
+func deleteNamespaceStatsOfTx(tx kv.Tx, tenant string) error {
 	prefix := tenantPrefix(tenant)
 	b := tx.Bucket(bucketNamespaceStats)
 	var keys [][]byte

@@ -1,13 +1,12 @@
-package bolt
+package kvrecords
 
 import (
 	"context"
 	"fmt"
 	"slices"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // prepareUser validates and encodes a user outside the write transaction.
@@ -35,7 +34,7 @@ func checkRoleIDs(roles []string) error {
 
 // checkRolesExist returns an error wrapping ErrNotFound, naming the role,
 // for the first role that does not exist in tx.
-func checkRolesExist(tx *bbolt.Tx, roles []string) error {
+func checkRolesExist(tx kv.Tx, roles []string) error {
 	b := tx.Bucket(bucketRoles)
 	for _, r := range roles {
 		if b.Get([]byte(r)) == nil {
@@ -45,7 +44,7 @@ func checkRolesExist(tx *bbolt.Tx, roles []string) error {
 	return nil
 }
 
-func putUserRoleIndex(tx *bbolt.Tx, userID string, roles []string) error {
+func putUserRoleIndex(tx kv.Tx, userID string, roles []string) error {
 	b := tx.Bucket(bucketUsersByRole)
 	for _, r := range roles {
 		if err := b.Put(usersByRoleKey(r, userID), []byte{}); err != nil {
@@ -55,7 +54,7 @@ func putUserRoleIndex(tx *bbolt.Tx, userID string, roles []string) error {
 	return nil
 }
 
-func deleteUserRoleIndex(tx *bbolt.Tx, userID string, roles []string) error {
+func deleteUserRoleIndex(tx kv.Tx, userID string, roles []string) error {
 	b := tx.Bucket(bucketUsersByRole)
 	for _, r := range roles {
 		if err := b.Delete(usersByRoleKey(r, userID)); err != nil {
@@ -66,13 +65,13 @@ func deleteUserRoleIndex(tx *bbolt.Tx, userID string, roles []string) error {
 }
 
 // CreateUser implements store.Store.
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+func (s *Records) CreateUser(ctx context.Context, u store.User) error {
 	val, err := prepareUser(u)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.ID, err)
 	}
 	id, name := []byte(u.ID), []byte(u.Username)
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		if users.Get(id) != nil {
 			return fmt.Errorf("user ID: %w", store.ErrAlreadyExists)
@@ -99,13 +98,13 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 }
 
 // GetUser implements store.Store.
-func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
+func (s *Records) GetUser(ctx context.Context, id string) (store.User, error) {
 	return getOne(s, bucketUsers, id, "user", decodeUser)
 }
 
 // userByIndexedID reads the record a users_by_name entry points to. The
 // two are written together, so a dangling entry means a damaged file.
-func userByIndexedID(tx *bbolt.Tx, id []byte) (store.User, error) {
+func userByIndexedID(tx kv.Tx, id []byte) (store.User, error) {
 	v := tx.Bucket(bucketUsers).Get(id)
 	if v == nil {
 		return store.User{}, fmt.Errorf("corrupt users_by_name: no user %q", id)
@@ -114,9 +113,9 @@ func userByIndexedID(tx *bbolt.Tx, id []byte) (store.User, error) {
 }
 
 // GetUserByName implements store.Store.
-func (s *Store) GetUserByName(ctx context.Context, username string) (store.User, error) {
+func (s *Records) GetUserByName(ctx context.Context, username string) (store.User, error) {
 	var u store.User
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		id := tx.Bucket(bucketUsersByName).Get([]byte(username))
 		if id == nil {
 			return store.ErrNotFound
@@ -134,9 +133,9 @@ func (s *Store) GetUserByName(ctx context.Context, username string) (store.User,
 // ListUsers implements store.Store. users_by_name gives the order (bytewise,
 // as usernames compare exactly). Database users are few (tens to
 // hundreds), so one read transaction stays short.
-func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+func (s *Records) ListUsers(ctx context.Context) ([]store.User, error) {
 	var users []store.User
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		return tx.Bucket(bucketUsersByName).ForEach(func(_, id []byte) error {
 			u, err := userByIndexedID(tx, id)
 			if err != nil {
@@ -156,10 +155,10 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 // committer goroutine inside the write transaction. The roles may change;
 // the new ones must exist (an error wrapping ErrNotFound otherwise), and
 // users_by_role moves with them in the same transaction.
-func (s *Store) UpdateUser(ctx context.Context, id string, update func(store.User) (store.User, error)) (store.User, error) {
+func (s *Records) UpdateUser(ctx context.Context, id string, update func(store.User) (store.User, error)) (store.User, error) {
 	key := []byte(id)
 	var stored []byte // result of the last successful run
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		v := users.Get(key)
 		if v == nil {
@@ -215,9 +214,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(store.Use
 }
 
 // DeleteUser implements store.Store.
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
+func (s *Records) DeleteUser(ctx context.Context, id string) error {
 	key := []byte(id)
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err := s.b.Cascade(ctx, func(tx kv.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		v := users.Get(key)
 		if v == nil {
@@ -237,7 +236,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		return users.Delete(key)
-	})
+	}, cascadeOf(store.PrincipalUser, id))
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", id, err)
 	}

@@ -1,4 +1,4 @@
-package etcd
+package kvrecords
 
 import (
 	"bytes"
@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // CreateRole implements store.Store.
-func (s *Store) CreateRole(ctx context.Context, r store.Role) error {
+func (s *Records) CreateRole(ctx context.Context, r store.Role) error {
 	if err := checkID("role", r.ID); err != nil {
 		return fmt.Errorf("create role: %w", err)
 	}
@@ -19,7 +20,7 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) error {
 	if err != nil {
 		return fmt.Errorf("create role %q: %w", r.ID, err)
 	}
-	err = s.w.do(ctx, func(tx *Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		return createRoleTx(tx, r.ID, val)
 	})
 	if err != nil {
@@ -31,7 +32,7 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) error {
 // createRoleTx writes a new role record (val, the encoded role; bbolt keeps
 // a reference to it until commit) under id; ErrAlreadyExists if id is taken.
 // CreateRole and CreateDatabase share it.
-func createRoleTx(tx *Tx, id string, val []byte) error {
+func createRoleTx(tx kv.Tx, id string, val []byte) error {
 	b := tx.Bucket(bucketRoles)
 	key := []byte(id)
 	if b.Get(key) != nil {
@@ -41,23 +42,23 @@ func createRoleTx(tx *Tx, id string, val []byte) error {
 }
 
 // GetRole implements store.Store.
-func (s *Store) GetRole(ctx context.Context, id string) (store.Role, error) {
+func (s *Records) GetRole(ctx context.Context, id string) (store.Role, error) {
 	return getOne(s, bucketRoles, id, "role", decodeRole)
 }
 
 // ListRoles implements store.Store. Roles are few (tens), so one read
 // transaction over the whole bucket stays short.
-func (s *Store) ListRoles(ctx context.Context) ([]store.Role, error) {
+func (s *Records) ListRoles(ctx context.Context) ([]store.Role, error) {
 	return listAll(s, bucketRoles, "roles", decodeRole)
 }
 
 // UpdateRole implements store.Store. update runs on the committer goroutine
 // inside the write transaction, so it must be quick and must not call the
 // Store (that would deadlock: the committer would wait for itself).
-func (s *Store) UpdateRole(ctx context.Context, id string, update func(store.Role) (store.Role, error)) (store.Role, error) {
+func (s *Records) UpdateRole(ctx context.Context, id string, update func(store.Role) (store.Role, error)) (store.Role, error) {
 	key := []byte(id)
 	var stored []byte // result of the last successful run
-	err := s.w.do(ctx, func(tx *Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketRoles)
 		v := b.Get(key)
 		if v == nil {
@@ -99,10 +100,10 @@ func (s *Store) UpdateRole(ctx context.Context, id string, update func(store.Rol
 // DeleteRole implements store.Store. Any users_by_role entry makes the role
 // in use; token liveness comes from the expiry kept in tokens_by_role. So
 // the check reads two index ranges, not every user and token.
-func (s *Store) DeleteRole(ctx context.Context, id string, now time.Time) error {
+func (s *Records) DeleteRole(ctx context.Context, id string, now time.Time) error {
 	key := []byte(id)
 	nowNanos := expiryNanos(now)
-	err := s.w.do(ctx, func(tx *Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketRoles)
 		if b.Get(key) == nil {
 			return store.ErrNotFound
@@ -132,7 +133,7 @@ func (s *Store) DeleteRole(ctx context.Context, id string, now time.Time) error 
 
 // holderLive decides from the index value alone except when it equals now
 // after clamping, where only the record's exact expiry can tell.
-func holderLive(tokens *Bucket, clientID []byte, exp, nowNanos uint64, now time.Time) (bool, error) {
+func holderLive(tokens kv.Bucket, clientID []byte, exp, nowNanos uint64, now time.Time) (bool, error) {
 	switch {
 	case exp == 0 || exp > nowNanos:
 		return true, nil

@@ -1,4 +1,4 @@
-package etcd
+package kvrecords
 
 import (
 	"time"
@@ -7,10 +7,10 @@ import (
 	"github.com/tokenbroker/tokenbroker/store/internal/records"
 )
 
-// The stored encodings live in store/internal/records, shared with the etcd
-// backend, so that a record is the same bytes in either. This file adapts
-// them to the shapes the record code works with (ported from store/bolt): private record structs that
-// carry the fields index maintenance needs, with times in UTC.
+// The stored encodings live in store/internal/records, so that a record is
+// the same bytes in every backend. This file adapts them to the shapes the
+// record code works with: private record structs that carry the fields
+// index maintenance needs, with times in UTC.
 
 func encodeOrg(o store.Organization) ([]byte, error)  { return records.EncodeOrg(o) }
 func decodeOrg(b []byte) (store.Organization, error)  { return records.DecodeOrg(b) }

@@ -1,4 +1,4 @@
-package bolt
+package kvrecords
 
 import (
 	"context"
@@ -9,9 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 const (
@@ -54,7 +53,7 @@ func checkAuditEvent(e store.AuditEvent) error {
 
 // appendAuditTx validates e and appends it under the next Seq; a zero Time
 // becomes the current time. e is a copy: nothing of the caller's changes.
-func appendAuditTx(tx *bbolt.Tx, e store.AuditEvent) error {
+func appendAuditTx(tx kv.Tx, e store.AuditEvent) error {
 	if err := checkAuditEvent(e); err != nil {
 		return err
 	}
@@ -79,7 +78,7 @@ func appendAuditTx(tx *bbolt.Tx, e store.AuditEvent) error {
 // set is ignored); a zero Time becomes the commit-time clock. An audit event
 // carried by ctx is not recorded for this call (the events are the record).
 // An empty call writes nothing.
-func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent) error {
+func (s *Records) AppendAuditEvents(ctx context.Context, events []store.AuditEvent) error {
 	for i, e := range events {
 		if err := checkAuditEvent(e); err != nil {
 			return fmt.Errorf("append audit events: event %d (action %q): %w", i, e.Action, err)
@@ -89,7 +88,19 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent
 		return nil
 	}
 	events = append([]store.AuditEvent(nil), events...) // the caller may reuse its slice once we return
-	err := s.w.do(store.WithAudit(ctx, nil), func(tx *bbolt.Tx) error {
+	if len(events) > s.auditChunk {
+		// More than one bounded transaction holds (Limits.AuditChunk):
+		// consecutive chunks, each atomic and in order (the events are
+		// validated above, so only a backend failure can stop the sequence
+		// part-way; Seqs stay gap-free).
+		for i := 0; i < len(events); i += s.auditChunk {
+			if err := s.AppendAuditEvents(ctx, events[i:min(i+s.auditChunk, len(events))]); err != nil {
+				return fmt.Errorf("append audit events (%d written): %w", i, err)
+			}
+		}
+		return nil
+	}
+	err := s.update(store.WithAudit(ctx, nil), func(tx kv.Tx) error {
 		for _, e := range events {
 			if err := appendAuditTx(tx, e); err != nil {
 				return err
@@ -111,7 +122,7 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent
 // but Seqs only grow with commits, so paging with AfterSeq = the last
 // returned Seq visits every event exactly once. ctx is checked between
 // transactions.
-func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+func (s *Records) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
 	limit := q.Limit
 	switch {
 	case limit <= 0:
@@ -128,7 +139,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("list audit events: %w", err)
 		}
-		err := s.view(func(tx *bbolt.Tx) error {
+		err := s.view(func(tx kv.Tx) error {
 			c := tx.Bucket(bucketAudit).Cursor()
 			k, v := c.Seek(be64(after + 1))
 			for scanned := 0; scanned < auditScanChunk; scanned++ {
@@ -166,3 +177,11 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 	}
 	return list, nil
 }
+
+// CheckAuditEvent validates an event before a backend's committer accepts
+// the write carrying it.
+func CheckAuditEvent(e store.AuditEvent) error { return checkAuditEvent(e) }
+
+// AppendAuditTx appends e to the audit log in tx: a backend's committer
+// runs it in the transaction of the write the event records.
+func AppendAuditTx(tx kv.Tx, e store.AuditEvent) error { return appendAuditTx(tx, e) }

@@ -1,4 +1,4 @@
-package etcd
+package kvrecords
 
 import (
 	"bytes"
@@ -8,14 +8,16 @@ import (
 	"slices"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
-// Credential-lifecycle writes, as in store/bolt.
+// Credential-lifecycle writes.
+
 // UpdateOrganization implements store.Store (closure rules as for
 // UpdateRole).
-func (s *Store) UpdateOrganization(ctx context.Context, update func(store.Organization) (store.Organization, error)) (store.Organization, error) {
+func (s *Records) UpdateOrganization(ctx context.Context, update func(store.Organization) (store.Organization, error)) (store.Organization, error) {
 	var stored []byte
-	err := s.w.do(ctx, func(tx *Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketOrg)
 		v := b.Get(keyOrg)
 		if v == nil {
@@ -53,10 +55,10 @@ func (s *Store) UpdateOrganization(ctx context.Context, update func(store.Organi
 }
 
 // UpdateTenant implements store.Store (closure rules as for UpdateRole).
-func (s *Store) UpdateTenant(ctx context.Context, name string, update func(store.Tenant) (store.Tenant, error)) (store.Tenant, error) {
+func (s *Records) UpdateTenant(ctx context.Context, name string, update func(store.Tenant) (store.Tenant, error)) (store.Tenant, error) {
 	key := []byte(name)
 	var stored []byte
-	err := s.w.do(ctx, func(tx *Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketTenants)
 		v := b.Get(key)
 		if v == nil {
@@ -97,13 +99,13 @@ func (s *Store) UpdateTenant(ctx context.Context, name string, update func(store
 // with the index entries that carry its expiry (tokens_by_expiry, and the
 // expiry kept as the value of tokens_by_role), and the successor is created
 // in the same transaction, so no reader sees one without the other.
-func (s *Store) RotateToken(ctx context.Context, clientID string, next store.Token, update func(store.Token) (store.Token, error)) (store.Token, error) {
+func (s *Records) RotateToken(ctx context.Context, clientID string, next store.Token, update func(store.Token) (store.Token, error)) (store.Token, error) {
 	nextVal, err := prepareToken(next)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
 	}
 	var stored []byte // result of the last successful run
-	err = s.w.do(ctx, func(tx *Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		tokens := tx.Bucket(bucketTokens)
 		key := []byte(clientID)
 		v := tokens.Get(key)

@@ -1,4 +1,4 @@
-package bolt
+package kvrecords
 
 import (
 	"bytes"
@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // Pulsar-token MACs never appear in errors or logs: they are lookup keys of
@@ -54,7 +53,7 @@ func (r pulsarTokenRecord) tenantKey() []byte {
 
 // deletePulsarTokenTx removes a Pulsar token record and the index entries
 // derived from the stored record.
-func deletePulsarTokenTx(tx *bbolt.Tx, id string, rec pulsarTokenRecord) error {
+func deletePulsarTokenTx(tx kv.Tx, id string, rec pulsarTokenRecord) error {
 	if len(rec.MAC) > 0 {
 		if err := tx.Bucket(bucketPulsarByMAC).Delete(rec.MAC); err != nil {
 			return err
@@ -74,14 +73,21 @@ func deletePulsarTokenTx(tx *bbolt.Tx, id string, rec pulsarTokenRecord) error {
 // deletePulsarTokensOfTx removes every Pulsar token of tenant: the cascade
 // of DeleteTenant. Keys are collected before deleting, as bbolt cursors
 // must not see their bucket change under them.
-func deletePulsarTokensOfTx(tx *bbolt.Tx, tenant string) error {
+func deletePulsarTokensOfTx(tx kv.Tx, tenant string) error {
 	prefix := tenantPrefix(tenant)
-	byTenant := tx.Bucket(bucketPulsarByTenant)
 	var keys [][]byte
-	c := byTenant.Cursor()
+	c := tx.Bucket(bucketPulsarByTenant).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
+	return deletePulsarTokensByKeys(tx, prefix, keys)
+}
+
+// deletePulsarTokensByKeys removes the Pulsar tokens under keys, keys of
+// pulsar_tokens_by_tenant starting with prefix, with their index entries;
+// stray keys are dropped.
+func deletePulsarTokensByKeys(tx kv.Tx, prefix []byte, keys [][]byte) error {
+	byTenant := tx.Bucket(bucketPulsarByTenant)
 	tokens := tx.Bucket(bucketPulsar)
 	for _, k := range keys {
 		if len(k) <= len(prefix)+8 {
@@ -118,7 +124,7 @@ func deletePulsarTokensOfTx(tx *bbolt.Tx, tenant string) error {
 // countLivePulsarTx counts the tokens of tenant live at now (not expired),
 // stopping once it reaches upTo. The expiry in pulsar_tokens_by_tenant
 // decides, except where it equals now after clamping (see holderLive).
-func countLivePulsarTx(tx *bbolt.Tx, tenant string, now time.Time, upTo int) (int, error) {
+func countLivePulsarTx(tx kv.Tx, tenant string, now time.Time, upTo int) (int, error) {
 	prefix := tenantPrefix(tenant)
 	nowNanos := expiryNanos(now)
 	tokens := tx.Bucket(bucketPulsar)
@@ -152,7 +158,7 @@ func countLivePulsarTx(tx *bbolt.Tx, tenant string, now time.Time, upTo int) (in
 // CreatePulsarToken implements store.Store. The tenant check, the live
 // count and the write are one transaction on the single writer, so
 // concurrent creators can never overshoot the limit together.
-func (s *Store) CreatePulsarToken(ctx context.Context, t store.PulsarToken, limit int) error {
+func (s *Records) CreatePulsarToken(ctx context.Context, t store.PulsarToken, limit int) error {
 	rec, val, err := preparePulsarToken(t)
 	if err != nil {
 		return fmt.Errorf("create Pulsar token %q: %w", t.ID, err)
@@ -161,7 +167,7 @@ func (s *Store) CreatePulsarToken(ctx context.Context, t store.PulsarToken, limi
 	tenantKey := rec.tenantKey()
 	exp := expiryNanos(rec.Expiry)
 	issuedAt := rec.IssuedAt
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		if tx.Bucket(bucketTenants).Get([]byte(tenant)) == nil {
 			return fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
 		}
@@ -203,7 +209,7 @@ func (s *Store) CreatePulsarToken(ctx context.Context, t store.PulsarToken, limi
 }
 
 // GetPulsarToken implements store.Store.
-func (s *Store) GetPulsarToken(ctx context.Context, id string) (store.PulsarToken, error) {
+func (s *Records) GetPulsarToken(ctx context.Context, id string) (store.PulsarToken, error) {
 	return getOne(s, bucketPulsar, id, "Pulsar token", func(v []byte) (store.PulsarToken, error) {
 		rec, err := decodePulsarTokenRecord(v)
 		return rec.pulsarToken(), err
@@ -213,9 +219,9 @@ func (s *Store) GetPulsarToken(ctx context.Context, id string) (store.PulsarToke
 // GetPulsarTokenByMAC implements store.Store. It is on the check path of
 // Pulsar tokens without an ID claim: one read transaction, two lookups,
 // one decode.
-func (s *Store) GetPulsarTokenByMAC(ctx context.Context, mac []byte) (store.PulsarToken, error) {
+func (s *Records) GetPulsarTokenByMAC(ctx context.Context, mac []byte) (store.PulsarToken, error) {
 	var t store.PulsarToken
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		if len(mac) == 0 {
 			return store.ErrNotFound // bbolt has no empty keys
 		}
@@ -241,9 +247,9 @@ func (s *Store) GetPulsarTokenByMAC(ctx context.Context, mac []byte) (store.Puls
 // the order (IssuedAt, then ID). A tenant's tokens are bounded by its
 // token limit, so one read transaction stays short; a name that is no
 // valid tenant name has none.
-func (s *Store) ListPulsarTokens(ctx context.Context, tenant string) ([]store.PulsarToken, error) {
+func (s *Records) ListPulsarTokens(ctx context.Context, tenant string) ([]store.PulsarToken, error) {
 	var list []store.PulsarToken
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		if checkTenantName(tenant) != nil {
 			return nil // its prefix could match another tenant's keys
 		}
@@ -274,9 +280,9 @@ func (s *Store) ListPulsarTokens(ctx context.Context, tenant string) ([]store.Pu
 }
 
 // DeletePulsarToken implements store.Store.
-func (s *Store) DeletePulsarToken(ctx context.Context, id string) error {
+func (s *Records) DeletePulsarToken(ctx context.Context, id string) error {
 	key := []byte(id)
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket(bucketPulsar).Get(key)
 		if v == nil {
 			return store.ErrNotFound
@@ -294,12 +300,12 @@ func (s *Store) DeletePulsarToken(ctx context.Context, id string) error {
 }
 
 // DeleteExpiredPulsarTokens implements store.Store, as DeleteExpiredTokens
-// does: short read transactions collect up to gcChunk candidates from
+// does: short read transactions collect up to s.gcChunk candidates from
 // pulsar_tokens_by_expiry, and a write transaction per chunk re-checks
 // each against its stored record (it may have been deleted, or re-created
 // with another expiry, in between) and deletes it. On error it returns how
 // many it had removed so far.
-func (s *Store) DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (int, error) {
+func (s *Records) DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (int, error) {
 	nowNanos := expiryNanos(now)
 	total := 0
 	var resume []byte
@@ -312,7 +318,7 @@ func (s *Store) DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (i
 			return total, nil
 		}
 		var n int
-		err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+		err = s.update(ctx, func(tx kv.Tx) error {
 			n = 0 // the function may be re-run
 			tokens := tx.Bucket(bucketPulsar)
 			for _, k := range keys {
@@ -339,7 +345,7 @@ func (s *Store) DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (i
 			return total, fmt.Errorf("delete expired Pulsar tokens: %w", err)
 		}
 		total += n
-		if len(keys) < gcChunk {
+		if len(keys) < s.gcChunk {
 			return total, nil
 		}
 		resume = keys[len(keys)-1]

@@ -1,4 +1,4 @@
-package bolt
+package kvrecords
 
 import (
 	"cmp"
@@ -9,9 +9,8 @@ import (
 	"math"
 	"slices"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
 )
 
 // prepareDatabase validates and encodes the three records of CreateDatabase
@@ -57,13 +56,13 @@ func usageIsZero(u store.Usage) bool {
 // checked. The role is written before the token, so the token may (and
 // must) hold it. Any failure rolls the whole transaction back: nothing of
 // the three is written.
-func (s *Store) CreateDatabase(ctx context.Context, db store.Database, role store.Role, token store.Token) error {
+func (s *Records) CreateDatabase(ctx context.Context, db store.Database, role store.Role, token store.Token) error {
 	dbVal, roleVal, tokVal, err := prepareDatabase(db, role, token)
 	if err != nil {
 		return fmt.Errorf("create database %q: %w", db.ID, err)
 	}
 	key := []byte(db.ID)
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketDatabases)
 		if b.Get(key) != nil {
 			return fmt.Errorf("database ID: %w", store.ErrAlreadyExists)
@@ -83,14 +82,14 @@ func (s *Store) CreateDatabase(ctx context.Context, db store.Database, role stor
 }
 
 // GetDatabase implements store.Store.
-func (s *Store) GetDatabase(ctx context.Context, id string) (store.Database, error) {
+func (s *Records) GetDatabase(ctx context.Context, id string) (store.Database, error) {
 	return getOne(s, bucketDatabases, id, "database", decodeDatabase)
 }
 
 // ListDatabases implements store.Store. Databases are few (tens), so one
 // read transaction over the whole bucket stays short, and sorting by
 // CreatedAt in memory needs no index.
-func (s *Store) ListDatabases(ctx context.Context) ([]store.Database, error) {
+func (s *Records) ListDatabases(ctx context.Context) ([]store.Database, error) {
 	dbs, err := listAll(s, bucketDatabases, "databases", decodeDatabase)
 	if err != nil {
 		return nil, err
@@ -110,10 +109,10 @@ func (s *Store) ListDatabases(ctx context.Context) ([]store.Database, error) {
 // another ID or other usage totals, UpdateDatabase fails and writes nothing
 // (rather than silently keeping the stored values), so that a caller who
 // believes it can set them learns otherwise.
-func (s *Store) UpdateDatabase(ctx context.Context, id string, update func(store.Database) (store.Database, error)) (store.Database, error) {
+func (s *Records) UpdateDatabase(ctx context.Context, id string, update func(store.Database) (store.Database, error)) (store.Database, error) {
 	key := []byte(id)
 	var stored []byte // result of the last successful run
-	err := s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketDatabases)
 		v := b.Get(key)
 		if v == nil {
@@ -227,7 +226,7 @@ func sumUsageDeltas(deltas []store.UsageDelta) (map[string]*usageDeltas, error) 
 // same transaction, so the totals stay the sums of the months. Databases
 // are visited in ID order and months in order, so that the transaction's
 // puts go to ascending keys.
-func (s *Store) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageDelta) error {
+func (s *Records) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageDelta) error {
 	sums, err := sumUsageDeltas(deltas)
 	if err != nil {
 		return fmt.Errorf("record database usage: %w", err)
@@ -236,7 +235,7 @@ func (s *Store) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageDel
 		return nil
 	}
 	ids := slices.Sorted(maps.Keys(sums))
-	err = s.w.do(ctx, func(tx *bbolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		dbs := tx.Bucket(bucketDatabases)
 		usage := tx.Bucket(bucketDatabaseUsage)
 		for _, id := range ids {
@@ -283,12 +282,12 @@ func (s *Store) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageDel
 
 // GetDatabaseUsage implements store.Store. The database and its month are
 // read in one transaction, so a known database never reads as unknown.
-func (s *Store) GetDatabaseUsage(ctx context.Context, id, month string) (store.Usage, error) {
+func (s *Records) GetDatabaseUsage(ctx context.Context, id, month string) (store.Usage, error) {
 	if err := checkMonth(month); err != nil {
 		return store.Usage{}, fmt.Errorf("get usage of database %q: %w", id, err)
 	}
 	var u usageRecord
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx kv.Tx) error {
 		if tx.Bucket(bucketDatabases).Get([]byte(id)) == nil {
 			return store.ErrNotFound
 		}

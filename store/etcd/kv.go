@@ -1,0 +1,61 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
+)
+
+// The record logic is store/internal/kvrecords, shared with store/bolt; this
+// file runs it on etcd: writes as guarded transactions through the
+// committer, cascades split when they exceed etcd's limits (cascade.go),
+// reads from the mirror.
+
+var _ kv.Tx = (*Tx)(nil)
+
+type backend struct{ s *Store }
+
+func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
+	return b.s.w.do(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+func (b backend) Cascade(ctx context.Context, fn func(kv.Tx) error, c kvrecords.Cascade) error {
+	trim := b.s.trimAuthTokensOf(c.PrincipalKind, c.PrincipalID)
+	if c.Tenant != "" {
+		trim = b.s.trimTenant(c.Tenant)
+	}
+	return b.s.doCascade(ctx, func(tx *Tx) error { return fn(tx) }, trim)
+}
+
+func (backend) TooLarge(err error) bool { return errors.Is(err, errTxnTooLarge) }
+
+// BeginRead holds the mirror's read lock until EndRead: the transaction
+// reads one revision.
+func (b backend) BeginRead() (kv.Tx, error) {
+	if b.s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	b.s.m.mu.RLock()
+	return newReadTx(b.s.m.tree, b.s.m.rev), nil
+}
+
+func (b backend) EndRead(kv.Tx) { b.s.m.mu.RUnlock() }
+
+// GetValue reads one key from the mirror without a transaction (mirror
+// values are never modified in place, so v stays valid).
+func (b backend) GetValue(bucket []byte, key string) ([]byte, bool, error) {
+	if b.s.closed.Load() {
+		return nil, false, store.ErrClosed
+	}
+	v, ok := b.s.m.get(string(bucket) + "/" + key)
+	return v, ok, nil
+}
+
+// The committer validates and appends the audit event of a write
+// (committer.go).
+func checkAuditEvent(e store.AuditEvent) error { return kvrecords.CheckAuditEvent(e) }
+
+func appendAuditTx(tx *Tx, e store.AuditEvent) error { return kvrecords.AppendAuditTx(tx, e) }
