@@ -84,6 +84,9 @@ type Broker struct {
 	obs     Observer
 
 	orgAdminDeletes sync.Mutex // see refuseLastOrgAdmin
+
+	shared      bool   // the store is shared with other brokers (changes.go)
+	unsubscribe func() // stops the change feed; nil without one
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -141,16 +144,26 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		obs: cfg.Observer,
 	}
 	b.policy.set(cfg.Org.TokenPolicy)
-	roles, err := b.st.ListRoles(ctx)
-	if err != nil {
+	// Subscribed before loading, so that no change made by another broker
+	// between the loads and the subscription is missed.
+	b.subscribe()
+	if err := b.reloadRoles(ctx); err != nil {
+		b.Close()
 		return nil, fmt.Errorf("load roles: %w", err)
 	}
-	b.roles.load(roles)
+	if b.shared {
+		if err := b.reloadOrg(ctx); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("load organization: %w", err)
+		}
+	}
 	if err := b.ensureSigningKey(ctx); err != nil {
+		b.Close()
 		return nil, err
 	}
 	dbs, err := b.st.ListDatabases(ctx)
 	if err != nil {
+		b.Close()
 		return nil, fmt.Errorf("load databases: %w", err)
 	}
 	b.meter.loadKnown(dbs)

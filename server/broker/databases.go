@@ -156,7 +156,7 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 	b.roles.writeMu.Lock()
 	err = b.st.CreateDatabase(ctx, db, role, tok)
 	if err == nil {
-		b.roles.put(role)
+		b.syncRoles(func() { b.roles.put(role) })
 	}
 	b.roles.writeMu.Unlock()
 	if err != nil {

@@ -82,9 +82,11 @@ func FormatLifetime(d time.Duration) string {
 
 // tokenPolicy is the organization's lifetime policy, kept in memory so that
 // creating a token does not read it from the store. The broker is its only
-// writer (see UpdateTokenPolicy).
+// writer in a single process (see UpdateTokenPolicy); with a shared store
+// it follows the change feed (changes.go).
 type tokenPolicy struct {
-	mu sync.Mutex // serializes updates
+	mu     sync.Mutex // serializes this process's updates
+	loadMu sync.Mutex // makes each reload from the store atomic
 	p  atomic.Pointer[store.TokenPolicy]
 }
 
@@ -128,7 +130,7 @@ func (b *Broker) UpdateTokenPolicy(ctx context.Context, caller *Principal, maxTo
 	if err != nil {
 		return store.TokenPolicy{}, fmt.Errorf("update token policy: %w", err)
 	}
-	b.policy.set(org.TokenPolicy)
+	b.syncOrg(func() { b.policy.set(org.TokenPolicy) })
 	b.log.InfoContext(ctx, "token policy updated", "max_token_lifetime", FormatLifetime(app),
 		"max_pulsar_token_lifetime", FormatLifetime(pulsar), "by", caller.ID)
 	return org.TokenPolicy, nil

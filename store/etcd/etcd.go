@@ -78,7 +78,15 @@ type Options struct {
 	// Logger receives operational messages; nil discards them. Keys and
 	// values are never logged.
 	Logger *slog.Logger
+	// StaleAfter bounds how old the local view may be known to be before
+	// reads fail with store.ErrUnavailable (changes.go); 0 means
+	// DefaultStaleAfter.
+	StaleAfter time.Duration
 }
+
+// DefaultStaleAfter is the default Options.StaleAfter: a replica cut off
+// from etcd answers from its last view for at most this long.
+const DefaultStaleAfter = 5 * time.Second
 
 // Store is a store.Store over etcd. It is safe for concurrent use.
 type Store struct {
@@ -96,6 +104,11 @@ type Store struct {
 	// compaction and see the mirror recover.
 	rewatch chan int64
 	reloads atomic.Int64
+	// feed and fresh are the change feed and the staleness bound
+	// (changes.go).
+	feed      feed
+	fresh     freshness
+	freshDone chan struct{}
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -132,6 +145,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = DefaultStaleAfter
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   opts.Endpoints,
 		TLS:         opts.TLS,
@@ -143,7 +159,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, etcdErr("open etcd store: connect", err)
 	}
-	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64)}
+	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64),
+		freshDone: make(chan struct{})}
+	s.fresh.after = opts.StaleAfter
 	s.bg, s.stop = context.WithCancel(context.Background())
 	if err := s.init(ctx); err != nil {
 		s.stop()
@@ -193,7 +211,9 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 		return etcdErr("load", err)
 	}
 	s.m.replace(t, rev)
+	s.markFresh()
 	go s.watchLoop(rev)
+	go s.freshnessLoop()
 	return nil
 }
 
@@ -206,6 +226,7 @@ func (s *Store) Close() error {
 	s.w.close()
 	s.stop()
 	<-s.watchDone
+	<-s.freshDone
 	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return etcdErr("close", err)
 	}
@@ -217,8 +238,8 @@ func (s *Store) Close() error {
 // this process it sees every write that has returned; writes made by other
 // processes appear once the watch delivers them.
 func (s *Store) view(fn func(*Tx) error) error {
-	if s.closed.Load() {
-		return store.ErrClosed
+	if err := s.Stale(); err != nil {
+		return err
 	}
 	s.m.mu.RLock()
 	defer s.m.mu.RUnlock()
@@ -240,9 +261,9 @@ func etcdErr(what string, err error) error {
 // getOne reads the record under key in bucket and decodes it; a missing
 // key is store.ErrNotFound. what names the record kind in errors.
 func getOne[T any](s *Store, bucket []byte, key, what string, decode func([]byte) (T, error)) (T, error) {
-	if s.closed.Load() {
+	if err := s.Stale(); err != nil {
 		var zero T
-		return zero, fmt.Errorf("get %s %q: %w", what, key, store.ErrClosed)
+		return zero, fmt.Errorf("get %s %q: %w", what, key, err)
 	}
 	v, ok := s.m.get(string(bucket) + "/" + key)
 	if !ok {

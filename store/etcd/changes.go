@@ -1,0 +1,149 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+var (
+	_ store.ChangeNotifier = (*Store)(nil)
+	_ store.Freshness      = (*Store)(nil)
+)
+
+// The change feed: every watch response the mirror applies is reported to
+// subscribers as one batch of store.Change values, after the mirror holds
+// it (so a subscriber that reloads from the store sees the change). The
+// watch delivers writes of every process sharing the prefix, including
+// this one's.
+
+// feed holds the subscribers.
+type feed struct {
+	mu   sync.Mutex
+	next int
+	subs map[int]func([]store.Change)
+}
+
+// Subscribe implements store.ChangeNotifier.
+func (s *Store) Subscribe(fn func([]store.Change)) (cancel func()) {
+	s.feed.mu.Lock()
+	defer s.feed.mu.Unlock()
+	if s.feed.subs == nil {
+		s.feed.subs = map[int]func([]store.Change){}
+	}
+	id := s.feed.next
+	s.feed.next++
+	s.feed.subs[id] = fn
+	return func() {
+		s.feed.mu.Lock()
+		delete(s.feed.subs, id)
+		s.feed.mu.Unlock()
+	}
+}
+
+// publish calls every subscriber with changes (from the watch goroutine:
+// batches arrive in commit order).
+func (s *Store) publish(changes []store.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	s.feed.mu.Lock()
+	subs := make([]func([]store.Change), 0, len(s.feed.subs))
+	for _, fn := range s.feed.subs {
+		subs = append(subs, fn)
+	}
+	s.feed.mu.Unlock()
+	for _, fn := range subs {
+		fn(changes)
+	}
+}
+
+// bucketKinds maps a bucket (the first segment of a key) to the kind of
+// record it holds; index buckets report the kind they index.
+var bucketKinds = map[string]store.ChangeKind{
+	string(bucketOrg):            store.ChangeOrganization,
+	string(bucketRoles):          store.ChangeRole,
+	string(bucketSigningKeys):    store.ChangeSigningKeys,
+	string(bucketDatabases):      store.ChangeDatabase,
+	string(bucketTokens):         store.ChangeToken,
+	string(bucketAuthTokens):     store.ChangeAuthToken,
+	string(bucketPulsar):         store.ChangePulsarToken,
+	string(bucketTenants):        store.ChangeTenant,
+	string(bucketUsers):          store.ChangeUser,
+	string(bucketAudit):          store.ChangeAudit,
+	string(bucketTokensByRole):   store.ChangeOther,
+	string(bucketTokensByExpiry): store.ChangeOther,
+}
+
+// changesOf turns watch events into changes. Only the record buckets are
+// reported by kind (their index entries change in the same transaction).
+func changesOf(events []*clientv3.Event, strip int) []store.Change {
+	out := make([]store.Change, 0, len(events))
+	for _, ev := range events {
+		key := string(ev.Kv.Key[strip:])
+		bucket, rest, _ := strings.Cut(key, "/")
+		kind, ok := bucketKinds[bucket]
+		if !ok || kind == store.ChangeOther {
+			continue
+		}
+		out = append(out, store.Change{Kind: kind, Key: rest, Deleted: ev.Type == mvccpb.DELETE})
+	}
+	return out
+}
+
+// Freshness. The mirror is known to be current as of the last progress
+// notification its watch received: etcd sends one (when asked, and only
+// once the watch has delivered every event up to the revision it names)
+// through the same stream as the events. A background loop asks every
+// StaleAfter/4; if none arrives for StaleAfter (every member down, this
+// process cut off from the leader, a watch that cannot resume), reads fail
+// with store.ErrUnavailable rather than answer from a view that may lack a
+// revoke, until the watch is current again.
+
+// freshness tracks when the mirror was last proven current.
+type freshness struct {
+	after time.Duration // the bound
+	at    atomic.Int64  // unix nanos of the last proof
+}
+
+// markFresh records that the mirror is current now.
+func (s *Store) markFresh() { s.fresh.at.Store(time.Now().UnixNano()) }
+
+// Stale implements store.Freshness.
+func (s *Store) Stale() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	age := time.Since(time.Unix(0, s.fresh.at.Load()))
+	if age > s.fresh.after {
+		return fmt.Errorf("etcd view last known current %s ago (bound %s): %w",
+			age.Round(time.Millisecond), s.fresh.after, store.ErrUnavailable)
+	}
+	return nil
+}
+
+// freshnessLoop asks for progress notifications until s.bg ends.
+func (s *Store) freshnessLoop() {
+	defer close(s.freshDone)
+	tick := time.NewTicker(max(s.fresh.after/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(s.bg), s.fresh.after)
+		// Same metadata as the watch, so the request reaches its stream.
+		_ = s.cli.RequestProgress(ctx)
+		cancel()
+	}
+}
