@@ -26,9 +26,9 @@ type roleCache struct {
 	// reloads install in the order they read.
 	loadMu sync.Mutex
 	mu     sync.RWMutex
-	byID    map[string]store.Role
-	gen     uint64               // bumped on every role change
-	sets    map[string]cachedSet // key: the token's role IDs joined by ","
+	byID   map[string]store.Role
+	gen    uint64               // bumped on every role change
+	sets   map[string]cachedSet // key: the token's role IDs joined by ","
 }
 
 type cachedSet struct {

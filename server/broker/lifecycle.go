@@ -87,7 +87,7 @@ func FormatLifetime(d time.Duration) string {
 type tokenPolicy struct {
 	mu     sync.Mutex // serializes this process's updates
 	loadMu sync.Mutex // makes each reload from the store atomic
-	p  atomic.Pointer[store.TokenPolicy]
+	p      atomic.Pointer[store.TokenPolicy]
 }
 
 func (t *tokenPolicy) get() store.TokenPolicy {
