@@ -91,6 +91,16 @@ type Freshness interface {
 	Stale() error
 }
 
+// Syncer is implemented by backends that serve reads from a local view of
+// a shared store (store/etcd): Sync returns once the view holds every write
+// acknowledged anywhere before Sync was called (one round trip). Callers
+// use it before answering "not found" to a management call, since the
+// record may have been created by another process an instant ago; never on
+// the credential-check path.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // Store is the persistence contract. Methods are safe for concurrent use.
 type Store interface {
 	// GetOrganization returns the organization this broker serves, or

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -118,4 +119,17 @@ func (b *Broker) syncOrg(apply func()) {
 		return
 	}
 	apply()
+}
+
+// caughtUp reports whether a lookup that found nothing should be repeated:
+// with a shared store the record may have been written by another broker
+// an instant ago, so before a management call answers "not found" the
+// store's view is brought up to date (one round trip, only on this path).
+// Not for the credential-check path, which never waits on the network.
+func (b *Broker) caughtUp(ctx context.Context, err error) bool {
+	if !errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	s, ok := b.st.(store.Syncer)
+	return ok && s.Sync(ctx) == nil
 }

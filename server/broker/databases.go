@@ -176,6 +176,9 @@ func (b *Broker) GetDatabase(ctx context.Context, id string) (store.Database, er
 	b.meter.mu.RLock()
 	defer b.meter.mu.RUnlock()
 	db, err := b.st.GetDatabase(ctx, id)
+	if b.caughtUp(ctx, err) {
+		db, err = b.st.GetDatabase(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Database{}, DatabaseNotFound(id)
 	}

@@ -190,6 +190,9 @@ func (b *Broker) RotateToken(ctx context.Context, caller *Principal, clientID, g
 		return RotatedToken{}, Invalid("gracePeriod: %q is beyond the maximum of %s", grace, FormatLifetime(MaxRotationGrace))
 	}
 	old, err := b.st.GetToken(ctx, clientID)
+	if b.caughtUp(ctx, err) {
+		old, err = b.st.GetToken(ctx, clientID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return RotatedToken{}, NotFound("token with clientId %q not found", clientID)
 	}

@@ -44,6 +44,9 @@ func (b *Broker) GetRole(ctx context.Context, id string) (store.Role, error) {
 		return store.Role{}, err
 	}
 	r, err := b.st.GetRole(ctx, id)
+	if b.caughtUp(ctx, err) {
+		r, err = b.st.GetRole(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Role{}, NotFound("role %q not found", id)
 	}

@@ -73,8 +73,14 @@ func createToken(t *testing.T, c *clustertest.Cluster, r *clustertest.Replica, r
 // TestCluster runs the scenarios that share one 3-member etcd cluster and
 // 3 replicas, in order (the last ones kill things).
 func TestCluster(t *testing.T) {
+	// One clock for every replica, moved by the sliding-expiry scenario.
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	const authTTL = 10 * time.Minute
 	c := clustertest.Start(t, clustertest.Options{Config: func(i int, cfg *server.Config) {
 		cfg.UsageFlushInterval = 200 * time.Millisecond
+		cfg.AuthTokenTTL = authTTL
+		cfg.Now = now
 	}})
 	a, b, cc := c.Replicas[0], c.Replicas[1], c.Replicas[2]
 	org := policy.OrgDRN(c.OrgID)
@@ -269,6 +275,51 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("AuthTokenUsedOnAStaysAliveOnB", func(t *testing.T) {
+		const pw = "cluster-Passw0rd-2"
+		if _, err := a.Auth.CreateUser(admin, &tbv1.CreateUserRequest{Username: "sliding.user", Password: pw, Roles: []string{policy.RWUserID}}); err != nil {
+			t.Fatal(err)
+		}
+		login, err := a.Auth.CreateAuthToken(context.Background(), &tbv1.CreateAuthTokenRequest{Username: "sliding.user", Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := login.GetAuthToken()
+		res := policy.DatabaseDRN(c.OrgID, "db1") + ":keyspace:ks:table:t"
+		for _, r := range c.Replicas {
+			until(t, "auth token known", propagationBound, func() bool { return check(t, r, tok, "db-table-select", res).GetAllowed() })
+		}
+		advance := func(d time.Duration) { offset.Add(int64(d)) }
+		// Used only on A for 18 minutes, well past the 10-minute TTL.
+		for range 3 {
+			advance(6 * time.Minute)
+			if !check(t, a, tok, "db-table-select", res).GetAllowed() {
+				t.Fatal("auth token in use on A refused on A")
+			}
+		}
+		// A's background flush (every 200 ms here) writes the last use;
+		// flushing now makes the test independent of its timing.
+		if err := a.Server().Broker().FlushUsage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		advance(6 * time.Minute) // 24 min after login, 6 after the last use on A
+		d := until(t, "auth token used on A alive on B", propagationBound, func() bool {
+			return check(t, b, tok, "db-table-select", res).GetAllowed()
+		})
+		t.Logf("auth token used on A only: allowed on B 24 min (fake clock) after login, %s after A's flush", d)
+		if err := b.Server().Broker().FlushUsage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Never late: TTL after the last use anywhere (B's, at 24 min), every
+		// replica refuses, including C, which never saw it used.
+		advance(authTTL)
+		for _, r := range c.Replicas {
+			if check(t, r, tok, "db-table-select", res).GetAllowed() {
+				t.Errorf("replica %d allows an auth token idle for its whole TTL", r.Index)
+			}
+		}
+	})
+
 	t.Run("StoppedReplicaCatchesUp", func(t *testing.T) {
 		old := createToken(t, c, a, policy.OrganizationAdministratorID)
 		until(t, "token allowed on C", propagationBound, func() bool {
@@ -335,6 +386,7 @@ func TestCluster(t *testing.T) {
 		if v.Result != porcupine.Ok {
 			t.Errorf("history across the replicas is %s even allowing Checks %s of staleness (visualisation: %s)",
 				v.Result, etcd.DefaultStaleAfter, v.Visualization)
+			logIllegalKeys(t, bounded)
 		}
 	})
 
@@ -509,4 +561,23 @@ func healthStatus(t *testing.T, r *clustertest.Replica) string {
 		return "error: " + err.Error()
 	}
 	return res.GetStatus().String()
+}
+
+// logIllegalKeys logs the operations of each token whose own history is
+// not linearizable (the model is per token).
+func logIllegalKeys(t *testing.T, ops []porcupine.Operation) {
+	byKey := map[string][]porcupine.Operation{}
+	for _, op := range ops {
+		k := op.Input.(linearizability.Input).Key
+		byKey[k] = append(byKey[k], op)
+	}
+	for k, kops := range byKey {
+		if porcupine.CheckOperations(linearizability.Model, kops) {
+			continue
+		}
+		for _, op := range kops {
+			in, out := op.Input.(linearizability.Input), op.Output.(linearizability.Output)
+			t.Logf("%s: client %d verb %d result %d (%s) call %d return %d", k, op.ClientId, in.Verb, out.Result, out.Detail, op.Call, op.Return)
+		}
+	}
 }

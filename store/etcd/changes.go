@@ -17,7 +17,18 @@ import (
 var (
 	_ store.ChangeNotifier = (*Store)(nil)
 	_ store.Freshness      = (*Store)(nil)
+	_ store.Syncer         = (*Store)(nil)
 )
+
+// Sync implements store.Syncer.
+func (s *Store) Sync(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	return s.sync(ctx)
+}
 
 // The change feed: every watch response the mirror applies is reported to
 // subscribers as one batch of store.Change values, after the mirror holds
