@@ -51,3 +51,13 @@ func (s *Server) watchFreshness(ctx context.Context, services []string) {
 		}
 	}()
 }
+
+// leadingFunc is the broker's test for running the cluster-wide background
+// jobs: the store's election when several brokers share it, nil (always
+// run them) otherwise.
+func leadingFunc(st store.Store) func() bool {
+	if el, ok := st.(store.Elector); ok {
+		return el.Leading
+	}
+	return nil
+}

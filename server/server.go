@@ -324,6 +324,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Observer: observer,
 		Store:    s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now, Sleep: cfg.Sleep,
 		AuthMAC: authMAC, AuthTokenTTL: cfg.AuthTokenTTL, Passwords: hasher,
+		Leading:   leadingFunc(s.store),
 		PulsarMAC: pulsarMAC,
 		Pulsar: broker.PulsarConfig{
 			Issuer: cfg.IssuerURL, Audience: cfg.PulsarAudience, TokenLimit: cfg.PulsarTokenLimit,

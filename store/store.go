@@ -101,6 +101,16 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// Elector is implemented by backends that several broker processes share
+// (store/etcd): Leading reports whether this process currently leads the
+// cluster-wide background jobs (expiry sweeps, pruning, scheduled key
+// rotation), so that they run once per cluster, not once per process. The
+// first call starts campaigning; leadership passes to another process when
+// the leader stops or loses its lease.
+type Elector interface {
+	Leading() bool
+}
+
 // Store is the persistence contract. Methods are safe for concurrent use.
 type Store interface {
 	// GetOrganization returns the organization this broker serves, or

@@ -82,6 +82,10 @@ type Options struct {
 	// reads fail with store.ErrUnavailable (changes.go); 0 means
 	// DefaultStaleAfter.
 	StaleAfter time.Duration
+	// ElectionTTL is the lease of the background jobs' leadership
+	// (election.go): how long a dead leader's jobs wait for a successor;
+	// 0 means DefaultElectionTTL. Whole seconds.
+	ElectionTTL time.Duration
 }
 
 // DefaultStaleAfter is the default Options.StaleAfter: a replica cut off
@@ -109,6 +113,7 @@ type Store struct {
 	feed      feed
 	fresh     freshness
 	freshDone chan struct{}
+	elect     election
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -144,6 +149,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ElectionTTL <= 0 {
+		opts.ElectionTTL = DefaultElectionTTL
 	}
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = DefaultStaleAfter
@@ -227,6 +235,10 @@ func (s *Store) Close() error {
 	s.stop()
 	<-s.watchDone
 	<-s.freshDone
+	s.elect.once.Do(func() {}) // no campaign starts after Close
+	if s.elect.started.Load() {
+		<-s.elect.done
+	}
 	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return etcdErr("close", err)
 	}
