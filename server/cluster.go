@@ -61,3 +61,13 @@ func leadingFunc(st store.Store) func() bool {
 	}
 	return nil
 }
+
+// LeadsBackgroundJobs reports whether this server runs the cluster-wide
+// background jobs: always with a store of its own, and while it holds the
+// election with a shared one.
+func (s *Server) LeadsBackgroundJobs() bool {
+	if f := leadingFunc(s.store); f != nil {
+		return f()
+	}
+	return true
+}

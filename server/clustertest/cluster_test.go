@@ -320,6 +320,38 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("OneLeaderForBackgroundJobs", func(t *testing.T) {
+		leaders := func() []*clustertest.Replica {
+			var out []*clustertest.Replica
+			for _, r := range c.Replicas {
+				if srv := r.Server(); srv != nil && srv.LeadsBackgroundJobs() {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+		var first *clustertest.Replica
+		until(t, "one leader", propagationBound, func() bool {
+			l := leaders()
+			if len(l) == 1 {
+				first = l[0]
+			}
+			return len(l) == 1
+		})
+		first.Stop() // resigns
+		d := until(t, "another leader after the leader stopped", propagationBound, func() bool {
+			l := leaders()
+			return len(l) == 1 && l[0] != first
+		})
+		t.Logf("background jobs led by replica %d; after it stopped, by another after %s", first.Index, d)
+		if err := first.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if l := leaders(); len(l) != 1 {
+			t.Errorf("%d leaders after the old one restarted, want 1", len(l))
+		}
+	})
+
 	t.Run("StoppedReplicaCatchesUp", func(t *testing.T) {
 		old := createToken(t, c, a, policy.OrganizationAdministratorID)
 		until(t, "token allowed on C", propagationBound, func() bool {
