@@ -160,6 +160,23 @@ func (r *Replica) Stop() {
 	r.srv, r.conn = nil, nil
 }
 
+// Abort stops the replica without letting calls in flight finish: their
+// connections are cut at once, so their callers get no answer (an
+// in-process stand-in for killing the process mid-call; what a replica
+// holds only in memory is lost in a real kill, which this does not show).
+func (r *Replica) Abort() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = r.srv.Shutdown(ctx)
+	_ = r.conn.Close()
+	r.srv, r.conn = nil, nil
+}
+
 // Server is the running server (nil when stopped).
 func (r *Replica) Server() *server.Server {
 	r.mu.Lock()
