@@ -131,20 +131,35 @@ func freePort() (int, error) {
 }
 
 // StartEtcd starts an n-member cluster and waits until every member
-// answers; it is stopped when the test ends.
+// answers; it is stopped when the test ends. Ports are picked free and
+// then bound by the members, so another process can take one in between:
+// a cluster whose member exits at start is retried on new ports.
 func StartEtcd(t testing.TB, n int) *Etcd {
 	t.Helper()
-	base := t.TempDir()
+	var errs []error
+	for attempt := range 3 {
+		c, err := startEtcd(filepath.Join(t.TempDir(), fmt.Sprint(attempt)), n)
+		if err == nil {
+			t.Cleanup(c.Stop)
+			return c
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("start etcd cluster: %v", errors.Join(errs...))
+	return nil
+}
+
+func startEtcd(base string, n int) (*Etcd, error) {
 	c := &Etcd{}
 	var peers []string
 	for i := range n {
 		cp, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		pp, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		name := fmt.Sprintf("m%d", i)
 		m := &Member{Name: name, ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp), cfg: memberConfig{
@@ -157,16 +172,17 @@ func StartEtcd(t testing.TB, n int) *Etcd {
 	for _, m := range c.Members {
 		m.cfg.InitialCluster = strings.Join(peers, ",")
 		if err := m.start(); err != nil {
-			t.Fatal(err)
+			c.Stop()
+			return nil, err
 		}
 	}
-	t.Cleanup(c.Stop)
 	for _, m := range c.Members {
 		if err := m.WaitReady(60 * time.Second); err != nil {
-			t.Fatal(err)
+			c.Stop()
+			return nil, err
 		}
 	}
-	return c
+	return c, nil
 }
 
 // Endpoints are the client URLs of every member.
