@@ -72,9 +72,8 @@ func MemberMain() {
 	cfg.ListenMetricsUrls = nil
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	// Short raft timings: a lost leader is replaced within about a second.
-	cfg.TickMs = 50
-	cfg.ElectionMs = 500
+	// etcd's default raft timings (100 ms heartbeat, 1 s election): shorter
+	// ones make a busy shared machine lose leaders spuriously.
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "clustertest member: start:", err)

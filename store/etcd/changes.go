@@ -110,14 +110,16 @@ func changesOf(events []*clientv3.Event, strip int) []store.Change {
 	return out
 }
 
-// Freshness. The mirror is known to be current as of the last progress
-// notification its watch received: etcd sends one (when asked, and only
-// once the watch has delivered every event up to the revision it names)
-// through the same stream as the events. A background loop asks every
-// StaleAfter/4; if none arrives for StaleAfter (every member down, this
-// process cut off from the leader, a watch that cannot resume), reads fail
-// with store.ErrUnavailable rather than answer from a view that may lack a
-// revoke, until the watch is current again.
+// Freshness. The mirror is known to be current as of the start of the last
+// successful sync: a linearizable read gives etcd's revision at that
+// moment, and the sync returns once the mirror has applied it (from the
+// watch's events or a progress notification, which etcd sends only once
+// the watch has delivered everything up to the revision it names). A
+// background loop syncs every StaleAfter/4; if no sync has succeeded for
+// StaleAfter (every member down, this process cut off from the leader, a
+// watch that cannot resume), reads fail with store.ErrUnavailable rather
+// than answer from a view that may lack a revoke, until a sync succeeds
+// again.
 
 // freshness tracks when the mirror was last proven current.
 type freshness struct {
@@ -125,8 +127,17 @@ type freshness struct {
 	at    atomic.Int64  // unix nanos of the last proof
 }
 
-// markFresh records that the mirror is current now.
-func (s *Store) markFresh() { s.fresh.at.Store(time.Now().UnixNano()) }
+// markFresh records that the mirror was current at t (never moving the
+// record back).
+func (s *Store) markFresh(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := s.fresh.at.Load()
+		if n <= old || s.fresh.at.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
 
 // Stale implements store.Freshness.
 func (s *Store) Stale() error {
@@ -141,7 +152,8 @@ func (s *Store) Stale() error {
 	return nil
 }
 
-// freshnessLoop asks for progress notifications until s.bg ends.
+// freshnessLoop proves the mirror current every StaleAfter/4 until s.bg
+// ends.
 func (s *Store) freshnessLoop() {
 	defer close(s.freshDone)
 	tick := time.NewTicker(max(s.fresh.after/4, time.Millisecond))
@@ -152,9 +164,11 @@ func (s *Store) freshnessLoop() {
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(s.bg), s.fresh.after)
-		// Same metadata as the watch, so the request reaches its stream.
-		_ = s.cli.RequestProgress(ctx)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(s.bg, s.fresh.after)
+		if err := s.sync(ctx); err == nil {
+			s.markFresh(start)
+		}
 		cancel()
 	}
 }

@@ -219,7 +219,7 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 		return etcdErr("load", err)
 	}
 	s.m.replace(t, rev)
-	s.markFresh()
+	s.markFresh(time.Now())
 	go s.watchLoop(rev)
 	go s.freshnessLoop()
 	return nil

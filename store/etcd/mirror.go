@@ -183,7 +183,6 @@ func (s *Store) watchLoop(rev int64) {
 			}
 			if resp.IsProgressNotify() {
 				s.m.progress(resp.Header.Revision)
-				s.markFresh()
 			} else if len(resp.Events) > 0 {
 				s.m.apply(resp.Events, len(s.prefix))
 				s.publish(changesOf(resp.Events, len(s.prefix)))
@@ -203,7 +202,6 @@ func (s *Store) watchLoop(rev int64) {
 			} else {
 				s.m.replace(t, r)
 				s.reloads.Add(1)
-				s.markFresh()
 				s.publish([]store.Change{{Kind: store.ChangeAll}})
 				rev = r
 				continue
