@@ -35,6 +35,9 @@ type EtcdConfig struct {
 	CACert, Cert, Key string
 	// CallTimeout bounds each etcd request (default 5 s).
 	CallTimeout time.Duration
+	// StaleAfter bounds how long a replica cut off from etcd keeps
+	// answering from its last view before it fails closed (default 5 s).
+	StaleAfter time.Duration
 }
 
 // keyFile is where the master key lives: Config.KeyFile, or beside the
@@ -85,7 +88,7 @@ func openStore(ctx context.Context, cfg Config, onCommit func(batch int, took ti
 		}
 		s, err := etcd.Open(ctx, etcd.Options{
 			Endpoints: cfg.Etcd.Endpoints, TLS: tlsCfg, Prefix: cfg.Etcd.Prefix,
-			CallTimeout: cfg.Etcd.CallTimeout, Logger: cfg.Logger,
+			CallTimeout: cfg.Etcd.CallTimeout, StaleAfter: cfg.Etcd.StaleAfter, Logger: cfg.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", cfg.storeName(), err)

@@ -324,6 +324,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Observer: observer,
 		Store:    s.store, MAC: mac, Org: setup.Org, Logger: cfg.Logger, Now: cfg.Now, Sleep: cfg.Sleep,
 		AuthMAC: authMAC, AuthTokenTTL: cfg.AuthTokenTTL, Passwords: hasher,
+		Leading:   leadingFunc(s.store),
 		PulsarMAC: pulsarMAC,
 		Pulsar: broker.PulsarConfig{
 			Issuer: cfg.IssuerURL, Audience: cfg.PulsarAudience, TokenLimit: cfg.PulsarTokenLimit,
@@ -361,7 +362,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	admin.New(admin.Config{Store: s.store, OrgID: setup.Org.ID, Logger: cfg.Logger, Now: cfg.Now}).Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, svc := range []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName, tbv1.AuditService_ServiceDesc.ServiceName, tbv1.AdminService_ServiceDesc.ServiceName} {
+	healthServices := []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName, tbv1.AuditService_ServiceDesc.ServiceName, tbv1.AdminService_ServiceDesc.ServiceName}
+	for _, svc := range healthServices {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)
@@ -442,6 +444,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
+	s.watchFreshness(loopCtx, healthServices) // shared stores: NOT_SERVING while stale (cluster.go)
 	s.every(loopCtx, cfg.UsageFlushInterval, "flush token use", s.broker.FlushUsage)
 	s.every(loopCtx, auditFlushInterval, "write audit events of refused calls", s.broker.FlushAudit)
 	if s.tls != nil {

@@ -20,4 +20,8 @@ var (
 	ErrLimitReached = errors.New("limit reached")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable: the store cannot answer with data known to be
+	// current (a shared store's local view fell behind its bound); the
+	// call may succeed later.
+	ErrUnavailable = errors.New("store unavailable")
 )

@@ -37,6 +37,80 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context, w io.Writer) (int64, error)
 }
 
+// ChangeNotifier is implemented by backends that several broker processes
+// share (store/etcd): it tells a process about records written by any
+// process, so that what the broker keeps in memory beside the store (the
+// compiled roles, the signing keys, the token policy, the metered
+// databases) follows other processes' writes. It is optional: a backend
+// only one process opens (store/bolt) has no other writers to report.
+type ChangeNotifier interface {
+	// Subscribe calls fn with the changes of each committed batch, in
+	// commit order, after the store's own reads already return them. fn
+	// runs on the backend's update path: it must be quick and must not
+	// write to the store or wait for anything that does. After a reload
+	// of the whole store (the backend lost track of single changes), fn is
+	// called once with a Change of kind ChangeAll. cancel stops the calls.
+	Subscribe(fn func([]Change)) (cancel func())
+}
+
+// Change is one record created, updated or deleted.
+type Change struct {
+	Kind ChangeKind
+	// Key identifies the record within its kind (a role ID, a client ID,
+	// ...); it is opaque bytes for index entries and may be empty.
+	Key     string
+	Deleted bool
+}
+
+// ChangeKind names the kind of record a Change concerns.
+type ChangeKind string
+
+// Change kinds. Kinds nobody caches beside the store are reported as
+// ChangeOther.
+const (
+	ChangeAll          ChangeKind = "all" // everything may have changed
+	ChangeOrganization ChangeKind = "organization"
+	ChangeRole         ChangeKind = "role"
+	ChangeSigningKeys  ChangeKind = "signing-keys"
+	ChangeDatabase     ChangeKind = "database"
+	ChangeToken        ChangeKind = "token"
+	ChangeAuthToken    ChangeKind = "auth-token"
+	ChangePulsarToken  ChangeKind = "pulsar-token"
+	ChangeTenant       ChangeKind = "tenant"
+	ChangeUser         ChangeKind = "user"
+	ChangeAudit        ChangeKind = "audit"
+	ChangeOther        ChangeKind = "other"
+)
+
+// Freshness is implemented by backends that serve reads from a local view
+// of a shared store (store/etcd): Stale reports an error once that view may
+// be older than the backend's documented bound (its watch is broken and
+// cannot resume), and nil while it is current. Reads of such a backend fail
+// closed in that state, and the server reports NOT_SERVING.
+type Freshness interface {
+	Stale() error
+}
+
+// Syncer is implemented by backends that serve reads from a local view of
+// a shared store (store/etcd): Sync returns once the view holds every write
+// acknowledged anywhere before Sync was called (one round trip). Callers
+// use it before answering "not found" to a management call, since the
+// record may have been created by another process an instant ago; never on
+// the credential-check path.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Elector is implemented by backends that several broker processes share
+// (store/etcd): Leading reports whether this process currently leads the
+// cluster-wide background jobs (expiry sweeps, pruning, scheduled key
+// rotation), so that they run once per cluster, not once per process. The
+// first call starts campaigning; leadership passes to another process when
+// the leader stops or loses its lease.
+type Elector interface {
+	Leading() bool
+}
+
 // Store is the persistence contract. Methods are safe for concurrent use.
 type Store interface {
 	// GetOrganization returns the organization this broker serves, or

@@ -42,6 +42,13 @@ type SetupResult struct {
 // crash can never leave an organization whose only admin token was lost.
 // The keyring must be the one whose Check is (or will be) stored in the org.
 func Setup(ctx context.Context, st store.Store, keys *keyring.Keyring, mac *credential.MAC, orgName, bootstrapFile string, now time.Time) (SetupResult, error) {
+	// A shared store's local view may trail a setup another broker just
+	// committed: catch up first, so that it is found rather than redone.
+	if s, ok := st.(store.Syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			return SetupResult{}, fmt.Errorf("read organization: %w", err)
+		}
+	}
 	org, err := st.GetOrganization(ctx)
 	fresh := errors.Is(err, store.ErrNotFound)
 	switch {

@@ -53,6 +53,12 @@ type Config struct {
 	// Observer is told Check, login and throttle outcomes (metrics); nil
 	// observes nothing.
 	Observer Observer
+
+	// Leading, if set, says whether this broker leads the cluster-wide
+	// background jobs (a store shared by several brokers); CollectGarbage
+	// then runs the store's sweeps, pruning and scheduled rotation only
+	// while it returns true. Nil: this broker is the only one.
+	Leading func() bool
 }
 
 // Broker implements the domain operations. Safe for concurrent use.
@@ -84,6 +90,10 @@ type Broker struct {
 	obs     Observer
 
 	orgAdminDeletes sync.Mutex // see refuseLastOrgAdmin
+
+	leading     func() bool
+	shared      bool   // the store is shared with other brokers (changes.go)
+	unsubscribe func() // stops the change feed; nil without one
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
@@ -138,19 +148,29 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 
 		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{}, policy: &tokenPolicy{},
 		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
-		obs: cfg.Observer,
+		obs: cfg.Observer, leading: cfg.Leading,
 	}
 	b.policy.set(cfg.Org.TokenPolicy)
-	roles, err := b.st.ListRoles(ctx)
-	if err != nil {
+	// Subscribed before loading, so that no change made by another broker
+	// between the loads and the subscription is missed.
+	b.subscribe()
+	if err := b.reloadRoles(ctx); err != nil {
+		b.Close()
 		return nil, fmt.Errorf("load roles: %w", err)
 	}
-	b.roles.load(roles)
+	if b.shared {
+		if err := b.reloadOrg(ctx); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("load organization: %w", err)
+		}
+	}
 	if err := b.ensureSigningKey(ctx); err != nil {
+		b.Close()
 		return nil, err
 	}
 	dbs, err := b.st.ListDatabases(ctx)
 	if err != nil {
+		b.Close()
 		return nil, fmt.Errorf("load databases: %w", err)
 	}
 	b.meter.loadKnown(dbs)
@@ -276,8 +296,18 @@ func (b *Broker) FlushUsage(ctx context.Context) error {
 // TTL + idleMargin in the store are deleted: one that was used within its
 // TTL has been flushed by then. (Validity never depends on GC: every check
 // compares the newest known use with the TTL.)
+//
+// With a shared store (Config.Leading), only the leader deletes, prunes and
+// rotates; every broker forgets its own in-memory state.
 func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (int, error) {
 	now := b.now()
+	if b.leading != nil && !b.leading() {
+		b.authUse.forgetOlderThan(now.Add(-b.authTTL - idleMargin))
+		b.logins.Sweep()
+		b.loginUsers.Sweep()
+		b.checks.Sweep()
+		return 0, nil
+	}
 	n, err := b.st.DeleteExpiredTokens(ctx, now)
 	if err != nil {
 		return n, fmt.Errorf("delete expired tokens: %w", err)

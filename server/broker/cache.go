@@ -13,16 +13,22 @@ import (
 // roleCache keeps every role in memory with compiled permission sets, so
 // checking a credential costs no role reads or policy compilation.
 //
-// The broker is the only writer of roles and updates the cache right after
-// each durable store write, so the cache is exact for a single broker
-// process. (A multi-node backend will need to invalidate it from a watch.)
+// With a store only this process writes (bbolt), the broker updates the
+// cache right after each durable store write. With a shared store (etcd),
+// every role change of any process arrives through the store's change
+// feed and the cache is reloaded from the store (changes.go); local writes
+// reload too, so a local update can never overwrite a newer one read from
+// the feed.
 type roleCache struct {
 	orgID   string
-	writeMu sync.Mutex // serializes role writes (see Broker.CreateRole)
-	mu      sync.RWMutex
-	byID    map[string]store.Role
-	gen     uint64               // bumped on every role change
-	sets    map[string]cachedSet // key: the token's role IDs joined by ","
+	writeMu sync.Mutex // serializes this process's role writes (see Broker.CreateRole)
+	// loadMu makes each reload (read every role, install them) atomic, so
+	// reloads install in the order they read.
+	loadMu sync.Mutex
+	mu     sync.RWMutex
+	byID   map[string]store.Role
+	gen    uint64               // bumped on every role change
+	sets   map[string]cachedSet // key: the token's role IDs joined by ","
 }
 
 type cachedSet struct {

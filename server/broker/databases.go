@@ -163,7 +163,7 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 	b.roles.writeMu.Lock()
 	err = b.st.CreateDatabase(ctx, db, role, tok)
 	if err == nil {
-		b.roles.put(role)
+		b.syncRoles(func() { b.roles.put(role) })
 	}
 	b.roles.writeMu.Unlock()
 	if err != nil {
@@ -183,6 +183,9 @@ func (b *Broker) GetDatabase(ctx context.Context, id string) (store.Database, er
 	b.meter.mu.RLock()
 	defer b.meter.mu.RUnlock()
 	db, err := b.st.GetDatabase(ctx, id)
+	if b.caughtUp(ctx, err) {
+		db, err = b.st.GetDatabase(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Database{}, DatabaseNotFound(id)
 	}

@@ -82,10 +82,12 @@ func FormatLifetime(d time.Duration) string {
 
 // tokenPolicy is the organization's lifetime policy, kept in memory so that
 // creating a token does not read it from the store. The broker is its only
-// writer (see UpdateTokenPolicy).
+// writer in a single process (see UpdateTokenPolicy); with a shared store
+// it follows the change feed (changes.go).
 type tokenPolicy struct {
-	mu sync.Mutex // serializes updates
-	p  atomic.Pointer[store.TokenPolicy]
+	mu     sync.Mutex // serializes this process's updates
+	loadMu sync.Mutex // makes each reload from the store atomic
+	p      atomic.Pointer[store.TokenPolicy]
 }
 
 func (t *tokenPolicy) get() store.TokenPolicy {
@@ -128,7 +130,7 @@ func (b *Broker) UpdateTokenPolicy(ctx context.Context, caller *Principal, maxTo
 	if err != nil {
 		return store.TokenPolicy{}, fmt.Errorf("update token policy: %w", err)
 	}
-	b.policy.set(org.TokenPolicy)
+	b.syncOrg(func() { b.policy.set(org.TokenPolicy) })
 	b.log.InfoContext(ctx, "token policy updated", "max_token_lifetime", FormatLifetime(app),
 		"max_pulsar_token_lifetime", FormatLifetime(pulsar), "by", caller.ID)
 	return org.TokenPolicy, nil
@@ -188,6 +190,9 @@ func (b *Broker) RotateToken(ctx context.Context, caller *Principal, clientID, g
 		return RotatedToken{}, Invalid("gracePeriod: %q is beyond the maximum of %s", grace, FormatLifetime(MaxRotationGrace))
 	}
 	old, err := b.st.GetToken(ctx, clientID)
+	if b.caughtUp(ctx, err) {
+		old, err = b.st.GetToken(ctx, clientID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return RotatedToken{}, NotFound("token with clientId %q not found", clientID)
 	}

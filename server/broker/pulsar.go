@@ -514,6 +514,9 @@ func (b *Broker) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 // X-DataStax-Pulsar-Cluster header), must be the tenant's.
 func (b *Broker) GetTenant(ctx context.Context, name, cluster string) (store.Tenant, error) {
 	t, err := b.st.GetTenant(ctx, name)
+	if b.caughtUp(ctx, err) {
+		t, err = b.st.GetTenant(ctx, name)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Tenant{}, NotFound("tenant %q not found", truncate(name, 64))
 	}
@@ -787,6 +790,9 @@ func (b *Broker) GetPulsarToken(ctx context.Context, tenant, cluster, id string)
 		return store.PulsarToken{}, err
 	}
 	t, err := b.st.GetPulsarToken(ctx, id)
+	if b.caughtUp(ctx, err) {
+		t, err = b.st.GetPulsarToken(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Tenant != tenant) {
 		return store.PulsarToken{}, NotFound("token %q not found in tenant %q", truncate(id, 64), tenant)
 	}

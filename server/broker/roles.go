@@ -44,6 +44,9 @@ func (b *Broker) GetRole(ctx context.Context, id string) (store.Role, error) {
 		return store.Role{}, err
 	}
 	r, err := b.st.GetRole(ctx, id)
+	if b.caughtUp(ctx, err) {
+		r, err = b.st.GetRole(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Role{}, NotFound("role %q not found", id)
 	}
@@ -79,7 +82,7 @@ func (b *Broker) CreateRole(ctx context.Context, caller *Principal, spec RoleSpe
 	if err := b.st.CreateRole(ctx, r); err != nil {
 		return store.Role{}, fmt.Errorf("create role: %w", err)
 	}
-	b.roles.put(r)
+	b.syncRoles(func() { b.roles.put(r) })
 	b.log.InfoContext(ctx, "role created", "role_id", r.ID, "name", r.Name, "by", caller.ID)
 	return r, nil
 }
@@ -133,7 +136,7 @@ func (b *Broker) UpdateRole(ctx context.Context, caller *Principal, id string, s
 	case err != nil:
 		return store.Role{}, fmt.Errorf("update role: %w", err)
 	}
-	b.roles.put(updated)
+	b.syncRoles(func() { b.roles.put(updated) })
 	b.log.InfoContext(ctx, "role updated", "role_id", id, "by", caller.ID)
 	return updated, nil
 }
@@ -159,7 +162,7 @@ func (b *Broker) DeleteRole(ctx context.Context, caller *Principal, id string) e
 	case err != nil:
 		return fmt.Errorf("delete role: %w", err)
 	}
-	b.roles.remove(id)
+	b.syncRoles(func() { b.roles.remove(id) })
 	b.log.InfoContext(ctx, "role deleted", "role_id", id, "by", caller.ID)
 	return nil
 }

@@ -119,6 +119,9 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 		return Invalid("clientId: must be %d ASCII letters", credential.ClientIDLen)
 	}
 	t, err := b.st.GetToken(ctx, clientID)
+	if b.caughtUp(ctx, err) {
+		t, err = b.st.GetToken(ctx, clientID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return NotFound("token with clientId %q not found", clientID)
 	}

@@ -121,6 +121,9 @@ func (b *Broker) GetUser(ctx context.Context, id string) (store.User, error) {
 		return store.User{}, err
 	}
 	u, err := b.st.GetUser(ctx, id)
+	if b.caughtUp(ctx, err) {
+		u, err = b.st.GetUser(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, NotFound("user %q not found", id)
 	}

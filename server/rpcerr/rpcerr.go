@@ -79,6 +79,8 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Error(codes.Unavailable, "store unavailable: this replica's view is not known to be current; retry (another replica may answer)")
 	case errors.Is(err, store.ErrConflict):
 		return withInfo(codes.Aborted, "concurrent update; retry", "").Err()
 	}

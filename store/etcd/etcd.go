@@ -83,7 +83,19 @@ type Options struct {
 	// Logger receives operational messages; nil discards them. Keys and
 	// values are never logged.
 	Logger *slog.Logger
+	// StaleAfter bounds how old the local view may be known to be before
+	// reads fail with store.ErrUnavailable (changes.go); 0 means
+	// DefaultStaleAfter.
+	StaleAfter time.Duration
+	// ElectionTTL is the lease of the background jobs' leadership
+	// (election.go): how long a dead leader's jobs wait for a successor;
+	// 0 means DefaultElectionTTL. Whole seconds.
+	ElectionTTL time.Duration
 }
+
+// DefaultStaleAfter is the default Options.StaleAfter: a replica cut off
+// from etcd answers from its last view for at most this long.
+const DefaultStaleAfter = 5 * time.Second
 
 // Store is a store.Store over etcd. It is safe for concurrent use.
 type Store struct {
@@ -103,6 +115,12 @@ type Store struct {
 	// compaction and see the mirror recover.
 	rewatch chan int64
 	reloads atomic.Int64
+	// feed and fresh are the change feed and the staleness bound
+	// (changes.go).
+	feed      feed
+	fresh     freshness
+	freshDone chan struct{}
+	elect     election
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -139,6 +157,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.ElectionTTL <= 0 {
+		opts.ElectionTTL = DefaultElectionTTL
+	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = DefaultStaleAfter
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   opts.Endpoints,
 		TLS:         opts.TLS,
@@ -150,7 +174,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, etcdErr("open etcd store: connect", err)
 	}
-	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64)}
+	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64),
+		freshDone: make(chan struct{})}
+	s.fresh.after = opts.StaleAfter
 	s.bg, s.stop = context.WithCancel(context.Background())
 	if err := s.init(ctx); err != nil {
 		s.stop()
@@ -201,7 +227,9 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 		return etcdErr("load", err)
 	}
 	s.m.replace(t, rev)
+	s.markFresh(time.Now())
 	go s.watchLoop(rev)
+	go s.freshnessLoop()
 	return nil
 }
 
@@ -214,6 +242,11 @@ func (s *Store) Close() error {
 	s.w.close()
 	s.stop()
 	<-s.watchDone
+	<-s.freshDone
+	s.elect.once.Do(func() {}) // no campaign starts after Close
+	if s.elect.started.Load() {
+		<-s.elect.done
+	}
 	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return etcdErr("close", err)
 	}
@@ -225,8 +258,8 @@ func (s *Store) Close() error {
 // this process it sees every write that has returned; writes made by other
 // processes appear once the watch delivers them.
 func (s *Store) view(fn func(*Tx) error) error {
-	if s.closed.Load() {
-		return store.ErrClosed
+	if err := s.Stale(); err != nil {
+		return err
 	}
 	s.m.mu.RLock()
 	defer s.m.mu.RUnlock()

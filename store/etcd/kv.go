@@ -38,6 +38,9 @@ func (b backend) BeginRead() (kv.Tx, error) {
 	if b.s.closed.Load() {
 		return nil, store.ErrClosed
 	}
+	if err := b.s.Stale(); err != nil { // fail closed on a view too old (changes.go)
+		return nil, err
+	}
 	b.s.m.mu.RLock()
 	return newReadTx(b.s.m.tree, b.s.m.rev), nil
 }
@@ -49,6 +52,9 @@ func (b backend) EndRead(kv.Tx) { b.s.m.mu.RUnlock() }
 func (b backend) GetValue(bucket []byte, key string) ([]byte, bool, error) {
 	if b.s.closed.Load() {
 		return nil, false, store.ErrClosed
+	}
+	if err := b.s.Stale(); err != nil {
+		return nil, false, err
 	}
 	v, ok := b.s.m.get(string(bucket) + "/" + key)
 	return v, ok, nil

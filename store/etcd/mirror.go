@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // The mirror is an in-memory copy of every key under the installation's
@@ -183,6 +185,7 @@ func (s *Store) watchLoop(rev int64) {
 				s.m.progress(resp.Header.Revision)
 			} else if len(resp.Events) > 0 {
 				s.m.apply(resp.Events, len(s.prefix))
+				s.publish(changesOf(resp.Events, len(s.prefix)))
 			}
 			rev, _ = s.m.current()
 			backoff = 50 * time.Millisecond
@@ -199,6 +202,7 @@ func (s *Store) watchLoop(rev int64) {
 			} else {
 				s.m.replace(t, r)
 				s.reloads.Add(1)
+				s.publish([]store.Change{{Kind: store.ChangeAll}})
 				rev = r
 				continue
 			}

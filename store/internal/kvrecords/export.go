@@ -1,7 +1,8 @@
 package kvrecords
 
-// Names for the internal tests of the backends (records they build or
-// inspect by hand); the record code itself does not use these.
+// Names for the backends (the etcd change feed maps buckets to record
+// kinds) and their internal tests (records they build or inspect by hand);
+// the record code itself does not use these.
 
 const (
 	MaxAuditFieldLen  = maxAuditFieldLen
@@ -14,6 +15,8 @@ const (
 var (
 	Be64                 = be64
 	BucketAudit          = bucketAudit
+	BucketOrg            = bucketOrg
+	BucketTokensByExpiry = bucketTokensByExpiry
 	BucketDatabaseUsage  = bucketDatabaseUsage
 	BucketDatabases      = bucketDatabases
 	BucketNamespaceStats = bucketNamespaceStats
