@@ -15,11 +15,13 @@ import (
 // ClientAddrKey is the metadata key under which the REST gateway passes the
 // HTTP client's address. The gateway sets it from the TCP connection (its
 // annotators override any client-sent value), and it is believed only on
-// calls that arrive over the in-process gateway connection.
+// calls that arrive over the in-process gateway channel.
 const ClientAddrKey = "x-tokenbroker-client-addr"
 
-// GatewayNetwork is the network name of the in-process gateway listener.
-const GatewayNetwork = "bufconn"
+// GatewayNetwork is the network name of the peer of calls from the REST
+// gateway, which reach the services over the in-process channel
+// (server/inproc.Network; a test keeps the two equal).
+const GatewayNetwork = "inproc"
 
 // Credential returns the credential presented with the call: the
 // "authorization" metadata (from the Authorization header over REST; the

@@ -1,6 +1,7 @@
 // Package gateway serves the REST facade: grpc-gateway handlers registered
-// against a client connection to the broker's own gRPC server (never the
-// in-process ...HandlerServer variant, which would skip the interceptors),
+// against a client of the broker's services (in the server, the in-process
+// channel that runs the gRPC server's interceptor chain; never the
+// ...HandlerServer variant, which would skip the interceptors),
 // plus Astra's error body, Astra's status codes, and the OpenAPI document.
 package gateway
 
@@ -81,8 +82,8 @@ type Route struct {
 	Handler      http.HandlerFunc
 }
 
-// New returns the REST handler, forwarding to the gRPC server behind conn.
-func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ...Route) (http.Handler, error) {
+// New returns the REST handler, forwarding to the services behind conn.
+func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, routes ...Route) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, compactJSONPb{&runtime.JSONPb{
 			// Astra's server (Go encoding/json) emits every field, with null for
@@ -107,19 +108,19 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ..
 			return nil
 		}),
 	)
-	if err := tbv1.RegisterTokenServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterTokenServiceHandlerClient(ctx, mux, tbv1.NewTokenServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register TokenService gateway: %w", err)
 	}
-	if err := tbv1.RegisterAuthServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterAuthServiceHandlerClient(ctx, mux, tbv1.NewAuthServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuthService gateway: %w", err)
 	}
-	if err := tbv1.RegisterPulsarTokenServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterPulsarTokenServiceHandlerClient(ctx, mux, tbv1.NewPulsarTokenServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register PulsarTokenService gateway: %w", err)
 	}
-	if err := tbv1.RegisterDatabaseServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterDatabaseServiceHandlerClient(ctx, mux, tbv1.NewDatabaseServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register DatabaseService gateway: %w", err)
 	}
-	if err := tbv1.RegisterAuditServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterAuditServiceHandlerClient(ctx, mux, tbv1.NewAuditServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuditService gateway: %w", err)
 	}
 	for _, r := range routes {
