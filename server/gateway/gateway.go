@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -122,6 +123,12 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, r
 	}
 	if err := tbv1.RegisterAuditServiceHandlerClient(ctx, mux, tbv1.NewAuditServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuditService gateway: %w", err)
+	}
+	// Registered after the generated handlers, so it takes their place.
+	for _, l := range []pagedList{tokenList(tbv1.NewTokenServiceClient(conn))} {
+		if err := mux.HandlePath(http.MethodGet, l.pattern, l.handle(mux, log)); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range routes {
 		h := r.Handler
@@ -268,6 +275,13 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, id int, msg st
 func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		st := status.Convert(err)
+		if st.Code() == codes.ResourceExhausted && !isBrokerLimit(st) {
+			// Not the broker's rate limit or quota (those carry their detail)
+			// but a resource the transport ran out of, such as grpc's
+			// "received message larger than max": the server's failure, never
+			// a 429 that tells the client to slow down.
+			st = status.New(codes.Internal, "internal error")
+		}
 		code := httpStatus(st.Code())
 		msg := st.Message()
 		if code >= 500 && log != nil {
@@ -281,6 +295,20 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 		}
 		writeError(w, r, code, rpcerr.AstraID(st), msg, rpcerr.RetryAfter(st))
 	}
+}
+
+// isBrokerLimit reports whether a ResourceExhausted status is the broker's
+// own (a rate limit with its retry delay, or a quota with its reason).
+func isBrokerLimit(st *status.Status) bool {
+	if rpcerr.RetryAfter(st) > 0 {
+		return true
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == rpcerr.Domain {
+			return true
+		}
+	}
+	return false
 }
 
 func routingErrorHandler(_ *slog.Logger) runtime.RoutingErrorHandlerFunc {
