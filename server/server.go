@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -346,6 +348,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		grpc.UnaryInterceptor(unaryChain),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
+		// Long-lived workers serve the streams: a fresh goroutine per call
+		// grows its stack again on every call (runtime.morestack was about a
+		// tenth of the server's CPU under Check load; docs/performance.md).
+		grpc.NumStreamWorkers(streamWorkers()),
 	}
 	if s.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig(tlsconfig.RequireClientCert, "h2"))))
@@ -451,6 +457,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.logStart(setup.Org)
 	return s, nil
+}
+
+// streamWorkers is the number of gRPC stream workers; a call that finds
+// them all busy still gets its own goroutine. TOKENBROKER_STREAM_WORKERS
+// overrides it (benchmarks compare).
+func streamWorkers() uint32 {
+	if v, err := strconv.Atoi(os.Getenv("TOKENBROKER_STREAM_WORKERS")); err == nil && v >= 0 {
+		return uint32(v)
+	}
+	return uint32(4 * runtime.GOMAXPROCS(0))
 }
 
 // recordCountMaxAge bounds how often a metrics scrape counts stored records.
