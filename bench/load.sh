@@ -103,7 +103,7 @@ read -r grpc_addr http_addr < <(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     if line.startswith("{") and "tokenbroker serving" in line:
-        m = json.loads(line); print(m["grpc"], m["http"]); break
+        m = json.loads(line); print(m["grpc"], m["http"].split("://")[-1]); break
 ' "$tmp/broker.log")
 baseline_addr=$(sed -n 's/^listening on //p' "$tmp/baseline.log")
 baseline_http=$(sed -n 's/^http listening on //p' "$tmp/baseline.log")
