@@ -9,7 +9,7 @@
 # create-rate measurement.
 #
 # Per store: create rate over the fill and over 5,000 more creates at the
-# end; Check (application token) req/s and p99 at c=50; server RSS and
+# end (END_CREATES, default 2,000, which stay in the store); Check (application token) req/s and p99 at c=50; server RSS and
 # RssAnon; data file size; start-up time (process start to GET /healthz
 # 200); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
 # the first page of each list route, and the whole unpaged token list.
@@ -26,6 +26,7 @@ big=${SCALE_TOKENS:-1000000}
 small=1000
 idle=${IDLE_SECONDS:-65}
 check_duration=${CHECK_DURATION:-10s}
+end_creates=${END_CREATES:-2000} # creates timed after the fill (they stay in the store)
 rw_role=b4ed0e9e-67e8-47b6-8b58-c6629be961a9 # "R/W Svc Acct" default role
 bin=$root/tools/bin
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tokenbroker-scale.XXXXXX")
@@ -117,9 +118,9 @@ measure_store() {
   "${g[@]}" --call tokenbroker.v1.PulsarTokenService/CreatePulsarToken -d '{"tenant":"scale"}' \
     -n $((n / 100)) "$grpc" >"$dir/pulsar.json" || true
   "${g[@]}" --call tokenbroker.v1.TokenService/CreateToken -d "{\"roles\":[\"$rw_role\"],\"description\":\"scale\"}" \
-    -n 5000 "$grpc" >"$dir/create-end.json" || true
+    -n "$end_creates" "$grpc" >"$dir/create-end.json" || true
   read -r rps p99 errs < <(ghzsum "$dir/create-end.json")
-  row "create rate, 5,000 more at the end (tokens/s)" "$n" "$rps"
+  row "create rate, $end_creates more after the fill (tokens/s)" "$n" "$rps"
 
   local org resource
   org=$(jget "$dir/admin.json" orgId)
@@ -131,11 +132,11 @@ measure_store() {
   row "Check p99 (ms)" "$n" "$(python3 -c "print(f'{$p99*1e3:.2f}')")"
 
   for route in "/v2/clientIdSecrets?pageSize=100" "/v2/organizations/users" "/v2/streaming/tenants/scale/tokens" \
-    "/v2/databases" "/v2/audit/events?limit=100"; do
+    "/v2/databases" "/v2/audit/events?pageSize=100"; do
     t=$(curl -sS -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $admin" "http://$http$route")
     row "first page GET $route (ms)" "$n" "$(python3 -c "print(f'{$t*1e3:.1f}')")"
   done
-  read -r t size code < <(curl -sS -o /dev/null -w '%{time_total} %{size_download} %{http_code}' \
+  read -r t size code < <(curl -sS -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
     -H "Authorization: Bearer $admin" "http://$http/v2/clientIdSecrets")
   row "whole list GET /v2/clientIdSecrets (s)" "$n" "$t (HTTP $code)"
   row "whole list size (MB)" "$n" "$(python3 -c "print(f'{$size/1e6:.1f}')")"
@@ -148,7 +149,7 @@ measure_store() {
 
   stop_broker
   row "data file (MB)" "$n" "$(($(stat -c %s "$dir/tb.db") / 1000000))"
-  row "file bytes per stored token (all kinds, audit included)" "$n" "$(($(stat -c %s "$dir/tb.db") / (n + n / 10 + n / 100 + 5000)))"
+  row "file bytes per stored token (all kinds, audit included)" "$n" "$(($(stat -c %s "$dir/tb.db") / (n + n / 10 + n / 100 + end_creates + 1)))"
   row "start-up to /healthz 200 (s)" "$n" "$(start_broker "$dir")"
   local before after
   before=$(cpu_ticks "$pid")
