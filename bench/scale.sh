@@ -8,7 +8,7 @@
 # (ghz, 64 concurrent callers over 4 connections), so the fill is itself the
 # create-rate measurement.
 #
-# Per store: create rate over the fill and over 5,000 more creates at the
+# Per store: create rate over the fill and over more creates at the
 # end (END_CREATES, default 2,000, which stay in the store); Check (application token) req/s and p99 at c=50; server RSS and
 # RssAnon; data file size; start-up time (process start to GET /healthz
 # 200); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
