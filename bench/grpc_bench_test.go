@@ -8,6 +8,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -118,4 +119,51 @@ func BenchmarkGRPC(b *testing.B) {
 			return err
 		})
 	})
+}
+
+// BenchmarkGRPCCheck is the hot path next to its baseline on the same server:
+// EmptyHandler (grpc.health.v1, public rule) and Check with an application
+// token and with an authorization token, each at 64 concurrent callers and
+// with one caller (Serial). Run with -count N to interleave the variants.
+func BenchmarkGRPCCheck(b *testing.B) {
+	e := start(b)
+	boot := e.srv.Bootstrap()
+	login, err := tbv1.NewAuthServiceClient(e.conns[0]).CreateAuthToken(context.Background(),
+		&tbv1.CreateAuthTokenRequest{Username: boot.ClientID, Password: boot.Secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	resource := "drn:astra:org:" + e.srv.Broker().Org().ID + ":db:db1:keyspace:ks:table:t"
+	empty := func(ctx context.Context, conn *grpc.ClientConn) error {
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	check := func(cred string) func(ctx context.Context, conn *grpc.ClientConn) error {
+		req := &tbv1.CheckRequest{Credential: cred, Action: "db-table-select", Resource: resource}
+		return func(ctx context.Context, conn *grpc.ClientConn) error {
+			resp, err := tbv1.NewAuthServiceClient(conn).Check(ctx, req)
+			if err == nil && !resp.GetAllowed() {
+				return errors.New("check refused: " + resp.GetReason())
+			}
+			return err
+		}
+	}
+	ops := []struct {
+		name string
+		op   func(ctx context.Context, conn *grpc.ClientConn) error
+	}{{"EmptyHandler", empty}, {"AppToken", check(boot.Token)}, {"AuthToken", check(login.GetAuthToken())}}
+	for _, o := range ops {
+		b.Run(o.name, func(b *testing.B) { e.run(b, o.op) })
+	}
+	for _, o := range ops {
+		b.Run("Serial/"+o.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := o.op(ctx, e.conns[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/policy"
@@ -156,4 +159,59 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestGatewayAndGRPCAgreeOnEveryMethod walks every unary method and calls
+// it without a credential twice: over a gRPC connection and over the
+// gateway's in-process channel. Both run the same interceptor chain, so
+// they must answer with the same code; and the channel serves exactly the
+// server's unary methods (none that lacks a rule, none hidden from it).
+func TestGatewayAndGRPCAgreeOnEveryMethod(t *testing.T) {
+	s := startInternal(t)
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	unary := map[string]bool{}
+	for svc, info := range s.grpc.GetServiceInfo() {
+		for _, m := range info.Methods {
+			if !m.IsClientStream && !m.IsServerStream {
+				unary["/"+svc+"/"+m.Name] = true
+			}
+		}
+	}
+	served := s.inproc.Methods()
+	sort.Strings(served)
+	for _, m := range served {
+		if !unary[m] {
+			t.Errorf("the gateway channel serves %s, which the gRPC server does not serve as unary", m)
+		}
+		delete(unary, m)
+	}
+	for m := range unary {
+		if !strings.HasPrefix(m, "/grpc.reflection.") {
+			t.Errorf("the gateway channel does not serve %s", m)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range served {
+		if m == "/grpc.health.v1.Health/Check" || m == "/grpc.health.v1.Health/List" {
+			continue // answered by the health server, not by a rule: both serve it
+		}
+		overNet := conn.Invoke(ctx, m, &emptypb.Empty{}, &emptypb.Empty{})
+		inProc := s.inproc.Invoke(ctx, m, &emptypb.Empty{}, &emptypb.Empty{})
+		if status.Code(overNet) != status.Code(inProc) {
+			t.Errorf("%s without a credential: gRPC %v, in process %v", m, overNet, inProc)
+		}
+		if rules[m].public {
+			continue
+		}
+		if status.Code(inProc) != codes.Unauthenticated {
+			t.Errorf("%s without a credential in process = %v, want Unauthenticated", m, inProc)
+		}
+	}
 }

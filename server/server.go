@@ -14,16 +14,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/test/bufconn"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/admin"
@@ -36,6 +36,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/database"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/inproc"
 	"github.com/tokenbroker/tokenbroker/server/keyring"
 	"github.com/tokenbroker/tokenbroker/server/metrics"
 	"github.com/tokenbroker/tokenbroker/server/password"
@@ -214,9 +215,9 @@ type Server struct {
 	store    store.Store
 	broker   *broker.Broker
 	grpc     *grpc.Server
+	inproc   *inproc.Channel // the gateway's way to the services
 	health   *health.Server
 	http     *http.Server
-	gwConn   *grpc.ClientConn
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	bootstrp *broker.BootstrapCredential
@@ -341,27 +342,36 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		unary = append([]grpc.UnaryServerInterceptor{s.metrics.UnaryInterceptor()}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{s.metrics.StreamInterceptor()}, stream...)
 	}
+	// One chain, run by the network server and by the gateway's in-process
+	// channel alike: REST and gRPC cannot differ in who may do what.
+	unaryChain := inproc.Chain(unary...)
 	grpcOpts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unary...),
+		grpc.UnaryInterceptor(unaryChain),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
+		// Long-lived workers serve the streams: a fresh goroutine per call
+		// grows its stack again on every call (runtime.morestack was about a
+		// tenth of the server's CPU under Check load; docs/performance.md).
+		grpc.NumStreamWorkers(streamWorkers()),
 	}
 	if s.tls != nil {
-		grpcOpts = append(grpcOpts, grpc.Creds(inprocOrTLS{credentials.NewTLS(s.tls.ServerConfig(tlsconfig.RequireClientCert, "h2"))}))
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig(tlsconfig.RequireClientCert, "h2"))))
 	}
 	s.grpc = grpc.NewServer(grpcOpts...)
-	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
-	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
-	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
+	s.inproc = inproc.New(unaryChain)
+	reg := inproc.Registrars{s.grpc, s.inproc}
+	token.New(token.Config{Broker: s.broker, Logger: cfg.Logger}).Register(reg)
+	auth.New(auth.Config{Broker: s.broker, Logger: cfg.Logger}).Register(reg)
+	pulsartoken.New(pulsartoken.Config{Broker: s.broker, Logger: cfg.Logger}).Register(reg)
 	dbURLs, err := database.ParseURLTemplate(cfg.DataAPIURLTemplate)
 	if err != nil {
 		return nil, err
 	}
-	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger, URLs: dbURLs}).Register(s.grpc)
-	auditlog.New(auditlog.Config{Broker: s.broker, Logger: cfg.Logger}).Register(s.grpc)
-	admin.New(admin.Config{Store: s.store, OrgID: setup.Org.ID, Logger: cfg.Logger, Now: cfg.Now}).Register(s.grpc)
+	database.New(database.Config{Broker: s.broker, Logger: cfg.Logger, URLs: dbURLs}).Register(reg)
+	auditlog.New(auditlog.Config{Broker: s.broker, Logger: cfg.Logger}).Register(reg)
+	admin.New(admin.Config{Store: s.store, OrgID: setup.Org.ID, Logger: cfg.Logger, Now: cfg.Now}).Register(reg)
 	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(reg, s.health)
 	healthServices := []string{tbv1.TokenService_ServiceDesc.ServiceName, tbv1.AuthService_ServiceDesc.ServiceName, tbv1.PulsarTokenService_ServiceDesc.ServiceName, tbv1.DatabaseService_ServiceDesc.ServiceName, tbv1.AuditService_ServiceDesc.ServiceName, tbv1.AdminService_ServiceDesc.ServiceName}
 	for _, svc := range healthServices {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
@@ -378,23 +388,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
-	// The gateway reaches the same grpc.Server, with the same interceptors,
-	// over an in-memory listener: no dependence on the gRPC address being
-	// dialable, and the server can tell gateway calls (peer "bufconn") from
-	// outside ones, which later lets it trust X-Forwarded-For only from the
-	// gateway.
-	inproc := bufconn.Listen(1 << 20)
-	s.gwConn, err = grpc.NewClient("passthrough:///tokenbroker-gateway",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("gateway client: %w", err)
-	}
+	// The gateway calls the services in process (server/inproc), through
+	// the interceptor chain above: no second connection, no dependence on
+	// the gRPC address being dialable, and the server can tell gateway calls
+	// (peer network "inproc") from outside ones, so it trusts the client
+	// address the gateway passes only from the gateway.
 	routes := oidcRoutes(s.broker)
 	if s.metrics != nil && s.metricsLis == nil {
 		routes = append(routes, gateway.Route{Method: http.MethodGet, Path: "/metrics", Handler: s.metrics.Handler().ServeHTTP})
 	}
-	gw, err := gateway.New(ctx, s.gwConn, cfg.Logger, routes...)
+	gw, err := gateway.New(ctx, s.inproc, cfg.Logger, routes...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +439,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	go func() { s.serveErr <- s.grpc.Serve(s.grpcLis) }()
-	go func() { s.serveErr <- s.grpc.Serve(inproc) }()
 	s.serveHTTP(s.http, s.httpLis)
 	if s.metricsHTTP != nil {
 		s.serveHTTP(s.metricsHTTP, s.metricsLis)
@@ -464,6 +466,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.logStart(setup.Org)
 	return s, nil
+}
+
+// streamWorkers is the number of gRPC stream workers; a call that finds
+// them all busy still gets its own goroutine. TOKENBROKER_STREAM_WORKERS
+// overrides it (benchmarks compare).
+func streamWorkers() uint32 {
+	if v, err := strconv.Atoi(os.Getenv("TOKENBROKER_STREAM_WORKERS")); err == nil && v >= 0 {
+		return uint32(v)
+	}
+	return uint32(4 * runtime.GOMAXPROCS(0))
 }
 
 // recordCountMaxAge bounds how often a metrics scrape counts stored records.
@@ -628,9 +640,6 @@ func (s *Server) closeResources() {
 		if s.stopLoops != nil {
 			s.stopLoops()
 			s.loops.Wait()
-		}
-		if s.gwConn != nil {
-			s.gwConn.Close()
 		}
 		if s.grpc != nil {
 			s.grpc.Stop()

@@ -145,8 +145,8 @@ func TestTransports(t *testing.T) {
 			if err := grpcCall(t, srv.GRPCAddr(), grpcCreds, admin); err != nil {
 				t.Fatalf("gRPC ListTokens: %v", err)
 			}
-			// REST, through the gateway's in-process connection to the same
-			// gRPC server, works.
+			// REST, through the gateway's in-process channel to the same
+			// services and interceptors, works.
 			base := scheme + "://" + srv.HTTPAddr()
 			code, body, err := restGet(t, httpClient, base+"/v2/clientIdSecrets", admin)
 			if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"clients"`) {

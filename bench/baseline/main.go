@@ -1,18 +1,23 @@
-// Command baseline is the "empty gRPC handler" that bench/load.sh measures
-// next to the broker: a grpc-go server with only grpc.health.v1 registered,
-// no interceptors, no reflection, no store. Whatever the broker costs beyond
-// this (interceptors, authentication, bbolt, policy) is tokenbroker's own.
+// Command baseline is the "empty handler" that bench/load.sh measures next
+// to the broker: a grpc-go server with only grpc.health.v1 registered, no
+// interceptors, no reflection, no store; and, with --http-addr, a bare
+// net/http server whose POST /v1/auth/check decodes the JSON body and
+// answers a fixed JSON object, as the cheapest possible REST Check. Whatever
+// the broker costs beyond these (interceptors, authentication, bbolt,
+// policy, the gateway) is tokenbroker's own.
 //
-//	go run ./bench/baseline --addr 127.0.0.1:0
+//	go run ./bench/baseline --addr 127.0.0.1:0 --http-addr 127.0.0.1:0
 //
-// It prints "listening on <host:port>" to stdout once it accepts calls, and
-// stops on SIGINT or SIGTERM.
+// It prints "listening on <host:port>" (and "http listening on <host:port>")
+// to stdout once it accepts calls, and stops on SIGINT or SIGTERM.
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +29,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
+	httpAddr := flag.String("http-addr", "", "also serve the bare JSON handler here")
 	flag.Parse()
 
 	lis, err := net.Listen("tcp", *addr)
@@ -41,9 +47,36 @@ func main() {
 		s.GracefulStop()
 	}()
 
+	if *httpAddr != "" {
+		hl, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /v1/auth/check", checkJSON)
+		go func() { _ = http.Serve(hl, mux) }()
+		fmt.Printf("http listening on %s\n", hl.Addr())
+	}
 	fmt.Printf("listening on %s\n", lis.Addr())
 	if err := s.Serve(lis); err != nil {
 		fmt.Fprintln(os.Stderr, "baseline:", err)
 		os.Exit(1)
 	}
+}
+
+// checkJSON is a REST Check with nothing behind it: decode the request
+// body, encode a fixed answer.
+func checkJSON(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Credential string `json:"credential"`
+		Action     string `json:"action"`
+		Resource   string `json:"resource"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, `{"description":"bad body"}`, http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"allowed": true, "reason": "", "principal": map[string]any{"kind": "application_token", "id": "baseline"}})
 }

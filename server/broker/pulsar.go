@@ -388,23 +388,48 @@ func (b *Broker) rotateSigningKeyOnSchedule(ctx context.Context) error {
 }
 
 // pruneSigningKeys removes retired keys that no live token was signed with.
+// It runs on the GC timer, so its idle cost must not grow with the number of
+// tokens: with no retired key (the normal state) it is one short read, no
+// token scan and no write; while retired keys remain, the scan stops as soon
+// as every one of them is known to be in use, and nothing is written unless
+// a key can go.
 func (b *Broker) pruneSigningKeys(ctx context.Context) error {
+	keys, err := b.st.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	retired := map[string]bool{}
+	for _, k := range keys {
+		if !k.RetiredAt.IsZero() {
+			retired[k.Kid] = true
+		}
+	}
+	if len(retired) == 0 {
+		return nil
+	}
 	tenants, err := b.st.ListTenants(ctx)
 	if err != nil {
 		return err
 	}
 	now := b.now()
 	inUse := map[string]bool{}
+scan:
 	for _, t := range tenants {
 		toks, err := b.st.ListPulsarTokens(ctx, t.Name)
 		if err != nil {
 			return err
 		}
 		for _, tok := range toks {
-			if tok.Kid != "" && !tok.Expired(now) {
+			if retired[tok.Kid] && !tok.Expired(now) {
 				inUse[tok.Kid] = true
+				if len(inUse) == len(retired) {
+					break scan // every retired key still signs a live token
+				}
 			}
 		}
+	}
+	if len(inUse) == len(retired) {
+		return nil
 	}
 	pruned := 0
 	err = b.st.UpdateSigningKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, error) {

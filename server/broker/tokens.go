@@ -111,6 +111,37 @@ func (b *Broker) ListTokens(ctx context.Context) ([]store.Token, error) {
 	}
 }
 
+// MaxTokenPageSize bounds one page of ListTokensPage.
+const MaxTokenPageSize = 1000
+
+// ListTokensPage returns up to limit tokens that f selects, with client IDs
+// greater than after, in client ID order, and the client ID to continue
+// after ("" when there are no more). It reads one bounded page of the store
+// whatever the number of tokens, so listing every token page by page costs
+// time proportional to the count, and memory to one page. A page may hold
+// fewer than limit tokens (even none) while more follow.
+func (b *Broker) ListTokensPage(ctx context.Context, f TokenFilter, after string, limit int) ([]store.Token, string, error) {
+	match, err := b.tokenMatcher(f, b.now())
+	if err != nil {
+		return nil, "", err
+	}
+	limit = min(max(limit, 1), MaxTokenPageSize)
+	page, next, err := b.st.ListTokens(ctx, after, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tokens: %w", err)
+	}
+	out := page[:0]
+	for _, t := range page {
+		if mem := b.usage.lastUsed(t.ClientID); mem.After(t.LastUsed) {
+			t.LastUsed = mem
+		}
+		if match(t) {
+			out = append(out, t)
+		}
+	}
+	return out, next, nil
+}
+
 // DeleteToken revokes a token. A caller may delete its own token, or one
 // whose roles it could grant: otherwise a Database Administrator could lock
 // the Organization Administrator out.

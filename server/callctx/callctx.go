@@ -15,26 +15,29 @@ import (
 // ClientAddrKey is the metadata key under which the REST gateway passes the
 // HTTP client's address. The gateway sets it from the TCP connection (its
 // annotators override any client-sent value), and it is believed only on
-// calls that arrive over the in-process gateway connection.
+// calls that arrive over the in-process gateway channel.
 const ClientAddrKey = "x-tokenbroker-client-addr"
 
-// GatewayNetwork is the network name of the in-process gateway listener.
-const GatewayNetwork = "bufconn"
+// GatewayNetwork is the network name of the peer of calls from the REST
+// gateway, which reach the services over the in-process channel
+// (server/inproc.Network; a test keeps the two equal).
+const GatewayNetwork = "inproc"
 
 // Credential returns the credential presented with the call: the
 // "authorization" metadata (from the Authorization header over REST; the
 // "Bearer" scheme is matched case-insensitively) or, as Stargate clients
 // send it, "x-cassandra-token". "" if neither is present.
 func Credential(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if vals := md.Get("authorization"); len(vals) > 0 {
+	// ValueFromIncomingContext reads one key without copying the whole
+	// metadata map (FromIncomingContext copies it on every call).
+	if vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) > 0 {
 		v := strings.TrimSpace(vals[0])
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			return strings.TrimSpace(v[7:])
 		}
 		return v // a bare credential: verification rejects anything else
 	}
-	if vals := md.Get("x-cassandra-token"); len(vals) > 0 {
+	if vals := metadata.ValueFromIncomingContext(ctx, "x-cassandra-token"); len(vals) > 0 {
 		return strings.TrimSpace(vals[0])
 	}
 	return ""
@@ -48,8 +51,7 @@ func ClientAddr(ctx context.Context) string {
 		return ""
 	}
 	if p.Addr.Network() == GatewayNetwork {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if vals := md.Get(ClientAddrKey); len(vals) > 0 {
+		if vals := metadata.ValueFromIncomingContext(ctx, ClientAddrKey); len(vals) > 0 {
 			return vals[0]
 		}
 		return ""
@@ -76,11 +78,11 @@ func RequestID(ctx context.Context) string {
 // IncomingRequestID returns the request ID the client sent (x-request-id,
 // or Stargate's x-cassandra-request-id), or "" if none or too long.
 func IncomingRequestID(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, k := range []string{"x-request-id", "x-cassandra-request-id"} {
-		if v := md.Get(k); len(v) > 0 && len(v[0]) <= 128 {
-			return v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && len(v[0]) <= 128 {
+		return v[0]
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-cassandra-request-id"); len(v) > 0 && len(v[0]) <= 128 {
+		return v[0]
 	}
 	return ""
 }
@@ -88,8 +90,7 @@ func IncomingRequestID(ctx context.Context) string {
 // PulsarCluster returns the X-DataStax-Pulsar-Cluster header (or
 // x-datastax-pulsar-cluster metadata), or "".
 func PulsarCluster(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-datastax-pulsar-cluster"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, "x-datastax-pulsar-cluster"); len(v) > 0 {
 		return strings.TrimSpace(v[0])
 	}
 	return ""

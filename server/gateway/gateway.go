@@ -1,6 +1,7 @@
 // Package gateway serves the REST facade: grpc-gateway handlers registered
-// against a client connection to the broker's own gRPC server (never the
-// in-process ...HandlerServer variant, which would skip the interceptors),
+// against a client of the broker's services (in the server, the in-process
+// channel that runs the gRPC server's interceptor chain; never the
+// ...HandlerServer variant, which would skip the interceptors),
 // plus Astra's error body, Astra's status codes, and the OpenAPI document.
 package gateway
 
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -81,8 +83,8 @@ type Route struct {
 	Handler      http.HandlerFunc
 }
 
-// New returns the REST handler, forwarding to the gRPC server behind conn.
-func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ...Route) (http.Handler, error) {
+// New returns the REST handler, forwarding to the services behind conn.
+func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, routes ...Route) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, compactJSONPb{&runtime.JSONPb{
 			// Astra's server (Go encoding/json) emits every field, with null for
@@ -107,20 +109,26 @@ func New(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, routes ..
 			return nil
 		}),
 	)
-	if err := tbv1.RegisterTokenServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterTokenServiceHandlerClient(ctx, mux, tbv1.NewTokenServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register TokenService gateway: %w", err)
 	}
-	if err := tbv1.RegisterAuthServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterAuthServiceHandlerClient(ctx, mux, tbv1.NewAuthServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuthService gateway: %w", err)
 	}
-	if err := tbv1.RegisterPulsarTokenServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterPulsarTokenServiceHandlerClient(ctx, mux, tbv1.NewPulsarTokenServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register PulsarTokenService gateway: %w", err)
 	}
-	if err := tbv1.RegisterDatabaseServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterDatabaseServiceHandlerClient(ctx, mux, tbv1.NewDatabaseServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register DatabaseService gateway: %w", err)
 	}
-	if err := tbv1.RegisterAuditServiceHandler(ctx, mux, conn); err != nil {
+	if err := tbv1.RegisterAuditServiceHandlerClient(ctx, mux, tbv1.NewAuditServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuditService gateway: %w", err)
+	}
+	// Registered after the generated handlers, so it takes their place.
+	for _, l := range []pagedList{tokenList(tbv1.NewTokenServiceClient(conn))} {
+		if err := mux.HandlePath(http.MethodGet, l.pattern, l.handle(mux, log)); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range routes {
 		h := r.Handler
@@ -267,6 +275,13 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, id int, msg st
 func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		st := status.Convert(err)
+		if st.Code() == codes.ResourceExhausted && !isBrokerLimit(st) {
+			// Not the broker's rate limit or quota (those carry their detail)
+			// but a resource the transport ran out of, such as grpc's
+			// "received message larger than max": the server's failure, never
+			// a 429 that tells the client to slow down.
+			st = status.New(codes.Internal, "internal error")
+		}
 		code := httpStatus(st.Code())
 		msg := st.Message()
 		if code >= 500 && log != nil {
@@ -280,6 +295,20 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 		}
 		writeError(w, r, code, rpcerr.AstraID(st), msg, rpcerr.RetryAfter(st))
 	}
+}
+
+// isBrokerLimit reports whether a ResourceExhausted status is the broker's
+// own (a rate limit with its retry delay, or a quota with its reason).
+func isBrokerLimit(st *status.Status) bool {
+	if rpcerr.RetryAfter(st) > 0 {
+		return true
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == rpcerr.Domain {
+			return true
+		}
+	}
+	return false
 }
 
 func routingErrorHandler(_ *slog.Logger) runtime.RoutingErrorHandlerFunc {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -15,6 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokenbroker/tokenbroker/gen/openapiv2"
+	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 )
 
 var docPatterns = patternsFrom(openapiv2.Document)
@@ -121,4 +124,25 @@ func FuzzErrorHandler(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTransportLimitIsNot429: a ResourceExhausted raised by the transport
+// (a message-size limit) is the server's failure, answered as a generic
+// internal error; the broker's own limits (with a retry delay or a reason)
+// stay 429.
+func TestTransportLimitIsNot429(t *testing.T) {
+	h := errorHandler(nil)
+	call := func(err error) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h(context.Background(), nil, nil, w, httptest.NewRequest(http.MethodGet, "/v2/clientIdSecrets", nil), err)
+		return w
+	}
+	w := call(status.Error(codes.ResourceExhausted, "grpc: received message larger than max (15946390 vs. 4194304)"))
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "larger than max") {
+		t.Errorf("size limit: %d %s, want 500 with a generic message", w.Code, w.Body.String())
+	}
+	limited := rpcerr.ToStatus(context.Background(), nil, &broker.Error{Kind: broker.KindExhausted, Msg: "too many failed checks", RetryAfter: time.Second})
+	if w := call(limited); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("rate limit: %d %v, want 429 with Retry-After", w.Code, w.Header())
+	}
 }

@@ -204,7 +204,14 @@ type ListTokensRequest struct {
 	// background, so it may lag by up to the flush interval.
 	UnusedFor string `protobuf:"bytes,1,opt,name=unused_for,json=unusedFor,proto3" json:"unused_for,omitempty"`
 	// Optional: only tokens bound to this role ID.
-	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Beyond Astra, optional: answer one page of at most this many tokens (at
+	// most 1000; larger values are reduced to 1000) in client ID order, with
+	// next_page_token set when more may follow. 0 with no page_token: every
+	// token in one answer (Astra's behaviour; over REST it is streamed).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,9 +260,25 @@ func (x *ListTokensRequest) GetRole() string {
 	return ""
 }
 
+func (x *ListTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListTokensResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Clients       []*TokenInfo           `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Clients []*TokenInfo           `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	// Set on a paged answer when more tokens may follow; pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +318,13 @@ func (x *ListTokensResponse) GetClients() []*TokenInfo {
 		return x.Clients
 	}
 	return nil
+}
+
+func (x *ListTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // TokenInfo describes an application token without its secret.
@@ -1694,13 +1724,17 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\x05token\x18\x05 \x01(\tR\x05token\x12=\n" +
 	"\fgenerated_on\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedOn\x12 \n" +
 	"\vdescription\x18\a \x01(\tR\vdescription\x12=\n" +
-	"\ftoken_expiry\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vtokenExpiry\"F\n" +
+	"\ftoken_expiry\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vtokenExpiry\"\x82\x01\n" +
 	"\x11ListTokensRequest\x12\x1d\n" +
 	"\n" +
 	"unused_for\x18\x01 \x01(\tR\tunusedFor\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"I\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"q\n" +
 	"\x12ListTokensResponse\x123\n" +
-	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\"\xb4\x03\n" +
+	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x03\n" +
 	"\tTokenInfo\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12=\n" +

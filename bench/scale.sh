@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Measures how the broker behaves as its store grows: the same measurements
+# on a store of 1,000 application tokens (the baseline) and on one of
+# SCALE_TOKENS (default 1,000,000), in the same run, on the same machine.
+# The big store also holds SCALE_TOKENS/10 authorization tokens and
+# SCALE_TOKENS/100 Pulsar tokens (100k and 10k at the default); the small one
+# the same proportions. Every token is created through the public gRPC API
+# (ghz, 64 concurrent callers over 4 connections), so the fill is itself the
+# create-rate measurement.
+#
+# Per store: create rate over the fill and over more creates at the
+# end (END_CREATES, default 2,000, which stay in the store); Check (application token) req/s and p99 at c=50; server RSS and
+# RssAnon; data file size; start-up time (process start to GET /healthz
+# 200); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
+# the first page of each list route, and the whole unpaged token list.
+# Nothing passes or fails on time. The table is also written to
+# bench/results/scale-<UTC timestamp>.txt (git-ignored).
+#
+#   bash bench/scale.sh                       # 1M tokens: long (the fill dominates)
+#   SCALE_TOKENS=200000 bash bench/scale.sh   # fewer
+#   IDLE_SECONDS=20 CHECK_DURATION=5s bash bench/scale.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+big=${SCALE_TOKENS:-1000000}
+small=1000
+idle=${IDLE_SECONDS:-65}
+check_duration=${CHECK_DURATION:-10s}
+end_creates=${END_CREATES:-2000} # creates timed after the fill (they stay in the store)
+rw_role=b4ed0e9e-67e8-47b6-8b58-c6629be961a9 # "R/W Svc Acct" default role
+bin=$root/tools/bin
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tokenbroker-scale.XXXXXX")
+pid=
+
+log() { echo "scale.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+stop_broker() {
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 200; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
+}
+trap 'stop_broker; rm -rf "$tmp"' EXIT
+
+log "building tokenbroker; installing ghz (tools/load/go.mod)"
+go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
+mkdir -p "$bin"
+(cd tools/load && GOBIN="$bin" go install tool)
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { local s f; s=$(<"/proc/$1/stat"); read -r -a f <<<"${s##*) }"; echo $((f[11] + f[12])); }
+jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# ghzsum FILE: "req/s p99_seconds errors" from ghz -O json
+ghzsum() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p99 = next((d["latency"] for d in r.get("latencyDistribution") or [] if d["percentage"] == 99), 0) / 1e9
+errs = sum(v for k, v in (r.get("statusCodeDistribution") or {}).items() if k != "OK")
+print(f"{r['rps']:.0f} {p99:.6f} {errs}")
+PY
+}
+
+# start_broker DIR: starts it, waits for GET /healthz 200, prints the seconds taken.
+start_broker() {
+  local dir=$1 t0 i
+  t0=$(date +%s.%N)
+  "$tmp/tokenbroker" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data "$dir/tb.db" \
+    --bootstrap-file "$dir/admin.json" --pulsar-token-limit 100000000 --ui=false >"$dir/broker.log" 2>&1 &
+  pid=$!
+  for ((i = 0; ; i++)); do
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; die "the broker exited"; }
+    if grep -q '"msg":"tokenbroker serving"' "$dir/broker.log"; then break; fi
+    ((i < 600)) || die "broker not up after 60 s"
+    sleep 0.05
+  done
+  read -r grpc http < <(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{") and "tokenbroker serving" in line:
+        m = json.loads(line); print(m["grpc"], m["http"].split("://")[1])
+' "$dir/broker.log")
+  until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$http/healthz") == 200 ]]; do sleep 0.02; done
+  python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$t0" "$(date +%s.%N)"
+}
+
+results=$tmp/results.tsv
+: >"$results"
+row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$results"; } # METRIC SIZE VALUE
+
+# measure_store N
+measure_store() {
+  local n=$1 dir=$tmp/store-$1 admin rps p99 errs t
+  mkdir -p "$dir"
+  : >"$dir/broker.log"
+  start_broker "$dir" >/dev/null
+  admin=$(jget "$dir/admin.json" token)
+  local md="{\"authorization\":\"Bearer $admin\"}"
+  local g=("$bin/ghz" --insecure -c 64 --connections 4 -O json -m "$md")
+  log "store $n: filling $n application tokens"
+  "${g[@]}" --call tokenbroker.v1.TokenService/CreateToken -d "{\"roles\":[\"$rw_role\"],\"description\":\"scale\"}" \
+    -n "$n" "$grpc" >"$dir/fill.json" || true
+  read -r rps p99 errs < <(ghzsum "$dir/fill.json")
+  row "create rate over the fill (tokens/s)" "$n" "$rps"
+  ((errs == 0)) || log "store $n: $errs failed creates"
+  # An application token for the auth-token logins and the Checks.
+  curl -sS -o "$dir/app.json" -X POST "http://$http/v2/clientIdSecrets" -H "Authorization: Bearer $admin" \
+    -H 'Content-Type: application/json' -d "{\"roles\":[\"$rw_role\"]}"
+  local cid secret app
+  cid=$(jget "$dir/app.json" clientId); secret=$(jget "$dir/app.json" secret); app=$(jget "$dir/app.json" token)
+  log "store $n: $((n / 10)) auth tokens, $((n / 100)) Pulsar tokens"
+  "${g[@]}" --call tokenbroker.v1.AuthService/CreateAuthToken -d "{\"username\":\"$cid\",\"password\":\"$secret\"}" \
+    -n $((n / 10)) "$grpc" >"$dir/auth.json" || true
+  curl -sS -o /dev/null -X POST "http://$http/v2/streaming/tenants" -H "Authorization: Bearer $admin" \
+    -H 'Content-Type: application/json' -d '{"tenantName":"scale","clusterName":"c1","cloudProvider":"aws","cloudRegion":"useast1"}'
+  "${g[@]}" --call tokenbroker.v1.PulsarTokenService/CreatePulsarToken -d '{"tenant":"scale"}' \
+    -n $((n / 100)) "$grpc" >"$dir/pulsar.json" || true
+  "${g[@]}" --call tokenbroker.v1.TokenService/CreateToken -d "{\"roles\":[\"$rw_role\"],\"description\":\"scale\"}" \
+    -n "$end_creates" "$grpc" >"$dir/create-end.json" || true
+  read -r rps p99 errs < <(ghzsum "$dir/create-end.json")
+  row "create rate, $end_creates more after the fill (tokens/s)" "$n" "$rps"
+
+  local org resource
+  org=$(jget "$dir/admin.json" orgId)
+  resource="drn:astra:org:$org:db:db1:keyspace:ks:table:t"
+  "$bin/ghz" --insecure -c 50 --connections 4 -O json -z "$check_duration" --call tokenbroker.v1.AuthService/Check \
+    -d "{\"credential\":\"$app\",\"action\":\"db-table-select\",\"resource\":\"$resource\"}" "$grpc" >"$dir/check.json" || true
+  read -r rps p99 errs < <(ghzsum "$dir/check.json")
+  row "Check req/s (app token, c=50)" "$n" "$rps"
+  row "Check p99 (ms)" "$n" "$(python3 -c "print(f'{$p99*1e3:.2f}')")"
+
+  for route in "/v2/clientIdSecrets?pageSize=100" "/v2/organizations/users" "/v2/streaming/tenants/scale/tokens" \
+    "/v2/databases" "/v2/audit/events?pageSize=100"; do
+    t=$(curl -sS -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $admin" "http://$http$route")
+    row "first page GET $route (ms)" "$n" "$(python3 -c "print(f'{$t*1e3:.1f}')")"
+  done
+  read -r t size code < <(curl -sS -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
+    -H "Authorization: Bearer $admin" "http://$http/v2/clientIdSecrets")
+  row "whole list GET /v2/clientIdSecrets (s)" "$n" "$t (HTTP $code)"
+  row "whole list size (MB)" "$n" "$(python3 -c "print(f'{$size/1e6:.1f}')")"
+
+  local rss anon
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  anon=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
+  row "RSS (MB)" "$n" "$((rss / 1024))"
+  row "RssAnon (MB)" "$n" "$((anon / 1024))"
+
+  stop_broker
+  row "data file (MB)" "$n" "$(($(stat -c %s "$dir/tb.db") / 1000000))"
+  row "file bytes per stored token (all kinds, audit included)" "$n" "$(($(stat -c %s "$dir/tb.db") / (n + n / 10 + n / 100 + end_creates + 1)))"
+  row "start-up to /healthz 200 (s)" "$n" "$(start_broker "$dir")"
+  local before after
+  before=$(cpu_ticks "$pid")
+  sleep "$idle"
+  after=$(cpu_ticks "$pid")
+  row "idle CPU over ${idle} s (ticks of 1/${clk_tck} s)" "$n" "$((after - before))"
+  stop_broker
+}
+
+measure_store "$small"
+measure_store "$big"
+
+mkdir -p bench/results
+report=bench/results/scale-$(date -u +%Y%m%dT%H%M%SZ).txt
+{
+  echo "tokenbroker scale run: $(date -u +%FT%TZ), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "stores: $small and $big application tokens (plus /10 auth tokens, /100 Pulsar tokens); ghz c=64 for creates"
+  python3 - "$results" "$small" "$big" <<'PY'
+import sys
+path, small, big = sys.argv[1], sys.argv[2], sys.argv[3]
+rows, order = {}, []
+for line in open(path):
+    m, n, v = line.rstrip("\n").split("\t")
+    if m not in rows:
+        order.append(m); rows[m] = {}
+    rows[m][n] = v
+head = ["measure", f"{int(small):,} tokens (baseline)", f"{int(big):,} tokens", "big / baseline"]
+out = []
+for m in order:
+    a, b = rows[m].get(small, "-"), rows[m].get(big, "-")
+    try:
+        ratio = f"{float(b.split()[0]) / float(a.split()[0]):.2f}x"
+    except (ValueError, ZeroDivisionError, IndexError):
+        ratio = ""
+    out.append([m, a, b, ratio])
+w = [max(len(r[i]) for r in out + [head]) for i in range(4)]
+for r in [head, ["-" * x for x in w]] + out:
+    print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
+PY
+} | tee "$report"
+log "written to $report"
