@@ -109,11 +109,11 @@ func (a *app) tokenListCommand() *cobra.Command {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
 				req := &tbv1.ListTokensRequest{UnusedFor: unusedFor}
 				if role != "" {
-					ids, err := a.resolveRoles(ctx, c, []string{role})
+					id, err := a.resolveRole(ctx, c, role)
 					if err != nil {
 						return err
 					}
-					req.Role = ids[0]
+					req.Role = id
 				}
 				resp, err := c.tokens.ListTokens(ctx, req)
 				if err != nil {
@@ -201,11 +201,11 @@ nothing. The caller's own token is never revoked.`,
 				return usagef("--role is required (a role name or ID)")
 			}
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				ids, err := a.resolveRoles(ctx, c, []string{role})
+				id, err := a.resolveRole(ctx, c, role)
 				if err != nil {
 					return err
 				}
-				resp, err := c.tokens.RevokeTokens(ctx, &tbv1.RevokeTokensRequest{Role: ids[0], UnusedFor: unusedFor, DryRun: dryRun})
+				resp, err := c.tokens.RevokeTokens(ctx, &tbv1.RevokeTokensRequest{Role: id, UnusedFor: unusedFor, DryRun: dryRun})
 				if err != nil {
 					return err
 				}
