@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ type Cluster struct {
 	// application token); OrgID its organization.
 	AdminToken string
 	OrgID      string
+	// Prefix is the installation's etcd key prefix (to open the store
+	// beside the replicas and inspect it).
+	Prefix string
 }
 
 // Replica is one broker process (in-process server, real listeners).
@@ -79,11 +83,17 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("/clustertest-%d/", os.Getpid())
+	prefix := fmt.Sprintf("/clustertest-%d-%d/", os.Getpid(), clusters.Add(1))
+	c.Prefix = prefix
+	// One issuer for the installation (the balancer's address in a real
+	// deployment): a Pulsar JWT names its issuer, and every replica
+	// accepts only its own, so replicas defaulting to their own addresses
+	// would refuse each other's tokens.
+	issuer := "http://" + freeAddr(t)
 	for i := range opts.Replicas {
 		grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
 		cfg := server.Config{
-			GRPCAddr: grpcAddr, HTTPAddr: httpAddr,
+			GRPCAddr: grpcAddr, HTTPAddr: httpAddr, IssuerURL: issuer,
 			DataPath: filepath.Join(dir, fmt.Sprintf("unused-%d.db", i)), KeyFile: keyFile,
 			Store:  server.StoreEtcd,
 			Etcd:   server.EtcdConfig{Endpoints: c.Etcd.Endpoints(), Prefix: prefix},
@@ -112,6 +122,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 	})
 	return c
 }
+
+// clusters numbers the clusters of one test binary, so that each has a
+// prefix of its own.
+var clusters atomic.Int64
 
 func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
