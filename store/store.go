@@ -181,6 +181,16 @@ type Store interface {
 	// removed. It may work in several transactions: after an error, some
 	// tokens may be removed, and the count says how many.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
+	// DeleteTokenKeepingRole is DeleteToken guarded so that it never
+	// removes the last token holding role that is live at now: when the
+	// token holds role and is live, another live token holding role (the
+	// witness, found in the same transaction) must exist, and the delete
+	// commits only if the witness is still there, unchanged, when it does;
+	// otherwise it returns ErrLastHolder and deletes nothing. Two such
+	// deletes racing on the last two holders (in one process or in
+	// several sharing the store) therefore never both succeed. A token
+	// that does not hold role, or is expired, is deleted as by DeleteToken.
+	DeleteTokenKeepingRole(ctx context.Context, clientID, role string, now time.Time) error
 
 	// CreateUser stores a database user. ErrAlreadyExists if the ID or the
 	// username is taken (usernames are unique, compared exactly); an error

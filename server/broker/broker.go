@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
@@ -88,8 +87,6 @@ type Broker struct {
 	meter   *meter        // database usage counted from Checks
 	refused *refusedAudit // audit events of refused calls, written in the background
 	obs     Observer
-
-	orgAdminDeletes sync.Mutex // see refuseLastOrgAdmin
 
 	leading     func() bool
 	shared      bool   // the store is shared with other brokers (changes.go)

@@ -352,6 +352,9 @@ func (b *Broker) RevokeTokens(ctx context.Context, caller *Principal, f TokenFil
 			return nil, err
 		}
 	}
+	if err := b.refuseRevokingEveryOrgAdmin(ctx, toks); err != nil {
+		return nil, err
+	}
 	if dryRun {
 		return toks, nil
 	}
@@ -359,9 +362,13 @@ func (b *Broker) RevokeTokens(ctx context.Context, caller *Principal, f TokenFil
 	for _, t := range toks {
 		auditTarget(ctx, "token", t.ClientID)
 		auditDetail(ctx, "bulk revocation of role "+f.Role)
-		switch err := b.st.DeleteToken(ctx, t.ClientID); {
+		var be *Error
+		switch err := b.deleteToken(ctx, t); {
 		case errors.Is(err, store.ErrNotFound):
 			continue // gone meanwhile
+		case errors.As(err, &be): // the last live administrator: another delete raced the check above
+			be.Msg = fmt.Sprintf("%s (after %d revoked)", be.Msg, len(revoked))
+			return revoked, be
 		case err != nil:
 			return revoked, fmt.Errorf("revoke token %s (after %d revoked): %w", t.ClientID, len(revoked), err)
 		}

@@ -164,16 +164,13 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 			return err
 		}
 	}
-	if isOrgAdmin(t) { // only these deletes queue behind each other
-		b.orgAdminDeletes.Lock()
-		defer b.orgAdminDeletes.Unlock()
-		if err := b.refuseLastOrgAdmin(ctx, t); err != nil {
-			return err
-		}
-	}
 	auditTarget(ctx, "token", clientID)
-	if err := b.st.DeleteToken(ctx, clientID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if err := b.deleteToken(ctx, t); err != nil {
+		var be *Error
+		switch {
+		case errors.As(err, &be):
+			return be
+		case errors.Is(err, store.ErrNotFound):
 			return NotFound("token with clientId %q not found", clientID)
 		}
 		return fmt.Errorf("delete token: %w", err)

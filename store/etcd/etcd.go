@@ -121,6 +121,11 @@ type Store struct {
 	fresh     freshness
 	freshDone chan struct{}
 	elect     election
+	// progressc carries waitRev's requests for a progress notification to
+	// progressLoop (mirror.go); progressRequests counts those sent.
+	progressc        chan struct{}
+	progressDone     chan struct{}
+	progressRequests atomic.Int64
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -175,7 +180,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, etcdErr("open etcd store: connect", err)
 	}
 	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64),
-		freshDone: make(chan struct{})}
+		freshDone: make(chan struct{}), progressc: make(chan struct{}, 1),
+		progressDone: make(chan struct{})}
 	s.fresh.after = opts.StaleAfter
 	s.bg, s.stop = context.WithCancel(context.Background())
 	if err := s.init(ctx); err != nil {
@@ -229,6 +235,7 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 	s.m.replace(t, rev)
 	s.markFresh(time.Now())
 	go s.watchLoop(rev)
+	go s.progressLoop()
 	go s.freshnessLoop()
 	return nil
 }
@@ -243,6 +250,7 @@ func (s *Store) Close() error {
 	s.stop()
 	<-s.watchDone
 	<-s.freshDone
+	<-s.progressDone
 	s.elect.once.Do(func() {}) // no campaign starts after Close
 	if s.elect.started.Load() {
 		<-s.elect.done

@@ -216,10 +216,55 @@ func (s *Store) watchLoop(rev int64) {
 	}
 }
 
-// progressAfter is how long waitRev waits for the watch before asking etcd
-// for a progress notification (needed when the revision it waits for
-// changed nothing under our prefix, so no event will ever arrive for it).
-const progressAfter = 10 * time.Millisecond
+// Progress notifications. A mirror that must reach a revision made by a
+// write outside its prefix (another installation's prefix, the election's
+// keys) receives no event for it; only a progress notification, which etcd
+// sends on the watch's stream once it has delivered everything up to the
+// revision it names, proves the mirror current. Two properties of etcd's
+// client and server shape how they are asked for:
+//   - the client picks the gRPC stream of a request by its context's
+//     outgoing metadata, so a request made with a caller's context (which
+//     may carry metadata of its own) can land on a stream without the
+//     mirror's watch and never be answered: every request is made by one
+//     goroutine with the watch's own metadata (progressLoop);
+//   - the server drops (does not defer) a request while the watch is not
+//     yet synced or its start revision is ahead of the member's, e.g. just
+//     after a re-watch on an idle cluster: waitRev repeats its request
+//     until the mirror has caught up.
+
+// progressAfter is how long waitRev waits for the watch's events before it
+// first asks for a progress notification; progressEvery caps the pause
+// between repeated requests.
+const (
+	progressAfter = 2 * time.Millisecond
+	progressEvery = 100 * time.Millisecond
+)
+
+// requestProgress asks progressLoop for a progress notification; requests
+// made while one is pending are merged into it.
+func (s *Store) requestProgress() {
+	select {
+	case s.progressc <- struct{}{}:
+	default:
+	}
+}
+
+// progressLoop sends the requested progress requests until s.bg ends, with
+// the metadata the watch is opened with (watchLoop), so that they reach
+// its stream.
+func (s *Store) progressLoop() {
+	defer close(s.progressDone)
+	ctx := clientv3.WithRequireLeader(s.bg)
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-s.progressc:
+			s.progressRequests.Add(1)
+			_ = s.cli.RequestProgress(ctx)
+		}
+	}
+}
 
 // waitRev waits until the mirror has applied revision rev (bounded by ctx).
 func (s *Store) waitRev(ctx context.Context, rev int64) error {
@@ -236,9 +281,8 @@ func (s *Store) waitRev(ctx context.Context, rev int64) error {
 			t.Stop()
 			return fmt.Errorf("waiting for the local mirror to reach revision %d (at %d): %w", rev, cur, ctx.Err())
 		case <-t.C:
-			// Same metadata as the watch, so the request reaches its stream.
-			_ = s.cli.RequestProgress(clientv3.WithRequireLeader(ctx))
-			wait = min(2*wait, 500*time.Millisecond)
+			s.requestProgress()
+			wait = min(2*wait, progressEvery)
 		}
 		t.Stop()
 	}

@@ -109,6 +109,8 @@ var cases = []testCase{
 	{"DeleteUserCascadesToManyAuthTokens", testDeleteUserCascadeMany},
 	{"DeleteTenantCascadesToManyPulsarTokens", testDeleteTenantCascadeMany},
 	{"RecordTokenUseMany", testRecordUseMany},
+	{"DeleteTokenKeepingRole", testDeleteTokenKeepingRole},
+	{"ConcurrentDeleteLastHoldersOfRole", testConcurrentDeleteLastHolders},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.
