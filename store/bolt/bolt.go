@@ -23,6 +23,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/feed"
 	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
@@ -68,6 +69,7 @@ type Store struct {
 	db     *bbolt.DB
 	log    *slog.Logger
 	w      *committer
+	feed   feed.Feed // the change feed (changes.go)
 	closed atomic.Bool
 }
 
@@ -114,7 +116,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{db: db, log: opts.Logger}
-	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit)
+	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit, s.feed.Publish)
 	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk})
 	s.log.Info("store opened", "path", path, "schema_version", schemaVersion, "max_batch", opts.MaxBatch)
 	return s, nil
