@@ -109,6 +109,7 @@ var cases = []testCase{
 	{"DeleteUserCascadesToManyAuthTokens", testDeleteUserCascadeMany},
 	{"DeleteTenantCascadesToManyPulsarTokens", testDeleteTenantCascadeMany},
 	{"RecordTokenUseMany", testRecordUseMany},
+	{"ChangeFeed", testChangeFeed},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.
