@@ -286,7 +286,7 @@ func (b *Broker) check(ctx context.Context, cred, action, resource, clientAddr s
 	if err == nil {
 		// Usage metering: an allowed Check on a database is a read or a
 		// write by its action; a refused one an error. In memory only.
-		b.view.Meter.Record(resource, writeActions[action], res.Allowed, b.now())
+		b.view.Meter.Record(resource, action, res.Allowed, b.now())
 	}
 	return res, err
 }

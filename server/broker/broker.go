@@ -138,7 +138,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
-	v, err := view.Open(ctx, cfg.Store, view.Config{OrgID: cfg.Org.ID, SealKey: cfg.Pulsar.SealKey, Logger: cfg.Logger})
+	v, err := view.Open(ctx, cfg.Store, view.Config{
+		OrgID: cfg.Org.ID, SealKey: cfg.Pulsar.SealKey, Logger: cfg.Logger,
+		WriteAction: func(action string) bool { return writeActions[action] },
+	})
 	if err != nil {
 		return nil, err
 	}

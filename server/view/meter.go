@@ -17,7 +17,8 @@ import (
 // change feed, so a database created on another replica is metered here
 // from the moment the feed reports it.
 type Meter struct {
-	dbPrefix string   // "drn:astra:org:<org>:db:", built once
+	dbPrefix string // "drn:astra:org:<org>:db:", built once
+	isWrite  func(action string) bool
 	known    sync.Map // database ID → struct{}
 	pending  sync.Map // meterKey → *meterCounts
 	// mu makes a flush atomic for readers: a flush holds it while it both
@@ -38,7 +39,12 @@ type meterCounts struct {
 	last                  atomic.Int64 // unix nanos
 }
 
-func newMeter(dbPrefix string) *Meter { return &Meter{dbPrefix: dbPrefix} }
+func newMeter(dbPrefix string, isWrite func(string) bool) *Meter {
+	if isWrite == nil {
+		isWrite = func(string) bool { return false }
+	}
+	return &Meter{dbPrefix: dbPrefix, isWrite: isWrite}
+}
 
 func (m *Meter) setKnown(id string, known bool) {
 	if known {
@@ -60,10 +66,10 @@ func (v *View) reloadDatabases(ctx context.Context) error {
 	return nil
 }
 
-// Record counts one Check on resource, if it names a registered database:
-// an allowed one as a write (write set) or a read, a refused one as an
-// error.
-func (m *Meter) Record(resource string, write, allowed bool, now time.Time) {
+// Record counts one Check of action on resource, if it names a registered
+// database: an allowed one as a write (Config.WriteAction) or a read, a
+// refused one as an error. Checks on anything else cost a prefix compare.
+func (m *Meter) Record(resource, action string, allowed bool, now time.Time) {
 	id, ok := databaseOf(m.dbPrefix, resource)
 	if !ok {
 		return
@@ -80,7 +86,7 @@ func (m *Meter) Record(resource string, write, allowed bool, now time.Time) {
 	switch {
 	case !allowed:
 		c.errors.Add(1)
-	case write:
+	case m.isWrite(action):
 		c.writes.Add(1)
 	default:
 		c.reads.Add(1)

@@ -52,6 +52,9 @@ type Config struct {
 	OrgID string
 	// SealKey opens the sealed private signing keys (32 bytes, required).
 	SealKey []byte
+	// WriteAction says which actions the Meter counts as writes (the
+	// domain's classification); nil counts every allowed Check as a read.
+	WriteAction func(action string) bool
 	// Logger receives failures to refresh after a change; nil: slog.Default.
 	Logger *slog.Logger
 }
@@ -117,7 +120,7 @@ func Open(ctx context.Context, st store.Store, cfg Config) (*View, error) {
 		keys:         signingKeys{seal: cfg.SealKey},
 		TokenUse:     NewUses(AppTokenUseGranularity),
 		AuthTokenUse: NewUses(AuthTokenUseGranularity),
-		Meter:        newMeter(policy.DatabaseDRN(cfg.OrgID, "")),
+		Meter:        newMeter(policy.DatabaseDRN(cfg.OrgID, ""), cfg.WriteAction),
 	}
 	v.syncer, _ = st.(store.Syncer)
 	v.cancel = feed.Subscribe(v.onChanges)

@@ -84,7 +84,8 @@ func bootstrap(t *testing.T, s store.Store) store.Organization {
 
 func openView(t *testing.T, s store.Store, org store.Organization) *view.View {
 	t.Helper()
-	v, err := view.Open(t.Context(), s, view.Config{OrgID: org.ID, SealKey: sealKey})
+	v, err := view.Open(t.Context(), s, view.Config{OrgID: org.ID, SealKey: sealKey,
+		WriteAction: func(a string) bool { return a == "db-table-create" }})
 	must(t, err, "open view")
 	t.Cleanup(v.Stop)
 	return v
@@ -180,9 +181,9 @@ func follow(t *testing.T, v *view.View, writer store.Store, org store.Organizati
 	must(t, writer.CreateDatabase(ctx, storetest.NewDatabase(1), storetest.NewDatabaseRole(1), storetest.NewDatabaseToken(1)), "create database")
 	settle()
 	now := time.Now()
-	v.Meter.Record(db+":keyspace:ks", false, true, now)
-	v.Meter.Record(db+":keyspace:ks", true, true, now)
-	v.Meter.Record(db, false, false, now)
+	v.Meter.Record(db+":keyspace:ks", "db-table-select", true, now)
+	v.Meter.Record(db+":keyspace:ks", "db-table-create", true, now)
+	v.Meter.Record(db, "db-table-select", false, now)
 	wantUsage := func(what string) {
 		t.Helper()
 		got, err := v.GetDatabase(ctx, storetest.DatabaseID(1))

@@ -9,7 +9,9 @@
 // caller's goroutine in short read-only transactions. The bucket layout is
 // in schema.go; the record logic (how each operation reads and writes
 // records and index entries) is store/internal/kvrecords, shared with
-// store/etcd, run on bbolt through the adapters in kv.go.
+// store/etcd, run on bbolt through the adapters in kv.go. The change feed
+// (store.ChangeNotifier) reports each committed batch before its writers
+// are answered (changes.go).
 package bolt
 
 import (
@@ -55,8 +57,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// OnCommit, if set, is called after every group commit with the number
 	// of writes in the batch and how long the batch took (running the write
-	// functions, commit and fsync). It runs on the committer goroutine: it
-	// must be quick and must not write to the store. For metrics.
+	// functions, commit and fsync, and the change feed's subscribers, which
+	// run before the batch is answered). It runs on the committer
+	// goroutine: it must be quick and must not write to the store. For
+	// metrics.
 	OnCommit func(batch int, took time.Duration)
 }
 
