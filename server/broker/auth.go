@@ -231,7 +231,9 @@ func (b *Broker) RevokeAuthToken(ctx context.Context, caller *Principal) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) { // already gone: the goal is met
 		return fmt.Errorf("revoke auth token: %w", err)
 	}
-	// Its last-use entry goes with the deletion (the view follows it).
+	// The view drops its last-use entry when the feed reports the
+	// deletion; a token already gone reports nothing, so drop it here too.
+	b.view.AuthTokenUse.Forget(string(caller.authTokenMAC))
 	return nil
 }
 
