@@ -37,17 +37,20 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context, w io.Writer) (int64, error)
 }
 
-// ChangeNotifier is implemented by backends that several broker processes
-// share (store/etcd): it tells a process about records written by any
-// process, so that what the broker keeps in memory beside the store (the
-// compiled roles, the signing keys, the token policy, the metered
-// databases) follows other processes' writes. It is optional: a backend
-// only one process opens (store/bolt) has no other writers to report.
+// ChangeNotifier is every backend's change feed: it tells a process about
+// the records written to the store, so that what is kept in memory beside
+// the store (server/view: the compiled roles, the signing keys, the token
+// policy, the metered databases) follows every write. store/bolt reports
+// its own commits (only one process opens the file); store/etcd reports its
+// watch, which carries the writes of every process sharing the store.
 type ChangeNotifier interface {
 	// Subscribe calls fn with the changes of each committed batch, in
-	// commit order, after the store's own reads already return them. fn
-	// runs on the backend's update path: it must be quick and must not
-	// write to the store or wait for anything that does. After a reload
+	// commit order, after the store's own reads already return them, and
+	// before any write of this process that made them returns to its
+	// caller: a subscriber that refreshes what it keeps from fn is current
+	// for the next call after a write (read-your-writes). fn runs on the
+	// backend's update path: it must be quick, may read the store, and
+	// must not write to it or wait for anything that does. After a reload
 	// of the whole store (the backend lost track of single changes), fn is
 	// called once with a Change of kind ChangeAll. cancel stops the calls.
 	Subscribe(fn func([]Change)) (cancel func())
@@ -65,8 +68,9 @@ type Change struct {
 // ChangeKind names the kind of record a Change concerns.
 type ChangeKind string
 
-// Change kinds. Kinds nobody caches beside the store are reported as
-// ChangeOther.
+// Change kinds: one per kind of record. Index entries are not reported
+// (they change in the same transaction as their record). ChangeOther is
+// reserved for kinds a backend cannot name.
 const (
 	ChangeAll          ChangeKind = "all" // everything may have changed
 	ChangeOrganization ChangeKind = "organization"

@@ -99,7 +99,7 @@ func (b *Broker) ListTokens(ctx context.Context) ([]store.Token, error) {
 			return nil, fmt.Errorf("list tokens: %w", err)
 		}
 		for _, t := range page {
-			if mem := b.usage.lastUsed(t.ClientID); mem.After(t.LastUsed) {
+			if mem := b.view.TokenUse.LastUsed(t.ClientID); mem.After(t.LastUsed) {
 				t.LastUsed = mem
 			}
 			out = append(out, t)
@@ -132,7 +132,7 @@ func (b *Broker) ListTokensPage(ctx context.Context, f TokenFilter, after string
 	}
 	out := page[:0]
 	for _, t := range page {
-		if mem := b.usage.lastUsed(t.ClientID); mem.After(t.LastUsed) {
+		if mem := b.view.TokenUse.LastUsed(t.ClientID); mem.After(t.LastUsed) {
 			t.LastUsed = mem
 		}
 		if match(t) {
@@ -175,7 +175,6 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 		}
 		return fmt.Errorf("delete token: %w", err)
 	}
-	b.usage.forget(clientID)
 	b.log.InfoContext(ctx, "application token deleted", "client_id", clientID, "by", caller.ID)
 	return nil
 }

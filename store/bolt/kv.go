@@ -42,7 +42,7 @@ func (c boltCursor) Next() ([]byte, []byte)         { return c.c.Next() }
 type backend struct{ s *Store }
 
 func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
-	return b.s.w.do(ctx, func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+	return b.s.w.do(ctx, func(tx *bbolt.Tx) error { return fn(&writeTx{tx: tx, rec: &b.s.w.changes}) })
 }
 
 func (b backend) Cascade(ctx context.Context, fn func(kv.Tx) error, _ kvrecords.Cascade) error {
@@ -71,6 +71,6 @@ func (backend) EndRead(tx kv.Tx) { _ = tx.(boltTx).tx.Rollback() }
 // (committer.go).
 func checkAuditEvent(e store.AuditEvent) error { return kvrecords.CheckAuditEvent(e) }
 
-func appendAuditTx(tx *bbolt.Tx, e store.AuditEvent) error {
-	return kvrecords.AppendAuditTx(boltTx{tx}, e)
+func appendAuditTx(tx *bbolt.Tx, rec *txChanges, e store.AuditEvent) error {
+	return kvrecords.AppendAuditTx(&writeTx{tx: tx, rec: rec}, e)
 }

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/feed"
 	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
@@ -117,7 +118,7 @@ type Store struct {
 	reloads atomic.Int64
 	// feed and fresh are the change feed and the staleness bound
 	// (changes.go).
-	feed      feed
+	feed      feed.Feed
 	fresh     freshness
 	freshDone chan struct{}
 	elect     election
@@ -232,7 +233,8 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 	if err != nil {
 		return etcdErr("load", err)
 	}
-	s.m.replace(t, rev)
+	s.m.replace(t)
+	s.m.progress(rev)
 	s.markFresh(time.Now())
 	go s.watchLoop(rev)
 	go s.progressLoop()

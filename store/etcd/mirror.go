@@ -83,21 +83,27 @@ func (m *mirror) advanceLocked(rev int64) {
 	}
 }
 
-// replace swaps in a freshly loaded tree at rev (after a compaction).
-func (m *mirror) replace(t *btree.BTreeG[item], rev int64) {
+// replace swaps in a freshly loaded tree (after a compaction). Like
+// apply, it leaves the revision to the caller (progress), so that the
+// change feed runs in between.
+func (m *mirror) replace(t *btree.BTreeG[item]) {
 	m.mu.Lock()
 	m.tree = t
-	m.advanceLocked(rev)
 	m.mu.Unlock()
 }
 
-// apply applies one watch response's events; the response's last event
-// revision becomes the applied revision (events arrive in revision order
-// and one revision is never split across responses).
-func (m *mirror) apply(events []*clientv3.Event, strip int) {
+// apply applies one watch response's events to the tree and returns the
+// response's last event revision, which the caller makes the applied
+// revision (progress) once the change feed has seen the events: a write
+// waiting for that revision then returns only after every subscriber has
+// (changes.go). Events arrive in revision order and one revision is never
+// split across responses. Between apply and progress, reads already see
+// the events while the revision lags: a write transaction built meanwhile
+// on the lagging base revision fails its range compares and retries, so
+// the lag costs a retry, never a wrong write (tx.go).
+func (m *mirror) apply(events []*clientv3.Event, strip int) (last int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var last int64
 	for _, ev := range events {
 		key := string(ev.Kv.Key[strip:])
 		switch ev.Type {
@@ -108,7 +114,7 @@ func (m *mirror) apply(events []*clientv3.Event, strip int) {
 		}
 		last = ev.Kv.ModRevision
 	}
-	m.advanceLocked(last)
+	return last
 }
 
 func (m *mirror) progress(rev int64) {
@@ -184,8 +190,9 @@ func (s *Store) watchLoop(rev int64) {
 			if resp.IsProgressNotify() {
 				s.m.progress(resp.Header.Revision)
 			} else if len(resp.Events) > 0 {
-				s.m.apply(resp.Events, len(s.prefix))
+				last := s.m.apply(resp.Events, len(s.prefix))
 				s.publish(changesOf(resp.Events, len(s.prefix)))
+				s.m.progress(last) // after the feed: see apply
 			}
 			rev, _ = s.m.current()
 			backoff = 50 * time.Millisecond
@@ -200,9 +207,10 @@ func (s *Store) watchLoop(rev int64) {
 			if err != nil {
 				s.log.Warn("reloading the mirror failed; retrying", "err", err.Error())
 			} else {
-				s.m.replace(t, r)
+				s.m.replace(t)
 				s.reloads.Add(1)
 				s.publish([]store.Change{{Kind: store.ChangeAll}})
+				s.m.progress(r)
 				rev = r
 				continue
 			}

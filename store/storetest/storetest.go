@@ -111,6 +111,7 @@ var cases = []testCase{
 	{"RecordTokenUseMany", testRecordUseMany},
 	{"DeleteTokenKeepingRole", testDeleteTokenKeepingRole},
 	{"ConcurrentDeleteLastHoldersOfRole", testConcurrentDeleteLastHolders},
+	{"ChangeFeed", testChangeFeed},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.
