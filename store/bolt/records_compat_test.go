@@ -40,7 +40,7 @@ func TestRecordsWithoutLifecycleFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := decodeToken(old)
+	tok, err := decodeToken("c", old)
 	if err != nil || tok.RotatedTo != "" || !tok.RotatedAt.IsZero() || tok.ClientID != "c" {
 		t.Fatalf("old token record: %+v, %v", tok, err)
 	}

@@ -92,7 +92,9 @@ func DecodeRole(b []byte) (store.Role, error) {
 	}, nil
 }
 
-// EncodeToken encodes an application-token record (protobuf).
+// EncodeToken encodes an application-token record (protobuf). The client
+// ID is the record's key, so the value does not repeat it (since schema
+// version 2; values written before still hold it and decode alike).
 func EncodeToken(t store.Token) ([]byte, error) {
 	gen, err1 := Nanos(t.GeneratedOn)
 	exp, err2 := Nanos(t.Expiry)
@@ -102,20 +104,23 @@ func EncodeToken(t store.Token) ([]byte, error) {
 		return nil, err
 	}
 	return encodeProto(&storagev1.TokenRecord{
-		ClientId: t.ClientID, OrgId: t.OrgID, Roles: t.Roles, Description: t.Description,
+		OrgId: t.OrgID, Roles: t.Roles, Description: t.Description,
 		SecretMac: t.SecretMAC, GeneratedOn: gen, Expiry: exp, CreatedBy: t.CreatedBy, LastUsed: used,
 		RotatedTo: t.RotatedTo, RotatedAt: rotated,
 	})
 }
 
-// DecodeToken decodes EncodeToken's output.
-func DecodeToken(b []byte) (store.Token, error) {
+// DecodeToken decodes EncodeToken's output stored under clientID.
+func DecodeToken(clientID string, b []byte) (store.Token, error) {
 	var m storagev1.TokenRecord
 	if err := decodeProto(b, &m); err != nil {
 		return store.Token{}, err
 	}
+	if m.ClientId != "" && m.ClientId != clientID {
+		return store.Token{}, fmt.Errorf("decode stored record (corrupt data?): token under key %q holds client ID %q", clientID, m.ClientId)
+	}
 	return store.Token{
-		ClientID: m.ClientId, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
+		ClientID: clientID, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
 		SecretMAC: m.SecretMac, GeneratedOn: FromNanos(m.GeneratedOn), Expiry: FromNanos(m.Expiry),
 		CreatedBy: m.CreatedBy, LastUsed: FromNanos(m.LastUsed),
 		RotatedTo: m.RotatedTo, RotatedAt: FromNanos(m.RotatedAt),

@@ -16,7 +16,7 @@ var golden = map[string]string{
 	"audit":  "08f9fe86e6d6d8b4f6181201712a0141420773756363657373",
 	"auth":   "0a010412016f1a047573657222017028f9fe86e6d6d8b4f61830f9fe86e6d6d8b4f618",
 	"pulsar": "0a01691201741a0172220561646d696e2a016b32010838f9fe86e6d6d8b4f61840f9fe86e6d6d8b4f6184a0163",
-	"token":  "0a016312016f1a01722201642a010330f9fe86e6d6d8b4f61838f9bee9ebb9c1b5f61842017848f9fe86e6d6d8b4f618",
+	"token":  "12016f1a01722201642a010330f9fe86e6d6d8b4f61838f9bee9ebb9c1b5f61842017848f9fe86e6d6d8b4f618",
 	"user":   "0a016912016f1a01752201682a017230f9fe86e6d6d8b4f61838f9fe86e6d6d8b4f618420163",
 	"db":     "0a016922016e480368f9fe86e6d6d8b4f6187a1008011002180320f9fe86e6d6d8b4f618",
 	"keys":   "0a1a0a016b120552533235361a010622010728f9fe86e6d6d8b4f618",
@@ -140,4 +140,31 @@ func reencode[T any](b []byte, decode func([]byte) (T, error), encode func(T) ([
 		return nil, err
 	}
 	return encode(r)
+}
+
+// TestTokenValueOmitsItsKey: since schema version 2 a token value does not
+// repeat its client ID (the key); a value written before, which holds it,
+// decodes to the same token, and one holding another client ID is refused.
+func TestTokenValueOmitsItsKey(t *testing.T) {
+	old, _ := hex.DecodeString("0a0163" + golden["token"]) // field 1 = "c", as written before
+	want, err := DecodeToken("c", mustHex(t, golden["token"]))
+	if err != nil || want.ClientID != "c" {
+		t.Fatalf("decode under its key: %+v, %v", want, err)
+	}
+	got, err := DecodeToken("c", old)
+	if err != nil || got.ClientID != "c" || got.Description != want.Description || !got.Expiry.Equal(want.Expiry) {
+		t.Fatalf("value holding its client ID: %+v, %v", got, err)
+	}
+	if _, err := DecodeToken("other", old); err == nil {
+		t.Fatal("a value holding another client ID than its key decoded")
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

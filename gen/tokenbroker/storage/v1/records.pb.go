@@ -34,16 +34,18 @@ const (
 
 // TokenRecord is an application token (bucket "tokens").
 type TokenRecord struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClientId    string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	OrgId       string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Roles       []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
-	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	SecretMac   []byte                 `protobuf:"bytes,5,opt,name=secret_mac,json=secretMac,proto3" json:"secret_mac,omitempty"`
-	GeneratedOn int64                  `protobuf:"varint,6,opt,name=generated_on,json=generatedOn,proto3" json:"generated_on,omitempty"`
-	Expiry      int64                  `protobuf:"varint,7,opt,name=expiry,proto3" json:"expiry,omitempty"`
-	CreatedBy   string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	LastUsed    int64                  `protobuf:"varint,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's key. Since schema version 2 it is left empty (the key
+	// holds it: 26 bytes saved per token); values written before hold it.
+	ClientId    string   `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	OrgId       string   `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Roles       []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Description string   `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	SecretMac   []byte   `protobuf:"bytes,5,opt,name=secret_mac,json=secretMac,proto3" json:"secret_mac,omitempty"`
+	GeneratedOn int64    `protobuf:"varint,6,opt,name=generated_on,json=generatedOn,proto3" json:"generated_on,omitempty"`
+	Expiry      int64    `protobuf:"varint,7,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	CreatedBy   string   `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	LastUsed    int64    `protobuf:"varint,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
 	// Client ID of the successor after a rotation; "" if not rotated.
 	RotatedTo     string `protobuf:"bytes,10,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
 	RotatedAt     int64  `protobuf:"varint,11,opt,name=rotated_at,json=rotatedAt,proto3" json:"rotated_at,omitempty"`
