@@ -19,7 +19,7 @@ import (
 //	meta              schema_version               → "2"
 //	org               "org"                        → OrgRecord
 //	roles             roleID                       → RoleRecord
-//	tokens            clientID                     → TokenRecord
+//	tokens            clientID                     → TokenRecord (client_id left empty: the key holds it)
 //	tokens_by_role    roleID 0x00 clientID         → be64 expiry unix nanos (0 = never)
 //	tokens_by_expiry  be64 expiry unix nanos ‖ clientID → "" (tokens with an expiry only)
 //	users             userID                       → UserRecord
@@ -78,7 +78,8 @@ import (
 // A binary from before it ignores it (its writes are simply not audited).
 //
 // Schema version 1 had the same buckets and keys, and the same values in
-// tokens, users, auth_tokens and pulsar_tokens; org, roles, tenants,
+// tokens (but for the client ID, which version 2 no longer repeats in the
+// value; both forms decode alike), users, auth_tokens and pulsar_tokens; org, roles, tenants,
 // signing_keys, databases, database_usage, namespace_stats and audit held
 // JSON. Open migrates a version-1 file to version 2 in its open
 // transaction (migrate.go), so a crash part way leaves it at version 1.

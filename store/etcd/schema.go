@@ -12,7 +12,7 @@ import "github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 //	P meta/seq/audit                        → be64: the last audit Seq (Bucket.NextSequence)
 //	P org/org                               → organization, incl. the key check value
 //	P roles/<roleID>                        → role
-//	P tokens/<clientID>                     → token: the MAC, never the token
+//	P tokens/<clientID>                     → token: the MAC, never the token (not the client ID: the key holds it)
 //	P tokens_by_role/<roleID>0x00<clientID> → be64 expiry
 //	P tokens_by_expiry/<be64 expiry><clientID> → ""
 //	P users/<userID>                        → user: argon2id hash, never the password
