@@ -114,9 +114,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	var migrated int
+	if err := db.Update(func(tx *bbolt.Tx) (err error) { migrated, err = initSchema(tx); return err }); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if migrated > 0 {
+		opts.Logger.Info("store migrated", "path", path, "from_schema_version", schemaVersion1,
+			"to_schema_version", schemaVersion, "records", migrated)
 	}
 
 	s := &Store{db: db, log: opts.Logger}

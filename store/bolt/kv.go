@@ -18,7 +18,13 @@ import (
 
 type boltTx struct{ tx *bbolt.Tx }
 
-func (t boltTx) Bucket(name []byte) kv.Bucket { return boltBucket{t.tx.Bucket(name)} }
+func (t boltTx) Bucket(name []byte) kv.Bucket {
+	b := t.tx.Bucket(name)
+	if t.tx.Writable() {
+		setFillPercent(b, name) // schema.go
+	}
+	return boltBucket{b}
+}
 
 type boltBucket struct{ b *bbolt.Bucket }
 

@@ -198,8 +198,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // init checks the schema version, writing it if the prefix is empty (one
-// guarded transaction, so two brokers starting together agree), then loads
-// the mirror and starts the watch.
+// guarded transaction, so two brokers starting together agree) and
+// migrating a version-1 prefix (migrate.go), then loads the mirror and
+// starts the watch.
 func (s *Store) init(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
@@ -220,9 +221,13 @@ func (s *Store) init(ctx context.Context) error {
 		switch {
 		case len(kvs) == 0:
 			return fmt.Errorf("not a tokenbroker prefix: it holds keys but no schema version")
+		case string(kvs[0].Value) == schemaVersion1 || string(kvs[0].Value) == schemaMigrating:
+			if err := s.migrateV1(ctx, string(kvs[0].Value)); err != nil { // migrate.go
+				return err
+			}
 		case string(kvs[0].Value) != schemaVersion:
-			return fmt.Errorf("prefix has schema version %q, this binary supports %q (was it written by a newer tokenbroker?): %w",
-				kvs[0].Value, schemaVersion, ErrUnsupportedSchema)
+			return fmt.Errorf("prefix has schema version %q, this binary supports %q (and migrates %q) (was it written by a newer tokenbroker?): %w",
+				kvs[0].Value, schemaVersion, schemaVersion1, ErrUnsupportedSchema)
 		}
 	}
 	return s.loadAndWatch(ctx)

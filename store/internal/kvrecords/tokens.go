@@ -100,7 +100,7 @@ func (s *Records) CreateToken(ctx context.Context, t store.Token) error {
 
 // GetToken implements store.Store.
 func (s *Records) GetToken(ctx context.Context, clientID string) (store.Token, error) {
-	return getOne(s, bucketTokens, clientID, "token", decodeToken)
+	return getOne(s, bucketTokens, clientID, "token", func(b []byte) (store.Token, error) { return decodeToken(clientID, b) })
 }
 
 // ListTokens implements store.Store. Each page is one short read
@@ -130,7 +130,7 @@ func (s *Records) ListTokens(ctx context.Context, after string, limit int) ([]st
 				next = page[len(page)-1].ClientID // there is more
 				return nil
 			}
-			t, err := decodeToken(v)
+			t, err := decodeToken(string(k), v)
 			if err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ func (s *Records) DeleteToken(ctx context.Context, clientID string) error {
 		if v == nil {
 			return store.ErrNotFound
 		}
-		rec, err := decodeTokenRecord(v)
+		rec, err := decodeTokenRecord(clientID, v)
 		if err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func (s *Records) DeleteTokenKeepingRole(ctx context.Context, clientID, role str
 		if v == nil {
 			return store.ErrNotFound
 		}
-		rec, err := decodeTokenRecord(v)
+		rec, err := decodeTokenRecord(clientID, v)
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func witnessTx(tx kv.Tx, role, except string, now time.Time) error {
 		if v == nil {
 			return false, nil
 		}
-		t, err := decodeToken(v)
+		t, err := decodeToken(string(id), v)
 		if err != nil {
 			return false, err
 		}
@@ -264,7 +264,7 @@ func (s *Records) RecordTokenUse(ctx context.Context, lastUsed map[string]time.T
 			if v == nil {
 				continue // deleted meanwhile
 			}
-			rec, err := decodeTokenRecord(v)
+			rec, err := decodeTokenRecord(id, v)
 			if err != nil {
 				return err
 			}
@@ -320,7 +320,7 @@ func (s *Records) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, 
 					if v == nil {
 						continue
 					}
-					rec, err := decodeTokenRecord(v)
+					rec, err := decodeTokenRecord(id, v)
 					if err != nil {
 						return err
 					}
