@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"cmp"
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -199,5 +198,4 @@ func testListDatabasesPage(t *testing.T, s store.Store) {
 	if got, next, err := s.ListDatabasesPage(ctx, want[n-1], 5); err != nil || len(got) != 0 || next != "" {
 		t.Fatalf("after the last ID: %d databases, next %q, %v", len(got), next, err)
 	}
-	_ = fmt.Sprint
 }
