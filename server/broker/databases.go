@@ -210,7 +210,7 @@ type DatabaseFilter struct {
 	LimitSet      bool
 	// Paged selects paging beyond Astra instead of Limit: at most PageSize
 	// databases (1..MaxDatabasePageSize) after After (a database ID from a
-	// page token; not with StartingAfter).
+	// page token) and StartingAfter.
 	Paged    bool
 	PageSize int
 	After    string
@@ -261,8 +261,6 @@ func (f *DatabaseFilter) normalize() error {
 		switch {
 		case f.LimitSet:
 			return Invalid("limit: not with pageSize or pageToken (use one kind of paging)")
-		case f.After != "" && f.StartingAfter != "":
-			return Invalid("starting_after: not with pageToken")
 		case f.After != "" && validateUUID("pageToken", f.After) != nil:
 			return Invalid("pageToken: not a page token returned by this list")
 		}

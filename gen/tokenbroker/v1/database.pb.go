@@ -747,7 +747,7 @@ type ListDatabasesRequest struct {
 	// Astra's limit. starting_after may give the start of the first page.
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Beyond Astra, optional: the next_page_token of the previous answer (of
-	// either kind); not with starting_after.
+	// either kind). A client may repeat starting_after with it.
 	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
