@@ -280,7 +280,7 @@ func TestListPulsarTokensStreamsAndPages(t *testing.T) {
 		parallel(t, seeded, func(i int) error {
 			tk := proto
 			tk.ID = uuid.NewString()
-			tk.MAC = []byte(fmt.Sprintf("%032d", i)) // 32 bytes, unique
+			tk.MAC = []byte(fmt.Sprintf("%032d", i))                                 // 32 bytes, unique
 			tk.IssuedAt = proto.IssuedAt.Add(-time.Duration(i%7) * time.Millisecond) // many share an instant
 			return s.CreatePulsarToken(ctx, tk, 0)
 		})
@@ -333,7 +333,7 @@ func TestListDatabasesPagesBeyondAstra(t *testing.T) {
 		t.Errorf("REST pages from starting_after: %v, want %v", got, all[30:])
 	}
 	wantBadPaging(t, env, l, map[string]string{
-		"limit=5&pageSize=5": "limit",
+		"limit=5&pageSize=5":        "limit",
 		"pageToken=d1.bm90LWFuLWlk": "pageToken", // a d1 token that holds no database ID
 	})
 
@@ -357,4 +357,3 @@ func TestListDatabasesPagesBeyondAstra(t *testing.T) {
 		t.Errorf("gRPC default page then the rest: %d databases (next %q), want %d", len(got), rest.GetNextPageToken(), n)
 	}
 }
-
