@@ -58,7 +58,7 @@ func TestListTokensStreamsAndPages(t *testing.T) {
 	}
 
 	// gRPC without paging fields: the default page of 1000 and a token.
-	want := grpcWalk(t, n+1, func(token string) ([]string, string, error) {
+	want := grpcWalk(t, n+1, false, func(token string) ([]string, string, error) {
 		resp, err := env.Tokens.ListTokens(env.GRPCCtx(env.AdminToken), &tbv1.ListTokensRequest{PageToken: token})
 		var keys []string
 		for _, c := range resp.GetClients() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	gproto "google.golang.org/protobuf/proto"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/policy"
@@ -203,15 +204,19 @@ func wantBadPaging(t *testing.T, env *servertest.Env, l restList, extra map[stri
 }
 
 // grpcWalk pages a gRPC list from an unpaged first call: the first answer
-// must be a bounded page carrying next_page_token (never the whole list).
-func grpcWalk(t *testing.T, total int, page func(token string) (keys []string, next string, err error)) []string {
+// must be a bounded page carrying next_page_token (never the whole list):
+// the default of 1000 items, or fewer when cutBySize (large items).
+func grpcWalk(t *testing.T, total int, cutBySize bool, page func(token string) (keys []string, next string, err error)) []string {
 	t.Helper()
 	first, next, err := page("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total > 1000 && (len(first) != 1000 || next == "") {
-		t.Fatalf("unpaged gRPC list: %d items, next %q; want the default page of 1000 and a token", len(first), next)
+	if total > 1000 && (len(first) > 1000 || next == "") {
+		t.Fatalf("unpaged gRPC list: %d items, next %q; want at most the default page of 1000 and a token", len(first), next)
+	}
+	if total > 1000 && len(first) < 1000 && !cutBySize {
+		t.Fatalf("unpaged gRPC list: %d items; want the default page of 1000", len(first))
 	}
 	all := first
 	for pages := 0; next != ""; pages++ {
@@ -247,7 +252,7 @@ func TestListUsersStreamsAndPages(t *testing.T) {
 	})
 	l := restList{path: "/v2/organizations/users", field: "Users", key: "Username", members: []string{"OrgID", "OrgName", "Users"}}
 
-	grpcAll := grpcWalk(t, seeded+1, func(token string) ([]string, string, error) {
+	grpcAll := grpcWalk(t, seeded+1, false, func(token string) ([]string, string, error) {
 		resp, err := env.Auth.ListUsers(env.GRPCCtx(env.AdminToken), &tbv1.ListUsersRequest{PageToken: token})
 		var keys []string
 		for _, u := range resp.GetUsers() {
@@ -287,7 +292,7 @@ func TestListPulsarTokensStreamsAndPages(t *testing.T) {
 	})
 	l := restList{path: peTenantsPath + "/" + tenant + "/tokens", field: "tokens", bare: true, key: "tokenid"}
 
-	grpcAll := grpcWalk(t, seeded+1, func(token string) ([]string, string, error) {
+	grpcAll := grpcWalk(t, seeded+1, false, func(token string) ([]string, string, error) {
 		resp, err := env.Pulsar.ListPulsarTokens(env.GRPCCtx(env.AdminToken), &tbv1.ListPulsarTokensRequest{Tenant: tenant, PageToken: token})
 		var keys []string
 		for _, c := range resp.GetTokens() {
@@ -356,4 +361,65 @@ func TestListDatabasesPagesBeyondAstra(t *testing.T) {
 	if !slices.Equal(got, all) || rest.GetNextPageToken() != "" {
 		t.Errorf("gRPC default page then the rest: %d databases (next %q), want %d", len(got), rest.GetNextPageToken(), n)
 	}
+}
+
+// TestGRPCListPageStaysFarBelowTheReceiveLimit: tokens holding 50 roles
+// each encode to about 2 KB, so 1,000 of them would be about 2 MB; an
+// unpaged gRPC ListTokens answers a page cut at 1 MiB with a token to go
+// on (a default grpc client never meets its 4 MiB limit however many or
+// large the tokens), and the pages still hold every token.
+func TestGRPCListPageStaysFarBelowTheReceiveLimit(t *testing.T) {
+	env := servertest.Start(t)
+	org := "drn:astra:org:" + env.OrgID
+	var roles []string
+	for i := range 50 {
+		r, err := env.Tokens.CreateRole(env.GRPCCtx(env.AdminToken), &tbv1.CreateRoleRequest{Name: fmt.Sprintf("reader-%02d", i),
+			Policy: &tbv1.Policy{Resources: []string{org}, Actions: []string{"org-read"}, Effect: "allow"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roles = append(roles, r.GetRole().GetId())
+	}
+	const n = 1100
+	seedStore(t, env, func(ctx context.Context, s *bolt.Store) {
+		proto, err := s.GetToken(ctx, env.AdminClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parallel(t, n, func(i int) error {
+			tk := proto
+			tk.ClientID = "Seeded" + strings.Repeat("a", 12) + letters(i, 6)
+			tk.Roles = roles
+			return s.CreateToken(ctx, tk)
+		})
+	})
+	resp, err := env.Tokens.ListTokens(env.GRPCCtx(env.AdminToken), &tbv1.ListTokensRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := gproto.Size(resp); len(resp.GetClients()) >= 1000 || resp.GetNextPageToken() == "" || size > 1<<20+4096 {
+		t.Fatalf("unpaged ListTokens: %d tokens, %d bytes, next %q; want a page cut near 1 MiB", len(resp.GetClients()), size, resp.GetNextPageToken())
+	}
+	all := grpcWalk(t, n+1, true, func(token string) ([]string, string, error) {
+		resp, err := env.Tokens.ListTokens(env.GRPCCtx(env.AdminToken), &tbv1.ListTokensRequest{PageToken: token, PageSize: 1000})
+		var keys []string
+		for _, c := range resp.GetClients() {
+			keys = append(keys, c.GetClientId())
+		}
+		return keys, resp.GetNextPageToken(), err
+	})
+	l := restList{path: "/v2/clientIdSecrets", field: "clients", key: "clientId", members: []string{"clients"}}
+	if got := getUnpaged(t, env, l, ""); !slices.Equal(got, all) {
+		t.Errorf("REST list (%d) differs from the gRPC pages (%d)", len(got), len(all))
+	}
+}
+
+// letters spells i in base 26 with n letters.
+func letters(i, n int) string {
+	b := make([]byte, n)
+	for j := n - 1; j >= 0; j-- {
+		b[j] = byte('a' + i%26)
+		i /= 26
+	}
+	return string(b)
 }
