@@ -213,6 +213,12 @@ type Store interface {
 	// DeleteUser removes a user and, in the same transaction, every auth
 	// token minted from it. ErrNotFound if absent.
 	DeleteUser(ctx context.Context, id string) error
+	// ListUsersPage returns up to limit users with usernames greater than
+	// after (bytewise), in username order, and the username to continue
+	// after ("" when there are no more). limit <= 0 means 100. Paging with
+	// the returned cursor visits every user that existed throughout
+	// exactly once.
+	ListUsersPage(ctx context.Context, after string, limit int) (users []User, next string, err error)
 
 	// CreateAuthToken stores an authorization token. Its principal (the
 	// application token or user named by PrincipalKind/PrincipalID) must
@@ -273,6 +279,12 @@ type Store interface {
 	// before now and returns how many it removed. It may work in several
 	// transactions: after an error the count says how many were removed.
 	DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (int, error)
+	// ListPulsarTokensPage returns up to limit tokens of tenant that come
+	// after the position after, in ListPulsarTokens' order (IssuedAt, then
+	// ID), and the position to continue after (zero when there are no
+	// more). A zero after starts at the first token; limit <= 0 means 100.
+	// Paging visits every token that existed throughout exactly once.
+	ListPulsarTokensPage(ctx context.Context, tenant string, after PulsarTokenPosition, limit int) (tokens []PulsarToken, next PulsarTokenPosition, err error)
 
 	// SigningKeys returns the stored signing keys, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -299,6 +311,11 @@ type Store interface {
 	// GetDatabaseUsage returns a database's usage in one month ("2026-11");
 	// zero usage for a month without any. ErrNotFound for an unknown database.
 	GetDatabaseUsage(ctx context.Context, id, month string) (Usage, error)
+	// ListDatabasesPage returns up to limit databases with IDs greater
+	// than after, in ID order, and the ID to continue after ("" when there
+	// are no more). limit <= 0 means 100. Paging visits every database that
+	// existed throughout exactly once.
+	ListDatabasesPage(ctx context.Context, after string, limit int) (dbs []Database, next string, err error)
 
 	// PutNamespaceStats stores the latest reported statistics of each
 	// namespace (replacing the previous report), in one transaction. Every
@@ -408,6 +425,21 @@ type PulsarToken struct {
 // Expired reports whether the token's expiry is at or before now.
 func (t PulsarToken) Expired(now time.Time) bool {
 	return !t.Expiry.IsZero() && !t.Expiry.After(now)
+}
+
+// PulsarTokenPosition is a place in a tenant's token order: just after the
+// token with this IssuedAt and ID. The zero value is the start.
+type PulsarTokenPosition struct {
+	IssuedAt time.Time
+	ID       string
+}
+
+// IsZero reports whether p is the start of the order.
+func (p PulsarTokenPosition) IsZero() bool { return p.ID == "" && p.IssuedAt.IsZero() }
+
+// Position is the place just after t in its tenant's token order.
+func (t PulsarToken) Position() PulsarTokenPosition {
+	return PulsarTokenPosition{IssuedAt: t.IssuedAt, ID: t.ID}
 }
 
 // SigningKey is a JWT signing key pair. The private key is stored only

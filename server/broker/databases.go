@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -199,7 +198,21 @@ type DatabaseFilter struct {
 	StartingAfter string // "" or a database ID: the page after it
 	Limit         int    // 1..100 when LimitSet; default 25
 	LimitSet      bool
+	// Paged selects paging beyond Astra instead of Limit: at most PageSize
+	// databases (1..MaxDatabasePageSize) after After (a database ID from a
+	// page token) and StartingAfter.
+	Paged    bool
+	PageSize int
+	After    string
 }
+
+// MaxDatabasePageSize bounds PageSize.
+const MaxDatabasePageSize = 1000
+
+// databaseScanPage is how many records each store read of ListDatabases
+// holds: the filters and the caller's permissions apply to each record, so
+// one answer may take several reads, each short.
+const databaseScanPage = 500
 
 // Values of the include parameter (Astra's spec): "nonterminated", "all",
 // or one of these statuses.
@@ -234,6 +247,16 @@ func (f *DatabaseFilter) normalize() error {
 			return err
 		}
 	}
+	if f.Paged {
+		switch {
+		case f.LimitSet:
+			return Invalid("limit: not with pageSize or pageToken (use one kind of paging)")
+		case f.After != "" && validateUUID("pageToken", f.After) != nil:
+			return Invalid("pageToken: not a page token returned by this list")
+		}
+		f.Limit = min(max(f.PageSize, 1), MaxDatabasePageSize)
+		return nil
+	}
 	switch {
 	case !f.LimitSet:
 		f.Limit = defaultDatabasePage
@@ -259,29 +282,35 @@ func (f *DatabaseFilter) matches(db store.Database) bool {
 }
 
 // ListDatabases returns the databases the caller may view that match f, in
-// ID order, at most f.Limit after f.StartingAfter.
-func (b *Broker) ListDatabases(ctx context.Context, caller *Principal, f DatabaseFilter) ([]store.Database, error) {
+// ID order, at most f.Limit after f.StartingAfter (or f.After), and the ID to
+// continue after ("" when no further database matches). It reads the store
+// one bounded page at a time, so an answer costs memory for f.Limit
+// databases whatever the number stored.
+func (b *Broker) ListDatabases(ctx context.Context, caller *Principal, f DatabaseFilter) ([]store.Database, string, error) {
 	if err := f.normalize(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	all, err := b.st.ListDatabases(ctx) // with unflushed usage (the view)
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	slices.SortFunc(all, func(x, y store.Database) int { return strings.Compare(x.ID, y.ID) })
-	out := all[:0]
-	for _, db := range all {
-		if len(out) == f.Limit {
-			break
+	after := max(strings.ToLower(f.StartingAfter), f.After)
+	var out []store.Database
+	for {
+		page, next, err := b.st.ListDatabasesPage(ctx, after, databaseScanPage) // with unflushed usage (the view)
+		if err != nil {
+			return nil, "", fmt.Errorf("list databases: %w", err)
 		}
-		if f.StartingAfter != "" && db.ID <= strings.ToLower(f.StartingAfter) {
-			continue
-		}
-		if f.matches(db) && caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
+		for _, db := range page {
+			if !f.matches(db) || !caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
+				continue
+			}
+			if len(out) == f.Limit {
+				return out, out[len(out)-1].ID, nil // one more matches: a next page exists
+			}
 			out = append(out, db)
 		}
+		if next == "" {
+			return out, "", nil
+		}
+		after = next
 	}
-	return out, nil
 }
 
 // TerminateDatabase marks a database terminated. Its token and role stay

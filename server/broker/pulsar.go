@@ -720,18 +720,6 @@ func (b *Broker) PulsarClaims(t store.PulsarToken) map[string]any {
 	return m
 }
 
-// ListPulsarTokens returns a tenant's tokens.
-func (b *Broker) ListPulsarTokens(ctx context.Context, tenant, cluster string) ([]store.PulsarToken, error) {
-	if _, err := b.GetTenant(ctx, tenant, cluster); err != nil {
-		return nil, err
-	}
-	toks, err := b.st.ListPulsarTokens(ctx, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("list pulsar tokens: %w", err)
-	}
-	return toks, nil
-}
-
 // GetPulsarToken returns one token's record.
 func (b *Broker) GetPulsarToken(ctx context.Context, tenant, cluster, id string) (store.PulsarToken, error) {
 	if _, err := b.GetTenant(ctx, tenant, cluster); err != nil {

@@ -106,15 +106,6 @@ func (b *Broker) CreateUser(ctx context.Context, caller *Principal, username, pw
 	return u, nil
 }
 
-// ListUsers returns every user.
-func (b *Broker) ListUsers(ctx context.Context) ([]store.User, error) {
-	users, err := b.st.ListUsers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	return users, nil
-}
-
 // GetUser returns one user.
 func (b *Broker) GetUser(ctx context.Context, id string) (store.User, error) {
 	if err := validateUserID(id); err != nil {

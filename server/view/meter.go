@@ -199,20 +199,41 @@ func (v *View) ListDatabases(ctx context.Context) ([]store.Database, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.Meter.addPendingAll(dbs)
+	return dbs, nil
+}
+
+// ListDatabasesPage is store.Store's, with unflushed usage in the totals of
+// the page (read and merged under one hold of the meter's lock, so a flush
+// cannot count a use twice or not at all).
+func (v *View) ListDatabasesPage(ctx context.Context, after string, limit int) ([]store.Database, string, error) {
+	v.Meter.mu.RLock()
+	defer v.Meter.mu.RUnlock()
+	dbs, next, err := v.Store.ListDatabasesPage(ctx, after, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	v.Meter.addPendingAll(dbs)
+	return dbs, next, nil
+}
+
+// addPendingAll adds every database's not-yet-persisted counts to its
+// totals in one pass over the pending counts. Callers hold mu shared.
+func (m *Meter) addPendingAll(dbs []store.Database) {
 	byDB := map[string][]*meterCounts{}
-	v.Meter.pending.Range(func(k, c any) bool {
+	m.pending.Range(func(k, c any) bool {
 		id := k.(meterKey).db
 		byDB[id] = append(byDB[id], c.(*meterCounts))
 		return true
 	})
-	if len(byDB) > 0 {
-		for i := range dbs {
-			for _, c := range byDB[dbs[i].ID] {
-				add(&dbs[i].Usage, c)
-			}
+	if len(byDB) == 0 {
+		return
+	}
+	for i := range dbs {
+		for _, c := range byDB[dbs[i].ID] {
+			add(&dbs[i].Usage, c)
 		}
 	}
-	return dbs, nil
 }
 
 // GetDatabaseUsage is store.Store's, with month's unflushed usage added.
