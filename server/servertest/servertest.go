@@ -314,6 +314,22 @@ func (e *Env) start() error {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("gRPC client: %w", err)
 	}
+	if e.Store == server.StoreEtcd {
+		// Over a shared store the background jobs (garbage collection,
+		// scheduled key rotation) run only on the broker holding the
+		// election; the lone broker of an Env wins it within moments. Tests
+		// that call Broker().CollectGarbage expect it to do its work, as it
+		// does at once on bbolt, so the start waits for the win.
+		for !srv.LeadsBackgroundJobs() {
+			select {
+			case <-ctx.Done():
+				_ = conn.Close()
+				_ = srv.Shutdown(context.Background())
+				return fmt.Errorf("the broker did not win the background-job election: %w", ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 	e.Server = srv
 	e.Conn = conn
 	e.Tokens = tbv1.NewTokenServiceClient(conn)

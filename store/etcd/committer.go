@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -137,7 +138,11 @@ func (c *committer) run() {
 				break drain
 			}
 		}
+		start := time.Now()
 		c.commit(batch)
+		if c.s.opts.OnCommit != nil {
+			c.s.opts.OnCommit(len(batch), time.Since(start))
+		}
 		clear(batch)
 	}
 }

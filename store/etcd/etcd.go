@@ -91,6 +91,13 @@ type Options struct {
 	// (election.go): how long a dead leader's jobs wait for a successor;
 	// 0 means DefaultElectionTTL. Whole seconds.
 	ElectionTTL time.Duration
+	// OnCommit, if set, is called after every group commit with the number
+	// of writes in the batch and how long the batch took (running the write
+	// functions, the etcd transactions, and the local mirror applying
+	// them; retries after conflicts included). It runs on the committer
+	// goroutine: it must be quick and must not write to the store. For
+	// metrics, like store/bolt's Options.OnCommit.
+	OnCommit func(batch int, took time.Duration)
 }
 
 // DefaultStaleAfter is the default Options.StaleAfter: a replica cut off
