@@ -241,8 +241,9 @@ func (c *committer) attempt(live []*writeReq) (rest []*writeReq, conflict bool) 
 		}
 		return live, true
 	}
+	s.noteWritten(resp.Header.Revision) // later reads here wait for it (rlockCurrent)
 	if err := s.waitRev(ctx, resp.Header.Revision); err != nil {
-		// Committed, but this process may not read it yet: still success.
+		// Committed, so success; reads here wait until the mirror has it.
 		s.log.Warn("write committed but the local mirror lags", "revision", resp.Header.Revision, "err", err.Error())
 	}
 	answer()

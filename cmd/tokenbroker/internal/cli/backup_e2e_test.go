@@ -83,6 +83,7 @@ func verifies(t *testing.T, conn *grpc.ClientConn, orgID, token string) bool {
 // and finds that every token acknowledged before the backup began
 // verifies.
 func TestBackupUnderLoadThenRestore(t *testing.T) {
+	servertest.RequireBolt(t, "online backup and restore copy a bbolt file; on etcd back up with etcdctl snapshot save (docs/storage.md)")
 	env := servertest.Start(t)
 	r := newRunner(t, env)
 
@@ -180,6 +181,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestRestoreRefusals: a foreign key file, a damaged backup, a running
 // broker and a file that is no backup are refused, and nothing changes.
 func TestRestoreRefusals(t *testing.T) {
+	servertest.RequireBolt(t, "restore replaces a bbolt file; on etcd restore with etcdctl snapshot restore (docs/storage.md)")
 	env := servertest.Start(t)
 	r := newRunner(t, env)
 	tok := env.CreateToken(t, env.AdminToken, policy.RWSvcAcctID)
@@ -283,6 +285,7 @@ func TestBackupNeedsOrgWrite(t *testing.T) {
 // an Organization Administrator token that works after the restart and is
 // in the audit log; refused with a foreign key file.
 func TestAdminRecover(t *testing.T) {
+	servertest.RequireBolt(t, "admin recover opens the bbolt file offline; on etcd see docs/storage.md (break-glass on etcd)")
 	env := servertest.Start(t)
 	r := newRunner(t, env)
 
