@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +159,14 @@ func setupStore(ctx context.Context, cfg Config, st store.Store, keys *keyring.K
 		}
 		cfg.Logger.Info("another broker set up the store at the same time; reading its setup", "err", err)
 	}
+}
+
+// OpenStore opens the store cfg selects (Store, DataPath or Etcd), as Start
+// does, for the maintenance commands that work on the store directly
+// (admin recover). The caller closes it.
+func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return openStore(ctx, cfg, nil)
 }
