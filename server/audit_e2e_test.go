@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,7 +26,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -620,37 +618,18 @@ func TestAuditNoSecrets(t *testing.T) {
 	}
 
 	env.Shutdown()
-	db, err := bbolt.Open(env.DataPath, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("open %s: %v", env.DataPath, err)
-	}
-	records := 0
-	err = db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte("audit"))
-		if b == nil {
-			return fmt.Errorf("no audit bucket")
-		}
-		return b.ForEach(func(k, v []byte) error {
-			records++
-			for what, s := range flow.secrets {
-				if s != "" && bytes.Contains(v, []byte(s)) {
-					t.Errorf("audit record %x contains the %s", k, what)
-				}
+	records := env.StoredBucket(t, "audit")
+	for k, v := range records {
+		for what, s := range flow.secrets {
+			if s != "" && bytes.Contains(v, []byte(s)) {
+				t.Errorf("audit record %x contains the %s", k, what)
 			}
-			return nil
-		})
-	})
-	_ = db.Close()
-	if err != nil {
-		t.Fatalf("read audit bucket: %v", err)
+		}
 	}
-	if records != len(events) {
-		t.Errorf("%d audit records in the file, %d listed", records, len(events))
+	if len(records) != len(events) {
+		t.Errorf("%d audit records in the store, %d listed", len(records), len(events))
 	}
-	file, err := os.ReadFile(env.DataPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := env.StoredData(t)
 	for what, s := range flow.secrets {
 		if s != "" && bytes.Contains(file, []byte(s)) {
 			t.Errorf("the data file contains the %s", what)

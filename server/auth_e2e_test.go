@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -1416,10 +1415,7 @@ func TestAuthSecretsAtRest(t *testing.T) {
 	aeWantCode(t, "revoke one", code, raw, http.StatusNoContent)
 	env.Shutdown() // flushes last-use times
 
-	db, err := os.ReadFile(env.DataPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := env.StoredData(t)
 	// Controls: the scan sees plaintext, and a hash was stored.
 	for _, s := range []string{"dora-the-dba", u.GetUserId(), app.ClientId, "$argon2id$"} {
 		if !bytes.Contains(db, []byte(s)) {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -801,10 +800,7 @@ func TestDatabaseSecretsAtRest(t *testing.T) {
 	}
 	env.Shutdown()
 
-	file, err := os.ReadFile(env.DataPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := env.StoredData(t)
 	lower := asciiLower(file)
 	for _, c := range creds {
 		for _, s := range []string{c.ID, c.ClientID, c.RoleID} { // controls: the scan sees plaintext

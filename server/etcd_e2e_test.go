@@ -32,8 +32,10 @@ import (
 // the token lifecycle over REST and gRPC, Check, a restart that reuses the
 // data, a scan of the whole keyspace for secrets, the key check and two
 // brokers bootstrapping one empty prefix at once, and one call path of
-// every service (TestEtcdEveryService). The full e2e suites run over bbolt;
-// both backends pass the same store conformance suite.
+// every service (TestEtcdEveryService). These run in every pass, each on an
+// etcd member of its own; with TOKENBROKER_TEST_STORE=etcd every other e2e
+// suite of this package runs over etcd too (servertest), and both backends
+// pass the same store conformance suite.
 
 // startEtcd starts an etcd member for one test (stopped when it ends) and
 // returns its client endpoint.

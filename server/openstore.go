@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ func (c *Config) etcdPrefix() string {
 
 // openStore opens the configured backend. The key file's directory is
 // created in either case (by default the key sits beside the bbolt file).
-// onCommit, if set, observes the bbolt backend's commits (metrics).
+// onCommit, if set, observes either backend's group commits (metrics).
 func openStore(ctx context.Context, cfg Config, onCommit func(batch int, took time.Duration)) (store.Store, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.keyFile()), 0o700); err != nil {
 		return nil, fmt.Errorf("create key file directory: %w", err)
@@ -89,6 +90,7 @@ func openStore(ctx context.Context, cfg Config, onCommit func(batch int, took ti
 		s, err := etcd.Open(ctx, etcd.Options{
 			Endpoints: cfg.Etcd.Endpoints, TLS: tlsCfg, Prefix: cfg.Etcd.Prefix,
 			CallTimeout: cfg.Etcd.CallTimeout, StaleAfter: cfg.Etcd.StaleAfter, Logger: cfg.Logger,
+			OnCommit: onCommit,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", cfg.storeName(), err)
@@ -157,4 +159,14 @@ func setupStore(ctx context.Context, cfg Config, st store.Store, keys *keyring.K
 		}
 		cfg.Logger.Info("another broker set up the store at the same time; reading its setup", "err", err)
 	}
+}
+
+// OpenStore opens the store cfg selects (Store, DataPath or Etcd), as Start
+// does, for the maintenance commands that work on the store directly
+// (admin recover). The caller closes it.
+func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return openStore(ctx, cfg, nil)
 }

@@ -28,7 +28,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -1524,10 +1523,7 @@ func TestPulsarSecretsAtRest(t *testing.T) {
 	secret := peFetchKeys(t, env, "plain").secret
 	env.Shutdown()
 
-	db, err := os.ReadFile(env.DataPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := env.StoredData(t)
 	// Records are JSON, where bytes are standard base64: every needle is
 	// also searched base64-encoded (std and url), at all three alignments.
 	found := func(needle []byte) bool {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -512,12 +513,19 @@ func (s *Server) logStart(org store.Organization) {
 		"version", buildinfo.Get().String(),
 		"grpc", s.GRPCAddr(), "http", s.scheme() + "://" + s.HTTPAddr(), "metrics", metricsAt,
 		"tls", cfg.TLSMode(),
-		"store", "bbolt", "data", cfg.DataPath, "key_file", keyring.PathFor(cfg.DataPath),
+	}
+	// The store as configured: the bbolt file, or the etcd cluster and
+	// prefix (then DataPath is unused); the key file either way.
+	if cfg.Store == StoreEtcd {
+		attrs = append(attrs, "store", "etcd", "etcd_endpoints", strings.Join(cfg.Etcd.Endpoints, ","), "etcd_prefix", cfg.etcdPrefix())
+	} else {
+		attrs = append(attrs, "store", "bbolt", "data", cfg.DataPath)
+	}
+	attrs = append(attrs, "key_file", cfg.keyFile(),
 		"org_id", org.ID, "org_name", org.Name, "issuer", cfg.IssuerURL,
 		"auth_token_ttl", cfg.AuthTokenTTL.String(), "pulsar_audience", cfg.PulsarAudience,
 		"pulsar_token_limit", cfg.PulsarTokenLimit,
-		"usage_flush_interval", cfg.UsageFlushInterval.String(), "gc_interval", cfg.GCInterval.String(),
-	}
+		"usage_flush_interval", cfg.UsageFlushInterval.String(), "gc_interval", cfg.GCInterval.String())
 	if cfg.BootstrapFile != "" {
 		attrs = append(attrs, "bootstrap_file", cfg.BootstrapFile)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,12 @@ func auditActor(ctx context.Context, kind, id string) {
 type refusedAudit struct {
 	ch      chan store.AuditEvent
 	dropped atomic.Int64
+	// flushing serialises flushes: a flush that finds the queue empty
+	// while another flush is still writing what it drained must wait for
+	// that write, or it would return before events queued ahead of its
+	// call are stored (the periodic flush and Shutdown's, or a test's, may
+	// overlap).
+	flushing sync.Mutex
 }
 
 const refusedAuditBuffer = 10_000
@@ -60,8 +67,11 @@ func (b *Broker) RecordRefused(ev store.AuditEvent) {
 }
 
 // FlushAudit writes the queued events of refused calls, in batches of up
-// to 1000, until the queue is empty.
+// to 1000, until the queue is empty. When it returns nil, every event
+// queued before the call is stored, also when another flush ran meanwhile.
 func (b *Broker) FlushAudit(ctx context.Context) error {
+	b.refused.flushing.Lock()
+	defer b.refused.flushing.Unlock()
 	if n := b.refused.dropped.Swap(0); n > 0 {
 		b.log.WarnContext(ctx, "audit buffer full: refused-call events dropped", "count", n)
 	}

@@ -11,8 +11,9 @@ import (
 )
 
 // RecoverCommand is how an operator gets back in without any live
-// Organization Administrator token (offline, against the data file).
-const RecoverCommand = "tokenbroker admin recover --data PATH"
+// Organization Administrator token: offline against the bbolt file, or
+// against the etcd prefix with the installation's key file (docs/backup.md).
+const RecoverCommand = "tokenbroker admin recover --data PATH (on etcd: tokenbroker admin recover --store etcd --etcd-endpoints ... --key-file ...)"
 
 // deleteToken deletes t. Deleting a token with the Organization
 // Administrator role is refused with KindFailedPrecondition (409) when it
@@ -37,7 +38,7 @@ func (b *Broker) deleteToken(ctx context.Context, t store.Token) error {
 func lastOrgAdmin(clientID string) error {
 	return &Error{Kind: KindFailedPrecondition, Msg: fmt.Sprintf(
 		"token %q is the last live Organization Administrator token; deleting it would lock everyone out of managing the organization. "+
-			"Create another Organization Administrator token first. (Without any, stop the broker and run: %s)", clientID, RecoverCommand)}
+			"Create another Organization Administrator token first. (Without any, run: %s)", clientID, RecoverCommand)}
 }
 
 // refuseRevokingEveryOrgAdmin fails with KindFailedPrecondition before a

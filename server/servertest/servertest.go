@@ -9,6 +9,13 @@
 //
 // Logs are discarded unless the WithLog option is given or the environment
 // variable TOKENBROKER_TEST_LOG is non-empty; then they go to t.Log at Debug.
+//
+// The backend is bbolt unless the environment variable TOKENBROKER_TEST_STORE
+// is "etcd": then every Env gets a fresh key prefix on one real etcd member
+// shared by the test binary (store/etcd/etcdtest; a test binary stops it
+// with StopShared from TestMain). The same suites thus run over both
+// backends; a test that is about one backend's files says so with
+// RequireBolt.
 package servertest
 
 import (
@@ -24,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +42,51 @@ import (
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/store/etcd/etcdtest"
 )
+
+// StoreEnv is the environment variable selecting every Env's backend:
+// "" or "bolt" for a bbolt file in the test's temporary directory, "etcd"
+// for a fresh key prefix on the etcd member shared by the test binary.
+const StoreEnv = "TOKENBROKER_TEST_STORE"
+
+// Backend returns the backend the Envs of this run use: server.StoreBolt
+// or server.StoreEtcd. Any other value of StoreEnv panics, so that a typo
+// cannot silently run the bbolt pass twice.
+func Backend() string {
+	switch v := os.Getenv(StoreEnv); v {
+	case "", server.StoreBolt:
+		return server.StoreBolt
+	case server.StoreEtcd:
+		return server.StoreEtcd
+	default:
+		panic(fmt.Sprintf("servertest: %s=%q: want %q or %q", StoreEnv, v, server.StoreBolt, server.StoreEtcd))
+	}
+}
+
+// OnEtcd reports whether the Envs of this run use the etcd backend.
+func OnEtcd() bool { return Backend() == server.StoreEtcd }
+
+// RequireBolt skips the test on the etcd pass; why says what makes the test
+// specific to bbolt (and, where one exists, which test covers etcd).
+func RequireBolt(t testing.TB, why string) {
+	t.Helper()
+	if OnEtcd() {
+		t.Skip("bbolt only: " + why)
+	}
+}
+
+// StopShared stops the etcd member shared by the Envs of this test binary,
+// if one was started: call it from TestMain after m.Run.
+func StopShared() { etcdtest.StopShared() }
+
+var etcdPrefixes atomic.Int64
+
+// freshEtcdPrefix returns a key prefix no other Env of this run uses (the
+// process ID keeps runs against one long-lived member apart too).
+func freshEtcdPrefix() string {
+	return fmt.Sprintf("/servertest-%d-%d/", os.Getpid(), etcdPrefixes.Add(1))
+}
 
 // DefaultStart is where every Env's clock starts: far from the wall clock
 // (so a test that accidentally relies on time.Now fails visibly) and with
@@ -131,8 +183,16 @@ type Env struct {
 	// Server is the running server; nil while stopped.
 	Server *server.Server
 
-	Dir           string // the temporary directory holding the data
-	DataPath      string // the bbolt file; the key file is DataPath+".key"
+	Dir string // the temporary directory holding the data
+	// DataPath is the bbolt file; the key file is DataPath+".key" on
+	// either backend (on etcd no file is at DataPath itself).
+	DataPath string
+	// Store is the backend: server.StoreBolt or server.StoreEtcd. On etcd,
+	// EtcdEndpoint and EtcdPrefix say where the data is; StoredData reads
+	// it on either backend.
+	Store         string
+	EtcdEndpoint  string
+	EtcdPrefix    string
 	BootstrapFile string // "" unless WithBootstrapFile
 	OrgName       string
 
@@ -181,8 +241,13 @@ func Start(t testing.TB, opts ...Option) *Env {
 		Dir:      dir,
 		DataPath: filepath.Join(dir, "data", "tokenbroker.db"),
 		OrgName:  o.orgName,
+		Store:    Backend(),
 		opts:     o,
 		client:   &http.Client{Timeout: 30 * time.Second},
+	}
+	if e.Store == server.StoreEtcd {
+		e.EtcdEndpoint = etcdtest.Shared(t).Endpoint
+		e.EtcdPrefix = freshEtcdPrefix()
 	}
 	if o.bootstrapFile {
 		e.BootstrapFile = filepath.Join(dir, "bootstrap.json")
@@ -227,6 +292,10 @@ func (e *Env) config() server.Config {
 		Now:           e.Clock.Now,
 		Sleep:         e.Sleeps.sleep,
 	}
+	if e.Store == server.StoreEtcd {
+		cfg.Store = server.StoreEtcd
+		cfg.Etcd = server.EtcdConfig{Endpoints: []string{e.EtcdEndpoint}, Prefix: e.EtcdPrefix}
+	}
 	for _, fn := range e.opts.configure {
 		fn(&cfg)
 	}
@@ -244,6 +313,22 @@ func (e *Env) start() error {
 	if err != nil {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("gRPC client: %w", err)
+	}
+	if e.Store == server.StoreEtcd {
+		// Over a shared store the background jobs (garbage collection,
+		// scheduled key rotation) run only on the broker holding the
+		// election; the lone broker of an Env wins it within moments. Tests
+		// that call Broker().CollectGarbage expect it to do its work, as it
+		// does at once on bbolt, so the start waits for the win.
+		for !srv.LeadsBackgroundJobs() {
+			select {
+			case <-ctx.Done():
+				_ = conn.Close()
+				_ = srv.Shutdown(context.Background())
+				return fmt.Errorf("the broker did not win the background-job election: %w", ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
 	e.Server = srv
 	e.Conn = conn

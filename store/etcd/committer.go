@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -137,7 +138,11 @@ func (c *committer) run() {
 				break drain
 			}
 		}
+		start := time.Now()
 		c.commit(batch)
+		if c.s.opts.OnCommit != nil {
+			c.s.opts.OnCommit(len(batch), time.Since(start))
+		}
 		clear(batch)
 	}
 }
@@ -236,8 +241,9 @@ func (c *committer) attempt(live []*writeReq) (rest []*writeReq, conflict bool) 
 		}
 		return live, true
 	}
+	s.noteWritten(resp.Header.Revision) // later reads here wait for it (rlockCurrent)
 	if err := s.waitRev(ctx, resp.Header.Revision); err != nil {
-		// Committed, but this process may not read it yet: still success.
+		// Committed, so success; reads here wait until the mirror has it.
 		s.log.Warn("write committed but the local mirror lags", "revision", resp.Header.Revision, "err", err.Error())
 	}
 	answer()

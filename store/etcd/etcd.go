@@ -92,6 +92,13 @@ type Options struct {
 	// (election.go): how long a dead leader's jobs wait for a successor;
 	// 0 means DefaultElectionTTL. Whole seconds.
 	ElectionTTL time.Duration
+	// OnCommit, if set, is called after every group commit with the number
+	// of writes in the batch and how long the batch took (running the write
+	// functions, the etcd transactions, and the local mirror applying
+	// them; retries after conflicts included). It runs on the committer
+	// goroutine: it must be quick and must not write to the store. For
+	// metrics, like store/bolt's Options.OnCommit.
+	OnCommit func(batch int, took time.Duration)
 }
 
 // DefaultStaleAfter is the default Options.StaleAfter: a replica cut off
@@ -127,6 +134,11 @@ type Store struct {
 	progressc        chan struct{}
 	progressDone     chan struct{}
 	progressRequests atomic.Int64
+	// written is the highest revision this process committed. Reads wait
+	// until the mirror has applied it (rlockCurrent): a write that
+	// returned is visible to every later read here even when the mirror
+	// lagged past the write's own wait.
+	written atomic.Int64
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -276,9 +288,45 @@ func (s *Store) view(fn func(*Tx) error) error {
 	if err := s.Stale(); err != nil {
 		return err
 	}
-	s.m.mu.RLock()
+	if err := s.rlockCurrent(); err != nil {
+		return err
+	}
 	defer s.m.mu.RUnlock()
 	return fn(newReadTx(s.m.tree, s.m.rev))
+}
+
+// rlockCurrent takes the mirror's read lock once the mirror has applied
+// every write this process committed: read-your-writes on one broker. A
+// write normally returns only after its own revision is applied, so this
+// waits only after a write whose wait for the mirror timed out (it was
+// committed, so it answered success). If the mirror does not catch up
+// within CallTimeout the read fails closed (store.ErrUnavailable) rather
+// than answer from a view older than a write it acknowledged.
+func (s *Store) rlockCurrent() error {
+	for {
+		s.m.mu.RLock()
+		w := s.written.Load()
+		if s.m.rev >= w {
+			return nil
+		}
+		s.m.mu.RUnlock()
+		ctx, cancel := context.WithTimeout(s.bg, s.opts.CallTimeout)
+		err := s.waitRev(ctx, w)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("etcd: the local view lacks this broker's own write: %v: %w", err, store.ErrUnavailable)
+		}
+	}
+}
+
+// noteWritten records a revision this process committed (see written).
+func (s *Store) noteWritten(rev int64) {
+	for {
+		cur := s.written.Load()
+		if rev <= cur || s.written.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 // etcdErr wraps an etcd client error so that no etcd type escapes the

@@ -11,3 +11,7 @@ func MirrorRev(s *Store) int64 { rev, _ := s.m.current(); return rev }
 
 // ProgressRequests counts the progress notifications s has asked for.
 func ProgressRequests(s *Store) int64 { return s.progressRequests.Load() }
+
+// NoteWritten makes s believe it committed revision rev, as after a write
+// whose wait for the mirror timed out.
+func NoteWritten(s *Store, rev int64) { s.noteWritten(rev) }

@@ -41,7 +41,9 @@ func (b backend) BeginRead() (kv.Tx, error) {
 	if err := b.s.Stale(); err != nil { // fail closed on a view too old (changes.go)
 		return nil, err
 	}
-	b.s.m.mu.RLock()
+	if err := b.s.rlockCurrent(); err != nil {
+		return nil, err
+	}
 	return newReadTx(b.s.m.tree, b.s.m.rev), nil
 }
 
@@ -56,8 +58,12 @@ func (b backend) GetValue(bucket []byte, key string) ([]byte, bool, error) {
 	if err := b.s.Stale(); err != nil {
 		return nil, false, err
 	}
-	v, ok := b.s.m.get(string(bucket) + "/" + key)
-	return v, ok, nil
+	if err := b.s.rlockCurrent(); err != nil {
+		return nil, false, err
+	}
+	it, ok := b.s.m.tree.Get(item{key: string(bucket) + "/" + key})
+	b.s.m.mu.RUnlock()
+	return it.val, ok, nil
 }
 
 // The committer validates and appends the audit event of a write

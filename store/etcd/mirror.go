@@ -59,14 +59,6 @@ func (m *mirror) snapshot() (*btree.BTreeG[item], int64) {
 	return m.tree.Clone(), m.rev
 }
 
-// get returns the value under key (without prefix), read under the lock.
-func (m *mirror) get(key string) ([]byte, bool) {
-	m.mu.RLock()
-	it, ok := m.tree.Get(item{key: key})
-	m.mu.RUnlock()
-	return it.val, ok
-}
-
 // current returns the applied revision and a channel closed when it next
 // advances.
 func (m *mirror) current() (int64, <-chan struct{}) {

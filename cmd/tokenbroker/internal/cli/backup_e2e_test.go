@@ -21,6 +21,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/servertest"
+	"github.com/tokenbroker/tokenbroker/store/etcd/etcdtest"
 )
 
 // startOn starts a broker on an existing data file (servertest always
@@ -83,6 +84,7 @@ func verifies(t *testing.T, conn *grpc.ClientConn, orgID, token string) bool {
 // and finds that every token acknowledged before the backup began
 // verifies.
 func TestBackupUnderLoadThenRestore(t *testing.T) {
+	servertest.RequireBolt(t, "online backup and restore copy a bbolt file; on etcd back up with etcdctl snapshot save (docs/storage.md)")
 	env := servertest.Start(t)
 	r := newRunner(t, env)
 
@@ -180,6 +182,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestRestoreRefusals: a foreign key file, a damaged backup, a running
 // broker and a file that is no backup are refused, and nothing changes.
 func TestRestoreRefusals(t *testing.T) {
+	servertest.RequireBolt(t, "restore replaces a bbolt file; on etcd restore with etcdctl snapshot restore (docs/storage.md)")
 	env := servertest.Start(t)
 	r := newRunner(t, env)
 	tok := env.CreateToken(t, env.AdminToken, policy.RWSvcAcctID)
@@ -283,6 +286,7 @@ func TestBackupNeedsOrgWrite(t *testing.T) {
 // an Organization Administrator token that works after the restart and is
 // in the audit log; refused with a foreign key file.
 func TestAdminRecover(t *testing.T) {
+	servertest.RequireBolt(t, "admin recover opens the bbolt file offline; on etcd see docs/storage.md (break-glass on etcd)")
 	env := servertest.Start(t)
 	r := newRunner(t, env)
 
@@ -339,5 +343,64 @@ func TestVersion(t *testing.T) {
 	}
 	if res := r.ok("version"); !strings.Contains(res.stdout, "commit") {
 		t.Fatalf("version:\n%s", res.stdout)
+	}
+}
+
+// TestAdminRecoverEtcd: on an etcd prefix, admin recover mints an
+// Organization Administrator token while the broker keeps running; the
+// broker accepts it as soon as its watch delivers the write, it is in the
+// audit log, and a foreign key file is refused before anything is written.
+func TestAdminRecoverEtcd(t *testing.T) {
+	srv, err := etcdtest.Start()
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	const prefix = "/recover/"
+	env := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Store = server.StoreEtcd
+		c.Etcd = server.EtcdConfig{Endpoints: []string{srv.Endpoint}, Prefix: prefix}
+	}))
+	r := newRunner(t, env)
+	keyFile := env.DataPath + ".key" // the broker's key file (servertest keeps it beside DataPath)
+	etcdFlags := []string{"admin", "recover", "--store", "etcd", "--etcd-endpoints", srv.Endpoint, "--etcd-prefix", prefix}
+
+	r.fails(2, "--key-file", etcdFlags...)
+	foreign := filepath.Join(t.TempDir(), "foreign.key")
+	other := make([]byte, 32)
+	rand.Read(other)
+	if err := os.WriteFile(foreign, []byte(base64.StdEncoding.EncodeToString(other)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.fails(1, "does not belong", append(etcdFlags, "--key-file", foreign)...)
+	r.fails(1, "holds no organization", "admin", "recover", "--store", "etcd", "--etcd-endpoints", srv.Endpoint, "--etcd-prefix", "/empty/", "--key-file", keyFile)
+
+	var cred struct {
+		ClientID string   `json:"clientId"`
+		Token    string   `json:"token"`
+		OrgID    string   `json:"orgId"`
+		Roles    []string `json:"roles"`
+	}
+	r.jsonOf(&cred, append(etcdFlags, "--key-file", keyFile)...)
+	if cred.OrgID != env.OrgID || len(cred.Roles) != 1 || cred.Roles[0] != policy.OrganizationAdministratorID {
+		t.Fatalf("admin recover = %+v", cred)
+	}
+	// Another process wrote it: the running broker sees it once its watch
+	// delivers the change (milliseconds; bounded here generously).
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+cred.Token)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := env.Tokens.CreateToken(ctx, &tbv1.CreateTokenRequest{Roles: []string{policy.OrganizationAdministratorID}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running broker never accepted the recovered token: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res := r.ok("audit", "list")
+	if !strings.Contains(res.stdout, "Admin.Recover") || !strings.Contains(res.stdout, "token:"+cred.ClientID) {
+		t.Fatalf("no audit event for the recovery:\n%s", res.stdout)
 	}
 }

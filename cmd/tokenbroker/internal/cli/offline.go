@@ -60,7 +60,11 @@ func heldByBroker(path string) bool {
 // checkKey loads the key file beside dataPath and verifies that it belongs
 // to org, whose KeyCheck is a MAC under that key.
 func checkKey(dataPath string, org store.Organization, what string) (*keyring.Keyring, error) {
-	keyPath := keyring.PathFor(dataPath)
+	return checkKeyFile(keyring.PathFor(dataPath), org, what)
+}
+
+// checkKeyFile is checkKey for a key file at keyPath (--key-file).
+func checkKeyFile(keyPath string, org store.Organization, what string) (*keyring.Keyring, error) {
 	keys, _, err := keyring.Load(keyPath, false, nil)
 	if errors.Is(err, keyring.ErrNoKeyFile) {
 		return nil, fmt.Errorf("refused: key file %s not found. %s needs the key file of organization %s: put the key file that belongs to this database (backed up separately) at %s first", keyPath, what, org.ID, keyPath)
@@ -226,65 +230,133 @@ func readOrg(path string) (store.Organization, error) {
 }
 
 func (a *app) adminCommand() *cobra.Command {
-	return group("admin", "Break-glass operations on the data file (broker stopped)",
-		`  tokenbroker admin recover --data /var/lib/tokenbroker/tokenbroker.db`,
+	return group("admin", "Break-glass operations on the store (bbolt: broker stopped)",
+		`  tokenbroker admin recover --data /var/lib/tokenbroker/tokenbroker.db
+  tokenbroker admin recover --store etcd --etcd-endpoints etcd-1:2379 --key-file /etc/tokenbroker/tokenbroker.key`,
 		a.adminRecoverCommand())
+}
+
+// recoverTarget is where admin recover mints its token: the bbolt file (and
+// its <data>.key), or an etcd prefix and the installation's key file.
+type recoverTarget struct {
+	store, data, keyFile string
+	etcd                 server.EtcdConfig
 }
 
 func (a *app) adminRecoverCommand() *cobra.Command {
 	var (
-		data        string
+		target      recoverTarget
+		endpoints   string
 		description string
 	)
 	c := &cobra.Command{
-		Use:   "recover --data PATH",
-		Short: "Mint a new Organization Administrator token offline (when no admin token is left)",
+		Use:   "recover --data PATH | --store etcd --etcd-endpoints LIST --key-file PATH",
+		Short: "Mint a new Organization Administrator token in the store (when no admin token is left)",
 		Long: `Break-glass recovery: mint a new Organization Administrator token directly
-in the data file, for when every admin token is lost or deleted. Needs the
-data file and its key file (<PATH>.key), and refuses while a broker holds
-the file: stop the broker, run this, start the broker again.
+in the store, for when every admin token is lost or deleted.
+
+On bbolt (the default) it needs the data file and its key file
+(<PATH>.key, or --key-file), and refuses while a broker holds the file:
+stop the broker, run this, start the broker again.
+
+On etcd (--store etcd, with the same --etcd-* flags and --key-file as the
+brokers) the brokers may keep running: the token is written in one guarded
+etcd transaction (it fails rather than overwrite anything), and every broker
+sees it within moments through its watch. The key file must be the
+installation's: it is checked against the organization first.
 
 The token is printed once (with a warning on stderr), stored only as a
 keyed hash like every token, and the recovery is recorded in the audit log
 (action Admin.Recover, actor "operator:<os user>@<host>").`,
 		Example: `  systemctl stop tokenbroker
   tokenbroker admin recover --data /var/lib/tokenbroker/tokenbroker.db
-  systemctl start tokenbroker`,
+  systemctl start tokenbroker
+
+  tokenbroker admin recover --store etcd --etcd-endpoints https://etcd-1:2379 \
+    --etcd-cacert ca.pem --etcd-cert client.pem --etcd-key client-key.pem \
+    --key-file /etc/tokenbroker/tokenbroker.key`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, _ []string) error {
-			return a.recoverAdmin(ctx, data, description)
+			if endpoints != "" {
+				target.etcd.Endpoints = strings.Split(endpoints, ",")
+			}
+			return a.recoverAdmin(ctx, target, description)
 		}),
 	}
-	a.dataFlag(c, &data)
+	a.dataFlag(c, &target.data)
+	f := c.Flags()
+	f.StringVar(&target.store, "store", a.envOr("TOKENBROKER_STORE", server.StoreBolt), "store backend: bolt (the --data file) or etcd (env TOKENBROKER_STORE)")
+	f.StringVar(&target.keyFile, "key-file", a.envOr("TOKENBROKER_KEY_FILE", ""), "the installation's key file (default <data>.key; required with --store etcd; env TOKENBROKER_KEY_FILE)")
+	f.StringVar(&endpoints, "etcd-endpoints", a.envOr("TOKENBROKER_ETCD_ENDPOINTS", ""), "etcd client endpoints, comma-separated (env TOKENBROKER_ETCD_ENDPOINTS)")
+	f.StringVar(&target.etcd.Prefix, "etcd-prefix", a.envOr("TOKENBROKER_ETCD_PREFIX", "/tokenbroker/"), "etcd key prefix of the installation (env TOKENBROKER_ETCD_PREFIX)")
+	f.StringVar(&target.etcd.CACert, "etcd-cacert", a.envOr("TOKENBROKER_ETCD_CACERT", ""), "PEM CA certificate verifying the etcd members")
+	f.StringVar(&target.etcd.Cert, "etcd-cert", a.envOr("TOKENBROKER_ETCD_CERT", ""), "PEM client certificate for etcd")
+	f.StringVar(&target.etcd.Key, "etcd-key", a.envOr("TOKENBROKER_ETCD_KEY", ""), "PEM client key for etcd")
 	c.Flags().StringVarP(&description, "description", "d", "break-glass Organization Administrator token (tokenbroker admin recover)", "the new token's description")
 	return c
 }
 
-func (a *app) recoverAdmin(ctx context.Context, data, description string) error {
-	if data == "" {
-		return usagef("--data must not be empty")
+// openRecoverStore opens the store admin recover writes to and says where
+// its key file is and how to name the store in messages.
+func (a *app) openRecoverStore(ctx context.Context, tg recoverTarget) (st store.Store, keyFile, name string, err error) {
+	switch tg.store {
+	case "", server.StoreBolt:
+		data := tg.data
+		if data == "" {
+			return nil, "", "", usagef("--data must not be empty")
+		}
+		if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", "", fmt.Errorf("no data file at %s (a fresh broker creates its first admin token at its first start)", data)
+		} else if err != nil {
+			return nil, "", "", err
+		}
+		b, err := bolt.Open(data, bolt.Options{LockTimeout: lockWait, Logger: slog.New(slog.DiscardHandler)})
+		if errors.Is(err, bolt.ErrLocked) {
+			return nil, "", "", errBrokerRunning(data)
+		}
+		if err != nil {
+			return nil, "", "", err
+		}
+		keyFile = tg.keyFile
+		if keyFile == "" {
+			keyFile = keyring.PathFor(data)
+		}
+		return b, keyFile, data, nil
+	case server.StoreEtcd:
+		if len(tg.etcd.Endpoints) == 0 {
+			return nil, "", "", usagef("--store etcd needs --etcd-endpoints")
+		}
+		if tg.keyFile == "" {
+			return nil, "", "", usagef("--store etcd needs --key-file: the installation's key file, as the brokers have it")
+		}
+		name = fmt.Sprintf("etcd prefix %s", tg.etcd.Prefix)
+		// Opening never creates the key file; only its directory must exist.
+		if _, err := os.Stat(tg.keyFile); err != nil {
+			return nil, "", "", fmt.Errorf("refused: key file %s: %w. Recovery needs the installation's key file (the one the brokers use)", tg.keyFile, err)
+		}
+		e, err := server.OpenStore(ctx, server.Config{Store: server.StoreEtcd, Etcd: tg.etcd, KeyFile: tg.keyFile})
+		if err != nil {
+			return nil, "", "", err
+		}
+		return e, tg.keyFile, name, nil
 	}
-	if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no data file at %s (a fresh broker creates its first admin token at its first start)", data)
-	} else if err != nil {
-		return err
-	}
-	st, err := bolt.Open(data, bolt.Options{LockTimeout: lockWait, Logger: slog.New(slog.DiscardHandler)})
-	if errors.Is(err, bolt.ErrLocked) {
-		return errBrokerRunning(data)
-	}
+	return nil, "", "", usagef("--store %q: want %q or %q", tg.store, server.StoreBolt, server.StoreEtcd)
+}
+
+func (a *app) recoverAdmin(ctx context.Context, tg recoverTarget, description string) error {
+	st, keyFile, name, err := a.openRecoverStore(ctx, tg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	org, err := st.GetOrganization(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s holds no organization: start the broker once, which creates the first admin token", data)
+		return fmt.Errorf("%s holds no organization: start the broker once, which creates the first admin token", name)
 	}
 	if err != nil {
 		return err
 	}
-	keys, err := checkKey(data, org, "recovery")
+	keys, err := checkKeyFile(keyFile, org, "recovery")
 	if err != nil {
 		return err
 	}
@@ -309,6 +381,9 @@ func (a *app) recoverAdmin(ctx context.Context, data, description string) error 
 		Time: now, ActorKind: "operator", ActorID: operator(),
 		Action: "Admin.Recover", TargetKind: "token", TargetID: t.ClientID, Outcome: broker.AuditSuccess,
 		Detail: "break-glass recovery: Organization Administrator token minted offline",
+	}
+	if tg.store == server.StoreEtcd {
+		ev.Detail = "break-glass recovery: Organization Administrator token minted directly in etcd"
 	}
 	if err := st.CreateToken(store.WithAudit(ctx, ev), t); err != nil {
 		return fmt.Errorf("create the token: %w", err)
