@@ -1774,3 +1774,35 @@ func TestPulsarRestart(t *testing.T) {
 	}
 	peVerifyRS256(t, env, "token issued after restart", r3.JWT, oidc.keyfunc, issuer, "pulsar", true)
 }
+
+// TestPruneKeepsFreshlyRetiredKey: a retired key that signs no live token
+// is still kept for a margin after its retirement (a replica whose view
+// lags may sign with it for a moment), then unpublished.
+func TestPruneKeepsFreshlyRetiredKey(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t)
+	ctx := context.Background()
+	gc := func() {
+		t.Helper()
+		if _, err := env.Server.Broker().CollectGarbage(ctx, 0); err != nil {
+			t.Fatalf("CollectGarbage: %v", err)
+		}
+	}
+	peCreateTenant(t, env, "plain", "hs256") // its tokens use no signing key
+	var k1 string
+	for kid := range peFetchOIDC(t, env).keys {
+		k1 = kid
+	}
+	if _, err := env.Pulsar.RotateSigningKey(env.GRPCCtx(env.AdminToken), &tbv1.RotateSigningKeyRequest{}); err != nil {
+		t.Fatalf("RotateSigningKey: %v", err)
+	}
+	gc()
+	if peFetchOIDC(t, env).keys[k1] == nil {
+		t.Fatalf("%s unpublished at once after its retirement", k1)
+	}
+	env.Clock.Advance(3 * time.Minute)
+	gc()
+	if keys := peFetchOIDC(t, env).keys; keys[k1] != nil || len(keys) != 1 {
+		t.Errorf("JWKS %v still holds %s minutes after its retirement with no token", keys, k1)
+	}
+}

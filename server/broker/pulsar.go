@@ -309,20 +309,32 @@ func (b *Broker) rotateSigningKeyOnSchedule(ctx context.Context) error {
 	return err
 }
 
+// signingKeyPruneMargin is how long a retired signing key is kept even when
+// no live token names it (see pruneSigningKeys): far above a replica's
+// staleness bound and a call's timeout.
+const signingKeyPruneMargin = 2 * time.Minute
+
 // pruneSigningKeys removes retired keys that no live token was signed with.
 // It runs on the GC timer, so its idle cost must not grow with the number of
 // tokens: with no retired key (the normal state) it is one short read, no
 // token scan and no write; while retired keys remain, the scan stops as soon
 // as every one of them is known to be in use, and nothing is written unless
 // a key can go.
+//
+// Only keys retired at least signingKeyPruneMargin ago are candidates: a
+// replica whose view of the store lags (by at most its staleness bound,
+// seconds) may still sign with a key another replica has just retired, and
+// that token's record must be in the store before the scan that decides
+// the key is unused. A key retired after the read below is never dropped.
 func (b *Broker) pruneSigningKeys(ctx context.Context) error {
 	keys, err := b.st.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
+	now := b.now()
 	retired := map[string]bool{}
 	for _, k := range keys {
-		if !k.RetiredAt.IsZero() {
+		if !k.RetiredAt.IsZero() && now.Sub(k.RetiredAt) >= signingKeyPruneMargin {
 			retired[k.Kid] = true
 		}
 	}
@@ -333,7 +345,6 @@ func (b *Broker) pruneSigningKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := b.now()
 	inUse := map[string]bool{}
 scan:
 	for _, t := range tenants {
@@ -358,7 +369,7 @@ scan:
 		pruned = 0
 		keep := cur[:0]
 		for _, k := range cur {
-			if k.RetiredAt.IsZero() || inUse[k.Kid] {
+			if !retired[k.Kid] || inUse[k.Kid] {
 				keep = append(keep, k)
 			} else {
 				pruned++
