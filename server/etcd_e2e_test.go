@@ -58,7 +58,7 @@ func freshEtcdPrefix() string {
 func onEtcd(endpoint, prefix string) servertest.Option {
 	return servertest.WithConfig(func(c *server.Config) {
 		c.Store = server.StoreEtcd
-		c.Etcd = server.EtcdConfig{Endpoints: []string{endpoint}, Prefix: prefix}
+		c.Etcd = server.EtcdConfig{Endpoints: []string{endpoint}, Prefix: prefix, StaleAfter: servertest.EtcdStaleAfter}
 	})
 }
 
@@ -211,7 +211,7 @@ func etcdServerConfig(t *testing.T, endpoint, prefix, keyFile string) server.Con
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		DataPath: filepath.Join(t.TempDir(), "unused.db"), KeyFile: keyFile,
 		Store:  server.StoreEtcd,
-		Etcd:   server.EtcdConfig{Endpoints: []string{endpoint}, Prefix: prefix},
+		Etcd:   server.EtcdConfig{Endpoints: []string{endpoint}, Prefix: prefix, StaleAfter: servertest.EtcdStaleAfter},
 		Logger: slog.New(slog.DiscardHandler), BootstrapOut: io.Discard,
 	}
 }

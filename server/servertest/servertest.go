@@ -276,6 +276,13 @@ func Start(t testing.TB, opts ...Option) *Env {
 	return e
 }
 
+// EtcdStaleAfter is the staleness bound of test brokers on etcd. These
+// tests exercise behaviour, not the bound (server/clustertest tests that,
+// with a short one): on a CPU-starved machine running every test binary at
+// once, the freshness check can run seconds late, and the default bound
+// would then refuse reads the test expects to succeed.
+const EtcdStaleAfter = 30 * time.Second
+
 func (e *Env) config() server.Config {
 	logger := slog.New(slog.DiscardHandler)
 	if e.logw != nil {
@@ -294,7 +301,7 @@ func (e *Env) config() server.Config {
 	}
 	if e.Store == server.StoreEtcd {
 		cfg.Store = server.StoreEtcd
-		cfg.Etcd = server.EtcdConfig{Endpoints: []string{e.EtcdEndpoint}, Prefix: e.EtcdPrefix}
+		cfg.Etcd = server.EtcdConfig{Endpoints: []string{e.EtcdEndpoint}, Prefix: e.EtcdPrefix, StaleAfter: EtcdStaleAfter}
 	}
 	for _, fn := range e.opts.configure {
 		fn(&cfg)
