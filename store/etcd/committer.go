@@ -241,9 +241,13 @@ func (c *committer) attempt(live []*writeReq) (rest []*writeReq, conflict bool) 
 		}
 		return live, true
 	}
-	s.noteWritten(resp.Header.Revision) // later reads here wait for it (rlockCurrent)
 	if err := s.waitRev(ctx, resp.Header.Revision); err != nil {
-		// Committed, so success; reads here wait until the mirror has it.
+		// Committed, so success; later reads here wait until the mirror
+		// has it (rlockCurrent). Only then: in the normal case the wait
+		// above already made it visible, and a read must not wait for
+		// other callers' writes still in flight (the Check path would
+		// stall behind every concurrent write's watch round trip).
+		s.noteWritten(resp.Header.Revision)
 		s.log.Warn("write committed but the local mirror lags", "revision", resp.Header.Revision, "err", err.Error())
 	}
 	answer()

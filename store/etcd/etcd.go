@@ -134,10 +134,10 @@ type Store struct {
 	progressc        chan struct{}
 	progressDone     chan struct{}
 	progressRequests atomic.Int64
-	// written is the highest revision this process committed. Reads wait
-	// until the mirror has applied it (rlockCurrent): a write that
-	// returned is visible to every later read here even when the mirror
-	// lagged past the write's own wait.
+	// written is the highest revision this process committed whose wait
+	// for the mirror timed out (it was committed, so it answered success).
+	// Reads wait until the mirror has applied it (rlockCurrent), so a
+	// write that returned is visible to every later read here.
 	written atomic.Int64
 }
 
@@ -250,7 +250,7 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 	if err != nil {
 		return etcdErr("load", err)
 	}
-	s.m.replace(t)
+	s.m.replace(t, rev)
 	s.m.progress(rev)
 	s.markFresh(time.Now())
 	go s.watchLoop(rev)
@@ -306,7 +306,7 @@ func (s *Store) rlockCurrent() error {
 	for {
 		s.m.mu.RLock()
 		w := s.written.Load()
-		if s.m.rev >= w {
+		if s.m.applied >= w {
 			return nil
 		}
 		s.m.mu.RUnlock()

@@ -43,8 +43,14 @@ func newTree() *btree.BTreeG[item] { return btree.NewG(32, itemLess) }
 type mirror struct {
 	mu      sync.RWMutex
 	tree    *btree.BTreeG[item]
-	rev     int64         // every change up to rev has been applied
+	rev     int64         // every change up to rev has been applied, and seen by the change feed
 	changed chan struct{} // closed (and replaced) whenever rev advances
+	// applied is the revision the tree holds, which runs ahead of rev
+	// while the change feed is being told of the latest events (see
+	// apply). Read-your-writes waits on it, not on rev: a subscriber that
+	// reads the store during that delivery must not wait for the delivery
+	// it is part of.
+	applied int64
 }
 
 func newMirror() *mirror {
@@ -68,6 +74,7 @@ func (m *mirror) current() (int64, <-chan struct{}) {
 }
 
 func (m *mirror) advanceLocked(rev int64) {
+	m.applied = max(m.applied, rev)
 	if rev > m.rev {
 		m.rev = rev
 		close(m.changed)
@@ -78,9 +85,10 @@ func (m *mirror) advanceLocked(rev int64) {
 // replace swaps in a freshly loaded tree (after a compaction). Like
 // apply, it leaves the revision to the caller (progress), so that the
 // change feed runs in between.
-func (m *mirror) replace(t *btree.BTreeG[item]) {
+func (m *mirror) replace(t *btree.BTreeG[item], rev int64) {
 	m.mu.Lock()
 	m.tree = t
+	m.applied = max(m.applied, rev)
 	m.mu.Unlock()
 }
 
@@ -106,6 +114,7 @@ func (m *mirror) apply(events []*clientv3.Event, strip int) (last int64) {
 		}
 		last = ev.Kv.ModRevision
 	}
+	m.applied = max(m.applied, last)
 	return last
 }
 
@@ -199,7 +208,7 @@ func (s *Store) watchLoop(rev int64) {
 			if err != nil {
 				s.log.Warn("reloading the mirror failed; retrying", "err", err.Error())
 			} else {
-				s.m.replace(t)
+				s.m.replace(t, r)
 				s.reloads.Add(1)
 				s.publish([]store.Change{{Kind: store.ChangeAll}})
 				s.m.progress(r)
