@@ -31,7 +31,7 @@ type rpcMetrics struct {
 type methodMetrics struct {
 	started, received, sent prometheus.Counter
 	seconds                 prometheus.Observer
-	handled                 [codes.Unauthenticated + 1]prometheus.Counter // by code
+	handled                 [codes.Unauthenticated + 1]prometheus.Counter // by code; nil: resolve per call
 	labels                  [3]string                                     // type, service, method
 	vecs                    *rpcMetrics
 }
@@ -64,15 +64,18 @@ func (r *rpcMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{r.started, r.handled, r.received, r.sent, r.seconds}
 }
 
-// resolve builds the handles of one method (creating its series at zero).
-func (r *rpcMetrics) resolve(typ, service, method string) *methodMetrics {
+// resolve builds the handles of one method (creating its series at zero);
+// withCodes also resolves (creates) its handled series of every code.
+func (r *rpcMetrics) resolve(typ, service, method string, withCodes bool) *methodMetrics {
 	m := &methodMetrics{labels: [3]string{typ, service, method}, vecs: r}
 	m.started = r.started.WithLabelValues(typ, service, method)
 	m.received = r.received.WithLabelValues(typ, service, method)
 	m.sent = r.sent.WithLabelValues(typ, service, method)
 	m.seconds = r.seconds.WithLabelValues(typ, service, method)
-	for c := range m.handled {
-		m.handled[c] = r.handled.WithLabelValues(typ, service, method, codes.Code(c).String())
+	if withCodes {
+		for c := range m.handled {
+			m.handled[c] = r.handled.WithLabelValues(typ, service, method, codes.Code(c).String())
+		}
 	}
 	return m
 }
@@ -81,7 +84,7 @@ func (r *rpcMetrics) resolve(typ, service, method string) *methodMetrics {
 func (r *rpcMetrics) initialize(s *grpc.Server) {
 	for service, info := range s.GetServiceInfo() {
 		for _, mi := range info.Methods {
-			r.methods["/"+service+"/"+mi.Name] = r.resolve(methodType(mi.IsClientStream, mi.IsServerStream), service, mi.Name)
+			r.methods["/"+service+"/"+mi.Name] = r.resolve(methodType(mi.IsClientStream, mi.IsServerStream), service, mi.Name, true)
 		}
 	}
 }
@@ -93,12 +96,12 @@ func (r *rpcMetrics) lookup(fullMethod, typ string) *methodMetrics {
 		return m
 	}
 	service, method := splitMethod(fullMethod)
-	return r.resolve(typ, service, method)
+	return r.resolve(typ, service, method, false)
 }
 
 func (m *methodMetrics) done(err error, took time.Duration) {
 	code := status.Code(err)
-	if int(code) < len(m.handled) {
+	if int(code) < len(m.handled) && m.handled[code] != nil {
 		m.handled[code].Inc()
 	} else {
 		m.vecs.handled.WithLabelValues(m.labels[0], m.labels[1], m.labels[2], code.String()).Inc()
