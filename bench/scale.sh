@@ -12,7 +12,11 @@
 # end (END_CREATES, default 2,000, which stay in the store); Check (application token) req/s and p99 at c=50; server RSS and
 # RssAnon; data file size; start-up time (process start to GET /healthz
 # 200); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
-# the first page of each list route, and the whole unpaged token list.
+# the first page of each list route, and each whole list: application tokens,
+# users, Pulsar tokens (unpaged, streamed) and databases (walked with
+# pageSize=1000). Each store also holds LIST_ITEMS database users, Pulsar
+# tokens of one tenant, and databases (default: a quarter of its tokens, at
+# most 5,000; users cost an argon2id hash each).
 # Nothing passes or fails on time. The table is also written to
 # bench/results/scale-<UTC timestamp>.txt (git-ignored).
 #
@@ -27,6 +31,7 @@ small=1000
 idle=${IDLE_SECONDS:-65}
 check_duration=${CHECK_DURATION:-10s}
 end_creates=${END_CREATES:-2000} # creates timed after the fill (they stay in the store)
+list_items() { if [[ -n ${LIST_ITEMS:-} ]]; then echo "$LIST_ITEMS"; else local q=$(($1 / 4)); echo $((q < 5000 ? q : 5000)); fi; }
 rw_role=b4ed0e9e-67e8-47b6-8b58-c6629be961a9 # "R/W Svc Acct" default role
 bin=$root/tools/bin
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tokenbroker-scale.XXXXXX")
@@ -110,13 +115,25 @@ measure_store() {
     -H 'Content-Type: application/json' -d "{\"roles\":[\"$rw_role\"]}"
   local cid secret app
   cid=$(jget "$dir/app.json" clientId); secret=$(jget "$dir/app.json" secret); app=$(jget "$dir/app.json" token)
-  log "store $n: $((n / 10)) auth tokens, $((n / 100)) Pulsar tokens"
+  local items pulsar
+  items=$(list_items "$n")
+  pulsar=$((n / 100 > items ? n / 100 : items))
+  log "store $n: $((n / 10)) auth tokens, $pulsar Pulsar tokens, $items users, $items databases"
   "${g[@]}" --call tokenbroker.v1.AuthService/CreateAuthToken -d "{\"username\":\"$cid\",\"password\":\"$secret\"}" \
     -n $((n / 10)) "$grpc" >"$dir/auth.json" || true
   curl -sS -o /dev/null -X POST "http://$http/v2/streaming/tenants" -H "Authorization: Bearer $admin" \
     -H 'Content-Type: application/json' -d '{"tenantName":"scale","clusterName":"c1","cloudProvider":"aws","cloudRegion":"useast1"}'
   "${g[@]}" --call tokenbroker.v1.PulsarTokenService/CreatePulsarToken -d '{"tenant":"scale"}' \
-    -n $((n / 100)) "$grpc" >"$dir/pulsar.json" || true
+    -n "$pulsar" "$grpc" >"$dir/pulsar.json" || true
+  "${g[@]}" --call tokenbroker.v1.AuthService/CreateUser \
+    -d "{\"username\":\"user-{{.RequestNumber}}\",\"password\":\"scale-password-123\",\"roles\":[\"$rw_role\"]}" \
+    -n "$items" "$grpc" >"$dir/users.json" || true
+  read -r rps p99 errs < <(ghzsum "$dir/users.json")
+  ((errs == 0)) || log "store $n: $errs failed user creates"
+  "${g[@]}" --call tokenbroker.v1.DatabaseService/CreateDatabase -d '{"name":"db-{{.RequestNumber}}"}' \
+    -n "$items" "$grpc" >"$dir/databases.json" || true
+  read -r rps p99 errs < <(ghzsum "$dir/databases.json")
+  ((errs == 0)) || log "store $n: $errs failed database creates"
   "${g[@]}" --call tokenbroker.v1.TokenService/CreateToken -d "{\"roles\":[\"$rw_role\"],\"description\":\"scale\"}" \
     -n "$end_creates" "$grpc" >"$dir/create-end.json" || true
   read -r rps p99 errs < <(ghzsum "$dir/create-end.json")
@@ -131,15 +148,37 @@ measure_store() {
   row "Check req/s (app token, c=50)" "$n" "$rps"
   row "Check p99 (ms)" "$n" "$(python3 -c "print(f'{$p99*1e3:.2f}')")"
 
-  for route in "/v2/clientIdSecrets?pageSize=100" "/v2/organizations/users" "/v2/streaming/tenants/scale/tokens" \
-    "/v2/databases" "/v2/audit/events?pageSize=100"; do
-    t=$(curl -sS -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $admin" "http://$http$route")
+  # Each figure is the median of 5 requests (the machine may be shared).
+  local r
+  for route in "/v2/clientIdSecrets?pageSize=100" "/v2/organizations/users?pageSize=100" \
+    "/v2/streaming/tenants/scale/tokens?pageSize=100" "/v2/databases?pageSize=100" "/v2/databases" \
+    "/v2/audit/events?pageSize=100"; do
+    t=$(for r in 1 2 3 4 5; do curl -sS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $admin" "http://$http$route"; done |
+      sort -n | sed -n 3p)
     row "first page GET $route (ms)" "$n" "$(python3 -c "print(f'{$t*1e3:.1f}')")"
   done
-  read -r t size code < <(curl -sS -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
-    -H "Authorization: Bearer $admin" "http://$http/v2/clientIdSecrets")
-  row "whole list GET /v2/clientIdSecrets (s)" "$n" "$t (HTTP $code)"
-  row "whole list size (MB)" "$n" "$(python3 -c "print(f'{$size/1e6:.1f}')")"
+  for route in /v2/clientIdSecrets /v2/organizations/users /v2/streaming/tenants/scale/tokens; do
+    read -r t size code < <(curl -sS -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
+      -H "Authorization: Bearer $admin" "http://$http$route")
+    row "whole list GET $route (s)" "$n" "$t (HTTP $code)"
+    row "whole list GET $route (MB)" "$n" "$(python3 -c "print(f'{$size/1e6:.2f}')")"
+  done
+  # Databases have Astra's own bounded page: the whole list is a page walk.
+  row "whole list /v2/databases walked with pageSize=1000 (s)" "$n" "$(python3 - "http://$http" "$admin" <<'PY'
+import json, sys, time, urllib.parse, urllib.request
+base, tok = sys.argv[1], sys.argv[2]
+t0, token, count = time.monotonic(), "", 0
+while True:
+    q = "pageSize=1000" + ("&pageToken=" + urllib.parse.quote(token) if token else "")
+    req = urllib.request.Request(f"{base}/v2/databases?{q}", headers={"Authorization": f"Bearer {tok}"})
+    body = json.load(urllib.request.urlopen(req))
+    count += len(body["databases"])
+    token = body["nextPageToken"]
+    if not token:
+        break
+print(f"{time.monotonic() - t0:.3f} ({count} databases)")
+PY
+)"
 
   local rss anon
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
@@ -149,7 +188,7 @@ measure_store() {
 
   stop_broker
   row "data file (MB)" "$n" "$(($(stat -c %s "$dir/tb.db") / 1000000))"
-  row "file bytes per stored token (all kinds, audit included)" "$n" "$(($(stat -c %s "$dir/tb.db") / (n + n / 10 + n / 100 + end_creates + 1)))"
+  row "file bytes per stored token (all kinds, audit included)" "$n" "$(($(stat -c %s "$dir/tb.db") / (n + n / 10 + pulsar + 3 * items + end_creates + 1)))"
   row "start-up to /healthz 200 (s)" "$n" "$(start_broker "$dir")"
   local before after
   before=$(cpu_ticks "$pid")
@@ -166,7 +205,7 @@ mkdir -p bench/results
 report=bench/results/scale-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
   echo "tokenbroker scale run: $(date -u +%FT%TZ), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "stores: $small and $big application tokens (plus /10 auth tokens, /100 Pulsar tokens); ghz c=64 for creates"
+  echo "stores: $small and $big application tokens (plus /10 auth tokens; $(list_items "$small") and $(list_items "$big") users, databases, Pulsar tokens (at least /100)); ghz c=64 for creates"
   python3 - "$results" "$small" "$big" <<'PY'
 import sys
 path, small, big = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -153,6 +153,25 @@ func TestLastOrgAdminTokenCannotBeDeleted(t *testing.T) {
 	if code, _, _ := env.REST(t, "DELETE", "/v2/clientIdSecrets/"+other.ClientId, second.Token, nil); code != 200 {
 		t.Fatalf("deleting a service token: %d", code)
 	}
+	// A bulk revocation of the role by a user (whose own credential is no
+	// such token) would delete every one: refused before deleting any.
+	third := env.CreateToken(t, second.Token, policy.OrganizationAdministratorID)
+	env.CreateUser(t, second.Token, "org.admin", "org-Admin-Passw0rd", policy.OrganizationAdministratorID)
+	user := env.Login(t, "org.admin", "org-Admin-Passw0rd")
+	code, body, _ = env.REST(t, "POST", "/v2/clientIdSecrets/revoke", user, map[string]any{"role": policy.OrganizationAdministratorID})
+	if code != http.StatusConflict || !bytes.Contains(body, []byte("nothing was revoked")) {
+		t.Fatalf("revoking every admin token in bulk: %d %s", code, body)
+	}
+	for _, tok := range []string{second.Token, third.Token} {
+		if code, _, _ := env.REST(t, "GET", "/v2/currentOrg", tok, nil); code != 200 {
+			t.Fatalf("admin token after a refused bulk revocation: %d", code)
+		}
+	}
+	// Revoked by one of them, the others go and the caller's stays.
+	code, body, _ = env.REST(t, "POST", "/v2/clientIdSecrets/revoke", third.Token, map[string]any{"role": policy.OrganizationAdministratorID})
+	if code != 200 || !bytes.Contains(body, []byte(second.ClientId)) {
+		t.Fatalf("revoking the other admin tokens: %d %s", code, body)
+	}
 }
 
 func TestRESTJSONIsCompact(t *testing.T) {

@@ -649,6 +649,9 @@ func (s *Server) closeResources() {
 				l.Close()
 			}
 		}
+		if s.broker != nil {
+			s.broker.Close() // its view stops following the store
+		}
 		if s.store != nil {
 			if err := s.store.Close(); err != nil {
 				s.log.Warn("close store", "err", err)

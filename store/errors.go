@@ -24,4 +24,8 @@ var (
 	// current (a shared store's local view fell behind its bound); the
 	// call may succeed later.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrLastHolder: the delete would remove the last live token holding
+	// a role that must keep one (DeleteTokenKeepingRole); nothing was
+	// deleted.
+	ErrLastHolder = errors.New("last live holder of the role")
 )

@@ -37,17 +37,20 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context, w io.Writer) (int64, error)
 }
 
-// ChangeNotifier is implemented by backends that several broker processes
-// share (store/etcd): it tells a process about records written by any
-// process, so that what the broker keeps in memory beside the store (the
-// compiled roles, the signing keys, the token policy, the metered
-// databases) follows other processes' writes. It is optional: a backend
-// only one process opens (store/bolt) has no other writers to report.
+// ChangeNotifier is every backend's change feed: it tells a process about
+// the records written to the store, so that what is kept in memory beside
+// the store (server/view: the compiled roles, the signing keys, the token
+// policy, the metered databases) follows every write. store/bolt reports
+// its own commits (only one process opens the file); store/etcd reports its
+// watch, which carries the writes of every process sharing the store.
 type ChangeNotifier interface {
 	// Subscribe calls fn with the changes of each committed batch, in
-	// commit order, after the store's own reads already return them. fn
-	// runs on the backend's update path: it must be quick and must not
-	// write to the store or wait for anything that does. After a reload
+	// commit order, after the store's own reads already return them, and
+	// before any write of this process that made them returns to its
+	// caller: a subscriber that refreshes what it keeps from fn is current
+	// for the next call after a write (read-your-writes). fn runs on the
+	// backend's update path: it must be quick, may read the store, and
+	// must not write to it or wait for anything that does. After a reload
 	// of the whole store (the backend lost track of single changes), fn is
 	// called once with a Change of kind ChangeAll. cancel stops the calls.
 	Subscribe(fn func([]Change)) (cancel func())
@@ -65,8 +68,9 @@ type Change struct {
 // ChangeKind names the kind of record a Change concerns.
 type ChangeKind string
 
-// Change kinds. Kinds nobody caches beside the store are reported as
-// ChangeOther.
+// Change kinds: one per kind of record. Index entries are not reported
+// (they change in the same transaction as their record). ChangeOther is
+// reserved for kinds a backend cannot name.
 const (
 	ChangeAll          ChangeKind = "all" // everything may have changed
 	ChangeOrganization ChangeKind = "organization"
@@ -181,6 +185,16 @@ type Store interface {
 	// removed. It may work in several transactions: after an error, some
 	// tokens may be removed, and the count says how many.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
+	// DeleteTokenKeepingRole is DeleteToken guarded so that it never
+	// removes the last token holding role that is live at now: when the
+	// token holds role and is live, another live token holding role (the
+	// witness, found in the same transaction) must exist, and the delete
+	// commits only if the witness is still there, unchanged, when it does;
+	// otherwise it returns ErrLastHolder and deletes nothing. Two such
+	// deletes racing on the last two holders (in one process or in
+	// several sharing the store) therefore never both succeed. A token
+	// that does not hold role, or is expired, is deleted as by DeleteToken.
+	DeleteTokenKeepingRole(ctx context.Context, clientID, role string, now time.Time) error
 
 	// CreateUser stores a database user. ErrAlreadyExists if the ID or the
 	// username is taken (usernames are unique, compared exactly); an error
@@ -199,6 +213,12 @@ type Store interface {
 	// DeleteUser removes a user and, in the same transaction, every auth
 	// token minted from it. ErrNotFound if absent.
 	DeleteUser(ctx context.Context, id string) error
+	// ListUsersPage returns up to limit users with usernames greater than
+	// after (bytewise), in username order, and the username to continue
+	// after ("" when there are no more). limit <= 0 means 100. Paging with
+	// the returned cursor visits every user that existed throughout
+	// exactly once.
+	ListUsersPage(ctx context.Context, after string, limit int) (users []User, next string, err error)
 
 	// CreateAuthToken stores an authorization token. Its principal (the
 	// application token or user named by PrincipalKind/PrincipalID) must
@@ -259,6 +279,12 @@ type Store interface {
 	// before now and returns how many it removed. It may work in several
 	// transactions: after an error the count says how many were removed.
 	DeleteExpiredPulsarTokens(ctx context.Context, now time.Time) (int, error)
+	// ListPulsarTokensPage returns up to limit tokens of tenant that come
+	// after the position after, in ListPulsarTokens' order (IssuedAt, then
+	// ID), and the position to continue after (zero when there are no
+	// more). A zero after starts at the first token; limit <= 0 means 100.
+	// Paging visits every token that existed throughout exactly once.
+	ListPulsarTokensPage(ctx context.Context, tenant string, after PulsarTokenPosition, limit int) (tokens []PulsarToken, next PulsarTokenPosition, err error)
 
 	// SigningKeys returns the stored signing keys, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -285,6 +311,11 @@ type Store interface {
 	// GetDatabaseUsage returns a database's usage in one month ("2026-11");
 	// zero usage for a month without any. ErrNotFound for an unknown database.
 	GetDatabaseUsage(ctx context.Context, id, month string) (Usage, error)
+	// ListDatabasesPage returns up to limit databases with IDs greater
+	// than after, in ID order, and the ID to continue after ("" when there
+	// are no more). limit <= 0 means 100. Paging visits every database that
+	// existed throughout exactly once.
+	ListDatabasesPage(ctx context.Context, after string, limit int) (dbs []Database, next string, err error)
 
 	// PutNamespaceStats stores the latest reported statistics of each
 	// namespace (replacing the previous report), in one transaction. Every
@@ -394,6 +425,21 @@ type PulsarToken struct {
 // Expired reports whether the token's expiry is at or before now.
 func (t PulsarToken) Expired(now time.Time) bool {
 	return !t.Expiry.IsZero() && !t.Expiry.After(now)
+}
+
+// PulsarTokenPosition is a place in a tenant's token order: just after the
+// token with this IssuedAt and ID. The zero value is the start.
+type PulsarTokenPosition struct {
+	IssuedAt time.Time
+	ID       string
+}
+
+// IsZero reports whether p is the start of the order.
+func (p PulsarTokenPosition) IsZero() bool { return p.ID == "" && p.IssuedAt.IsZero() }
+
+// Position is the place just after t in its tenant's token order.
+func (t PulsarToken) Position() PulsarTokenPosition {
+	return PulsarTokenPosition{IssuedAt: t.IssuedAt, ID: t.ID}
 }
 
 // SigningKey is a JWT signing key pair. The private key is stored only

@@ -14,6 +14,7 @@ import (
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/paging"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -59,6 +60,11 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *tbv1.ListAuditEvents
 	out := &tbv1.ListAuditEventsResponse{Events: make([]*tbv1.AuditEvent, 0, len(events)), NextPageToken: next}
 	for _, ev := range events {
 		out.Events = append(out.Events, toProto(ev))
+	}
+	// An event may carry kilobytes: a full page of large ones is cut so
+	// that the message stays far below grpc's receive limit.
+	if n := paging.Fit(out.Events); n < len(out.Events) {
+		out.Events, out.NextPageToken = out.Events[:n], broker.AuditPageToken(events[n-1].Seq)
 	}
 	return out, nil
 }

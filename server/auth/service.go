@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -19,6 +20,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/paging"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -141,8 +143,19 @@ func (s *Service) CreateUser(ctx context.Context, req *tbv1.CreateUserRequest) (
 	return &tbv1.CreateUserResponse{User: s.userToProto(u)}, nil
 }
 
-func (s *Service) ListUsers(ctx context.Context, _ *tbv1.ListUsersRequest) (*tbv1.ListUsersResponse, error) {
-	users, err := s.b.ListUsers(ctx)
+// ListUsers answers one page of users in username order (the rule of
+// server/paging); over REST, a request without paging parameters is
+// answered with every user by the gateway, page by page.
+func (s *Service) ListUsers(ctx context.Context, req *tbv1.ListUsersRequest) (*tbv1.ListUsersResponse, error) {
+	size, err := paging.Size(req.GetPageSize())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	after, err := paging.Decode(userPageKind, req.GetPageToken())
+	if err != nil || (after != nil && !utf8.Valid(after)) {
+		return nil, s.fail(ctx, paging.Invalid())
+	}
+	users, next, err := s.b.ListUsersPage(ctx, string(after), size)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -151,8 +164,15 @@ func (s *Service) ListUsers(ctx context.Context, _ *tbv1.ListUsersRequest) (*tbv
 	for _, u := range users {
 		out.Users = append(out.Users, s.userToProto(u))
 	}
+	if n := paging.Fit(out.Users); n < len(out.Users) {
+		out.Users, next = out.Users[:n], users[n-1].Username
+	}
+	out.NextPageToken = paging.Encode(userPageKind, []byte(next))
 	return out, nil
 }
+
+// userPageKind tags the user list's page tokens (they hold a username).
+const userPageKind = "u1"
 
 func (s *Service) GetUser(ctx context.Context, req *tbv1.GetUserRequest) (*tbv1.GetUserResponse, error) {
 	u, err := s.b.GetUser(ctx, req.GetUserId())

@@ -113,12 +113,13 @@ func (b *Broker) ListAuditEvents(ctx context.Context, from, to time.Time, pageTo
 	}
 	next := ""
 	if len(events) == size {
-		next = seqToken(events[len(events)-1].Seq)
+		next = AuditPageToken(events[len(events)-1].Seq)
 	}
 	return events, next, nil
 }
 
-func seqToken(seq uint64) string {
+// AuditPageToken is the page token that continues the audit log after seq.
+func AuditPageToken(seq uint64) string {
 	var buf [8]byte
 	binary.BigEndian.PutUint64(buf[:], seq)
 	return base64.RawURLEncoding.EncodeToString(buf[:])

@@ -98,17 +98,17 @@ func (b *Broker) authenticateAuthToken(ctx context.Context, tok string) (*Princi
 	now := b.now()
 	key := string(mac)
 	last := at.LastUsed
-	if mem := b.authUse.lastUsed(key); mem.After(last) {
+	if mem := b.view.AuthTokenUse.LastUsed(key); mem.After(last) {
 		last = mem
 	}
 	if now.Sub(last) >= b.authTTL || (!at.Expiry.IsZero() && !at.Expiry.After(now)) {
 		return nil, authRefused()
 	}
-	b.authUse.touch(key, now) // the sliding expiry: valid for TTL after this use
+	b.view.AuthTokenUse.Touch(key, now) // the sliding expiry: valid for TTL after this use
 	return &Principal{
 		Kind: at.PrincipalKind, ID: at.PrincipalID, OrgID: at.OrgID, Roles: at.Roles,
 		Credential: CredentialAuthToken, authTokenMAC: mac,
-		perms: b.roles.setFor(at.Roles),
+		perms: b.view.Permissions(at.Roles),
 	}, nil
 }
 
@@ -231,7 +231,9 @@ func (b *Broker) RevokeAuthToken(ctx context.Context, caller *Principal) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) { // already gone: the goal is met
 		return fmt.Errorf("revoke auth token: %w", err)
 	}
-	b.authUse.forget(string(caller.authTokenMAC))
+	// The view drops its last-use entry when the feed reports the
+	// deletion; a token already gone reports nothing, so drop it here too.
+	b.view.AuthTokenUse.Forget(string(caller.authTokenMAC))
 	return nil
 }
 
@@ -286,7 +288,7 @@ func (b *Broker) check(ctx context.Context, cred, action, resource, clientAddr s
 	if err == nil {
 		// Usage metering: an allowed Check on a database is a read or a
 		// write by its action; a refused one an error. In memory only.
-		b.meter.record(resource, action, res.Allowed, b.now())
+		b.view.Meter.Record(resource, action, res.Allowed, b.now())
 	}
 	return res, err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/password"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/throttle"
+	"github.com/tokenbroker/tokenbroker/server/view"
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
@@ -62,19 +63,27 @@ type Config struct {
 }
 
 // Broker implements the domain operations. Safe for concurrent use.
+//
+// Everything it keeps beside the store (compiled roles, signing keys, the
+// token policy, the metered databases, last-use times and usage counts) is
+// in one place, view: a cached view of the store that every backend keeps
+// current from its own change feed (server/view). The broker reads through
+// it on every backend alike.
 type Broker struct {
-	st    store.Store
+	st    store.Store // the view: uncached calls go straight to the store
+	view  *view.View
 	mac   *credential.MAC
 	org   store.Organization
 	log   *slog.Logger
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration)
-	roles *roleCache
-	usage *usageTracker // application tokens' last use
+	// roleWrites serializes this process's role writes, so that the
+	// name-uniqueness check (checkNameFree) and the write are race-free
+	// within a process.
+	roleWrites sync.Mutex
 
 	authMAC    *credential.MAC
 	authTTL    time.Duration
-	authUse    *usageTracker // authorization tokens' last use: their sliding expiry
 	passwords  *password.Hasher
 	logins     *throttle.Limiter // refuses: per (username, address) and per address
 	loginUsers *throttle.Limiter // slows only: per username
@@ -82,24 +91,17 @@ type Broker struct {
 
 	pulsar    PulsarConfig
 	pulsarMAC *credential.MAC
-	keys      *signing
-	policy    *tokenPolicy // the organization's lifetime policy for new tokens
 
-	meter   *meter        // database usage counted from Checks
 	refused *refusedAudit // audit events of refused calls, written in the background
 	obs     Observer
 
-	orgAdminDeletes sync.Mutex // see refuseLastOrgAdmin
-
-	leading     func() bool
-	shared      bool   // the store is shared with other brokers (changes.go)
-	unsubscribe func() // stops the change feed; nil without one
+	leading func() bool
 }
 
 // DefaultAuthTokenTTL is Stargate's default idle lifetime of an auth token.
 const DefaultAuthTokenTTL = 30 * time.Minute
 
-// New builds a broker and loads the role cache.
+// New builds a broker and loads its view of the store.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Store == nil || cfg.MAC == nil || cfg.AuthMAC == nil || cfg.PulsarMAC == nil || cfg.Passwords == nil || cfg.Org.ID == "" {
 		return nil, errors.New("broker: Store, MAC, AuthMAC, PulsarMAC, Passwords and Org are required")
@@ -134,48 +136,35 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
+	v, err := view.Open(ctx, cfg.Store, view.Config{
+		OrgID: cfg.Org.ID, SealKey: cfg.Pulsar.SealKey, Logger: cfg.Logger,
+		WriteAction: func(action string) bool { return writeActions[action] },
+	})
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
-		st: cfg.Store, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep,
-		roles: newRoleCache(cfg.Org.ID),
-		usage: newUsageTracker(appTokenUseGranularity),
+		st: v, view: v, mac: cfg.MAC, org: cfg.Org, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep,
 
 		authMAC: cfg.AuthMAC, authTTL: cfg.AuthTokenTTL,
-		authUse:    newUsageTracker(authTokenUseGranularity),
 		passwords:  cfg.Passwords,
 		logins:     cfg.LoginThrottle,
 		loginUsers: cfg.LoginUserThrottle,
 		checks:     cfg.CheckThrottle,
 
-		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, keys: &signing{}, policy: &tokenPolicy{},
-		meter: &meter{dbPrefix: policy.DatabaseDRN(cfg.Org.ID, "")}, refused: newRefusedAudit(),
+		pulsar: cfg.Pulsar, pulsarMAC: cfg.PulsarMAC, refused: newRefusedAudit(),
 		obs: cfg.Observer, leading: cfg.Leading,
-	}
-	b.policy.set(cfg.Org.TokenPolicy)
-	// Subscribed before loading, so that no change made by another broker
-	// between the loads and the subscription is missed.
-	b.subscribe()
-	if err := b.reloadRoles(ctx); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("load roles: %w", err)
-	}
-	if b.shared {
-		if err := b.reloadOrg(ctx); err != nil {
-			b.Close()
-			return nil, fmt.Errorf("load organization: %w", err)
-		}
 	}
 	if err := b.ensureSigningKey(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
-	dbs, err := b.st.ListDatabases(ctx)
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("load databases: %w", err)
-	}
-	b.meter.loadKnown(dbs)
 	return b, nil
 }
+
+// Close stops the view following the store's change feed. The store
+// itself is the caller's to close.
+func (b *Broker) Close() { b.view.Stop() }
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) {
@@ -260,33 +249,20 @@ func (b *Broker) authenticateAppToken(ctx context.Context, bearer string) (*Prin
 	if !b.mac.Verify(bearer, t.SecretMAC) || t.Expired(now) {
 		return nil, refused()
 	}
-	b.usage.touch(clientID, now)
+	b.view.TokenUse.Touch(clientID, now)
 	return &Principal{
 		Kind:       store.PrincipalApplicationToken,
 		ID:         t.ClientID,
 		OrgID:      t.OrgID,
 		Roles:      t.Roles,
 		Credential: CredentialAppToken,
-		perms:      b.roles.setFor(t.Roles),
+		perms:      b.view.Permissions(t.Roles),
 	}, nil
 }
 
-// FlushUsage persists last-use times recorded since the previous flush.
-func (b *Broker) FlushUsage(ctx context.Context) error {
-	if pending := b.usage.pending(); len(pending) > 0 {
-		if err := b.st.RecordTokenUse(ctx, pending); err != nil {
-			return fmt.Errorf("flush token use: %w", err)
-		}
-		b.usage.flushed(pending)
-	}
-	if pending := b.authUse.pending(); len(pending) > 0 {
-		if err := b.st.RecordAuthTokenUse(ctx, pending); err != nil {
-			return fmt.Errorf("flush auth token use: %w", err)
-		}
-		b.authUse.flushed(pending)
-	}
-	return b.flushMeter(ctx)
-}
+// FlushUsage persists last-use times and database usage recorded since the
+// previous flush.
+func (b *Broker) FlushUsage(ctx context.Context) error { return b.view.Flush(ctx) }
 
 // CollectGarbage deletes expired application tokens and idle
 // authorization tokens, and forgets in-memory state nobody needs.
@@ -302,7 +278,7 @@ func (b *Broker) FlushUsage(ctx context.Context) error {
 func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (int, error) {
 	now := b.now()
 	if b.leading != nil && !b.leading() {
-		b.authUse.forgetOlderThan(now.Add(-b.authTTL - idleMargin))
+		b.view.AuthTokenUse.ForgetOlderThan(now.Add(-b.authTTL - idleMargin))
 		b.logins.Sweep()
 		b.loginUsers.Sweep()
 		b.checks.Sweep()
@@ -316,7 +292,7 @@ func (b *Broker) CollectGarbage(ctx context.Context, idleMargin time.Duration) (
 	if err != nil {
 		return n + m, fmt.Errorf("delete idle auth tokens: %w", err)
 	}
-	b.authUse.forgetOlderThan(now.Add(-b.authTTL - idleMargin))
+	b.view.AuthTokenUse.ForgetOlderThan(now.Add(-b.authTTL - idleMargin))
 	b.logins.Sweep()
 	b.loginUsers.Sweep()
 	b.checks.Sweep()

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -160,28 +157,21 @@ func (b *Broker) CreateDatabase(ctx context.Context, caller *Principal, in Datab
 		return CreatedDatabase{}, err
 	}
 	auditTarget(ctx, "database", db.ID)
-	b.roles.writeMu.Lock()
-	err = b.st.CreateDatabase(ctx, db, role, tok)
-	if err == nil {
-		b.syncRoles(func() { b.roles.put(role) })
-	}
-	b.roles.writeMu.Unlock()
-	if err != nil {
+	// The view has the role (and meters the database) once this returns.
+	if err := b.st.CreateDatabase(ctx, db, role, tok); err != nil {
 		return CreatedDatabase{}, fmt.Errorf("create database: %w", err)
 	}
-	b.meter.known.Store(db.ID, struct{}{})
 	b.log.InfoContext(ctx, "database created", "database_id", db.ID, "role_id", role.ID, "client_id", tok.ClientID, "by", caller.ID)
 	return CreatedDatabase{Database: db, Token: IssuedToken{Token: tok, Secret: cred.Secret, Bearer: cred.Token}}, nil
 }
 
 // GetDatabase returns a database with its totals, including uses not yet
-// persisted, so the counters match the Checks made so far.
+// persisted (the view merges them), so the counters match the Checks made
+// so far.
 func (b *Broker) GetDatabase(ctx context.Context, id string) (store.Database, error) {
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return store.Database{}, DatabaseNotFound(id)
 	}
-	b.meter.mu.RLock()
-	defer b.meter.mu.RUnlock()
 	db, err := b.st.GetDatabase(ctx, id)
 	if b.caughtUp(ctx, err) {
 		db, err = b.st.GetDatabase(ctx, id)
@@ -192,7 +182,6 @@ func (b *Broker) GetDatabase(ctx context.Context, id string) (store.Database, er
 	if err != nil {
 		return store.Database{}, fmt.Errorf("get database: %w", err)
 	}
-	b.meter.addPending(id, "", &db.Usage)
 	return db, nil
 }
 
@@ -209,7 +198,21 @@ type DatabaseFilter struct {
 	StartingAfter string // "" or a database ID: the page after it
 	Limit         int    // 1..100 when LimitSet; default 25
 	LimitSet      bool
+	// Paged selects paging beyond Astra instead of Limit: at most PageSize
+	// databases (1..MaxDatabasePageSize) after After (a database ID from a
+	// page token) and StartingAfter.
+	Paged    bool
+	PageSize int
+	After    string
 }
+
+// MaxDatabasePageSize bounds PageSize.
+const MaxDatabasePageSize = 1000
+
+// databaseScanPage is how many records each store read of ListDatabases
+// holds: the filters and the caller's permissions apply to each record, so
+// one answer may take several reads, each short.
+const databaseScanPage = 500
 
 // Values of the include parameter (Astra's spec): "nonterminated", "all",
 // or one of these statuses.
@@ -244,6 +247,16 @@ func (f *DatabaseFilter) normalize() error {
 			return err
 		}
 	}
+	if f.Paged {
+		switch {
+		case f.LimitSet:
+			return Invalid("limit: not with pageSize or pageToken (use one kind of paging)")
+		case f.After != "" && validateUUID("pageToken", f.After) != nil:
+			return Invalid("pageToken: not a page token returned by this list")
+		}
+		f.Limit = min(max(f.PageSize, 1), MaxDatabasePageSize)
+		return nil
+	}
 	switch {
 	case !f.LimitSet:
 		f.Limit = defaultDatabasePage
@@ -269,32 +282,35 @@ func (f *DatabaseFilter) matches(db store.Database) bool {
 }
 
 // ListDatabases returns the databases the caller may view that match f, in
-// ID order, at most f.Limit after f.StartingAfter.
-func (b *Broker) ListDatabases(ctx context.Context, caller *Principal, f DatabaseFilter) ([]store.Database, error) {
+// ID order, at most f.Limit after f.StartingAfter (or f.After), and the ID to
+// continue after ("" when no further database matches). It reads the store
+// one bounded page at a time, so an answer costs memory for f.Limit
+// databases whatever the number stored.
+func (b *Broker) ListDatabases(ctx context.Context, caller *Principal, f DatabaseFilter) ([]store.Database, string, error) {
 	if err := f.normalize(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	b.meter.mu.RLock()
-	defer b.meter.mu.RUnlock()
-	all, err := b.st.ListDatabases(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	slices.SortFunc(all, func(x, y store.Database) int { return strings.Compare(x.ID, y.ID) })
-	out := all[:0]
-	for _, db := range all {
-		if len(out) == f.Limit {
-			break
+	after := max(strings.ToLower(f.StartingAfter), f.After)
+	var out []store.Database
+	for {
+		page, next, err := b.st.ListDatabasesPage(ctx, after, databaseScanPage) // with unflushed usage (the view)
+		if err != nil {
+			return nil, "", fmt.Errorf("list databases: %w", err)
 		}
-		if f.StartingAfter != "" && db.ID <= strings.ToLower(f.StartingAfter) {
-			continue
-		}
-		if f.matches(db) && caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
-			b.meter.addPending(db.ID, "", &db.Usage)
+		for _, db := range page {
+			if !f.matches(db) || !caller.Allows("org-db-view", policy.DatabaseDRN(b.org.ID, db.ID)) {
+				continue
+			}
+			if len(out) == f.Limit {
+				return out, out[len(out)-1].ID, nil // one more matches: a next page exists
+			}
 			out = append(out, db)
 		}
+		if next == "" {
+			return out, "", nil
+		}
+		after = next
 	}
-	return out, nil
 }
 
 // TerminateDatabase marks a database terminated. Its token and role stay
@@ -333,145 +349,9 @@ func (b *Broker) DatabaseUsage(ctx context.Context, id, month string) (string, s
 	if _, err := b.GetDatabase(ctx, id); err != nil {
 		return "", store.Usage{}, err
 	}
-	b.meter.mu.RLock()
-	defer b.meter.mu.RUnlock()
-	u, err := b.st.GetDatabaseUsage(ctx, id, month)
+	u, err := b.st.GetDatabaseUsage(ctx, id, month) // with unflushed usage (the view)
 	if err != nil {
 		return "", store.Usage{}, fmt.Errorf("get database usage: %w", err)
 	}
-	b.meter.addPending(id, month, &u)
 	return month, u, nil
-}
-
-// meter counts Checks on database resources in memory: one atomic add per
-// Check, no disk write. FlushUsage persists the counts every flush
-// interval; a crash loses at most that much usage (never a database).
-type meter struct {
-	dbPrefix string   // "drn:astra:org:<org>:db:", built once
-	known    sync.Map // database ID → struct{}: only registered databases are metered
-	pending  sync.Map // meterKey → *meterCounts
-	// mu makes a flush atomic for readers: a flush holds it while it both
-	// persists counts and subtracts them from pending, and a reader holds
-	// it shared while it reads the store and adds pending, so no read sees
-	// a count in both places (or in neither). Check never takes it.
-	mu sync.RWMutex
-}
-
-type meterKey struct {
-	db    string
-	month string // "2006-01"
-}
-
-type meterCounts struct {
-	reads, writes, errors atomic.Int64
-	last                  atomic.Int64 // unix nanos
-}
-
-// loadKnown registers the existing databases at start.
-func (m *meter) loadKnown(dbs []store.Database) {
-	for _, db := range dbs {
-		m.known.Store(db.ID, struct{}{})
-	}
-}
-
-// record counts one Check on resource, if it names a registered database.
-func (m *meter) record(resource, action string, allowed bool, now time.Time) {
-	id, ok := databaseOf(m.dbPrefix, resource)
-	if !ok {
-		return
-	}
-	if _, ok := m.known.Load(id); !ok {
-		return
-	}
-	k := meterKey{db: id, month: now.UTC().Format("2006-01")}
-	v, ok := m.pending.Load(k)
-	if !ok {
-		v, _ = m.pending.LoadOrStore(k, new(meterCounts))
-	}
-	c := v.(*meterCounts)
-	switch {
-	case !allowed:
-		c.errors.Add(1)
-	case writeActions[action]:
-		c.writes.Add(1)
-	default:
-		c.reads.Add(1)
-	}
-	if allowed {
-		n := now.UnixNano()
-		for {
-			old := c.last.Load()
-			if n <= old || c.last.CompareAndSwap(old, n) {
-				break
-			}
-		}
-	}
-}
-
-// databaseOf extracts the database ID from a DRN under prefix
-// (drn:astra:org:<org>:db:<id>[:...]); a wildcard is not a database.
-func databaseOf(prefix, resource string) (string, bool) {
-	if !strings.HasPrefix(resource, prefix) {
-		return "", false
-	}
-	id, _, _ := strings.Cut(resource[len(prefix):], ":")
-	if id == "" || id == "*" {
-		return "", false
-	}
-	return id, true
-}
-
-// addPending adds not-yet-persisted counts of database id (for month, or
-// all months when month is "") to u.
-func (m *meter) addPending(id, month string, u *store.Usage) {
-	m.pending.Range(func(k, v any) bool {
-		key := k.(meterKey)
-		if key.db != id || (month != "" && key.month != month) {
-			return true
-		}
-		c := v.(*meterCounts)
-		u.Reads += c.reads.Load()
-		u.Writes += c.writes.Load()
-		u.Errors += c.errors.Load()
-		if n := c.last.Load(); n != 0 && time.Unix(0, n).After(u.LastUsage) {
-			u.LastUsage = time.Unix(0, n).UTC()
-		}
-		return true
-	})
-}
-
-// flush persists pending counts and subtracts what was persisted (counts
-// added meanwhile stay pending for the next flush).
-func (b *Broker) flushMeter(ctx context.Context) error {
-	// Exclusive: two concurrent flushes would both persist the same counts.
-	b.meter.mu.Lock()
-	defer b.meter.mu.Unlock()
-	var deltas []store.UsageDelta
-	var taken []*meterCounts
-	b.meter.pending.Range(func(k, v any) bool {
-		key, c := k.(meterKey), v.(*meterCounts)
-		d := store.UsageDelta{DatabaseID: key.db, Month: key.month, Usage: store.Usage{
-			Reads: c.reads.Load(), Writes: c.writes.Load(), Errors: c.errors.Load(),
-		}}
-		if n := c.last.Load(); n != 0 {
-			d.LastUsage = time.Unix(0, n).UTC()
-		}
-		if d.Reads != 0 || d.Writes != 0 || d.Errors != 0 {
-			deltas = append(deltas, d)
-			taken = append(taken, c)
-		}
-		return true
-	})
-	if len(deltas) == 0 {
-		return nil
-	}
-	if err := b.st.RecordDatabaseUsage(ctx, deltas); err != nil {
-		return fmt.Errorf("flush database usage: %w", err)
-	}
-	for i, c := range taken {
-		c.reads.Add(-deltas[i].Reads)
-		c.writes.Add(-deltas[i].Writes)
-		c.errors.Add(-deltas[i].Errors)
-	}
-	return nil
 }

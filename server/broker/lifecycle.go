@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
@@ -80,27 +78,8 @@ func FormatLifetime(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 }
 
-// tokenPolicy is the organization's lifetime policy, kept in memory so that
-// creating a token does not read it from the store. The broker is its only
-// writer in a single process (see UpdateTokenPolicy); with a shared store
-// it follows the change feed (changes.go).
-type tokenPolicy struct {
-	mu     sync.Mutex // serializes this process's updates
-	loadMu sync.Mutex // makes each reload from the store atomic
-	p      atomic.Pointer[store.TokenPolicy]
-}
-
-func (t *tokenPolicy) get() store.TokenPolicy {
-	if p := t.p.Load(); p != nil {
-		return *p
-	}
-	return store.TokenPolicy{}
-}
-
-func (t *tokenPolicy) set(p store.TokenPolicy) { t.p.Store(&p) }
-
 // TokenPolicy returns the organization's lifetime policy for new tokens.
-func (b *Broker) TokenPolicy() store.TokenPolicy { return b.policy.get() }
+func (b *Broker) TokenPolicy() store.TokenPolicy { return b.view.TokenPolicy() }
 
 // UpdateTokenPolicy replaces the lifetime policy. Durations as for
 // ParseLifetime; "" means no limit. Existing tokens keep their expiry.
@@ -121,8 +100,6 @@ func (b *Broker) UpdateTokenPolicy(ctx context.Context, caller *Principal, maxTo
 	}
 	p := store.TokenPolicy{MaxTokenLifetime: app, MaxPulsarTokenLifetime: pulsar, UpdatedAt: b.now().UTC(), UpdatedBy: caller.ID}
 	auditTarget(ctx, "token-policy", b.org.ID)
-	b.policy.mu.Lock()
-	defer b.policy.mu.Unlock()
 	org, err := b.st.UpdateOrganization(ctx, func(o store.Organization) (store.Organization, error) {
 		o.TokenPolicy = p
 		return o, nil
@@ -130,7 +107,6 @@ func (b *Broker) UpdateTokenPolicy(ctx context.Context, caller *Principal, maxTo
 	if err != nil {
 		return store.TokenPolicy{}, fmt.Errorf("update token policy: %w", err)
 	}
-	b.syncOrg(func() { b.policy.set(org.TokenPolicy) })
 	b.log.InfoContext(ctx, "token policy updated", "max_token_lifetime", FormatLifetime(app),
 		"max_pulsar_token_lifetime", FormatLifetime(pulsar), "by", caller.ID)
 	return org.TokenPolicy, nil
@@ -140,7 +116,7 @@ func (b *Broker) UpdateTokenPolicy(ctx context.Context, caller *Principal, maxTo
 // asked for (zero: none), or the policy's maximum when none was asked for;
 // one beyond the maximum is refused.
 func (b *Broker) applyTokenPolicy(now, asked time.Time) (time.Time, error) {
-	max := b.policy.get().MaxTokenLifetime
+	max := b.view.TokenPolicy().MaxTokenLifetime
 	if max <= 0 {
 		return asked, nil
 	}
@@ -220,7 +196,7 @@ func (b *Broker) RotateToken(ctx context.Context, caller *Principal, clientID, g
 	if !old.Expiry.IsZero() {
 		expiry = now.Add(old.Expiry.Sub(old.GeneratedOn)).UTC()
 	}
-	if max := b.policy.get().MaxTokenLifetime; max > 0 && (expiry.IsZero() || expiry.After(now.Add(max))) {
+	if max := b.view.TokenPolicy().MaxTokenLifetime; max > 0 && (expiry.IsZero() || expiry.After(now.Add(max))) {
 		expiry = now.Add(max).UTC()
 	}
 	retires := now.Add(g).UTC()
@@ -297,7 +273,7 @@ func (b *Broker) tokenMatcher(f TokenFilter, now time.Time) (tokenMatcher, error
 		return nil, err
 	}
 	if f.Role != "" {
-		if _, ok := b.roles.get(f.Role); !ok {
+		if _, ok := b.view.Role(f.Role); !ok {
 			return nil, Invalid("role: unknown role id %q", truncate(f.Role, 64))
 		}
 	}
@@ -352,6 +328,9 @@ func (b *Broker) RevokeTokens(ctx context.Context, caller *Principal, f TokenFil
 			return nil, err
 		}
 	}
+	if err := b.refuseRevokingEveryOrgAdmin(ctx, toks); err != nil {
+		return nil, err
+	}
 	if dryRun {
 		return toks, nil
 	}
@@ -359,13 +338,16 @@ func (b *Broker) RevokeTokens(ctx context.Context, caller *Principal, f TokenFil
 	for _, t := range toks {
 		auditTarget(ctx, "token", t.ClientID)
 		auditDetail(ctx, "bulk revocation of role "+f.Role)
-		switch err := b.st.DeleteToken(ctx, t.ClientID); {
+		var be *Error
+		switch err := b.deleteToken(ctx, t); {
 		case errors.Is(err, store.ErrNotFound):
 			continue // gone meanwhile
+		case errors.As(err, &be): // the last live administrator: another delete raced the check above
+			be.Msg = fmt.Sprintf("%s (after %d revoked)", be.Msg, len(revoked))
+			return revoked, be
 		case err != nil:
 			return revoked, fmt.Errorf("revoke token %s (after %d revoked): %w", t.ClientID, len(revoked), err)
 		}
-		b.usage.forget(t.ClientID)
 		revoked = append(revoked, t)
 	}
 	b.log.InfoContext(ctx, "application tokens revoked by role", "role_id", f.Role, "count", len(revoked), "by", caller.ID)

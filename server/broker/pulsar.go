@@ -3,13 +3,11 @@ package broker
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -64,62 +62,18 @@ type PulsarConfig struct {
 	KeyRotation time.Duration
 }
 
-// signing holds the signing keys in memory: the active private key, and
-// the public keys still published.
-type signing struct {
-	// loadMu makes each load (read the stored keys, install them) atomic,
-	// so concurrent loads install in the order they read: without it, a
-	// rotation's load could read before another rotation committed and
-	// install after that one's load, leaving a retired key active in
-	// memory after the second rotation had answered.
-	loadMu  sync.Mutex
-	mu      sync.RWMutex
-	kid     string
-	key     *rsa.PrivateKey
-	public  map[string]*rsa.PublicKey
-	jwks    []jose.JSONWebKey // published, newest first
-	nextKid string            // a prepared key: published, not signing yet
-}
-
-func (s *signing) next() (string, *rsa.PublicKey) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.nextKid == "" {
-		return "", nil
-	}
-	return s.nextKid, s.public[s.nextKid]
-}
-
-func (s *signing) active() (string, *rsa.PrivateKey) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.kid, s.key
-}
-
-func (s *signing) publicKey(kid string) *rsa.PublicKey {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.public[kid]
-}
-
 // JWKS returns the published public keys.
 func (b *Broker) JWKS() []jose.JSONWebKey {
-	b.keys.mu.RLock()
-	defer b.keys.mu.RUnlock()
-	return append([]jose.JSONWebKey(nil), b.keys.jwks...)
+	return append([]jose.JSONWebKey(nil), b.view.Keys().JWKS...)
 }
 
 // Issuer returns the iss claim of issued Pulsar tokens.
 func (b *Broker) Issuer() string { return b.pulsar.Issuer }
 
-// ensureSigningKey creates the first signing key if there is none, then
-// loads the keys into memory.
+// ensureSigningKey creates the first signing key if there is none; the
+// view loads it (it loaded any existing ones when it opened).
 func (b *Broker) ensureSigningKey(ctx context.Context) error {
-	keys, err := b.st.SigningKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("read signing keys: %w", err)
-	}
-	if len(keys) == 0 {
+	if len(b.view.Keys().Public) == 0 {
 		k, err := b.newSigningKey()
 		if err != nil {
 			return err
@@ -134,7 +88,20 @@ func (b *Broker) ensureSigningKey(ctx context.Context) error {
 			return fmt.Errorf("create signing key: %w", err)
 		}
 	}
-	return b.loadSigningKeys(ctx)
+	return b.keysLoaded()
+}
+
+// keysLoaded reports, after a write of the signing key set, whether the
+// view could load the result (it reloads from the change feed before the
+// write returns).
+func (b *Broker) keysLoaded() error {
+	if err := b.view.KeysError(); err != nil {
+		return err
+	}
+	if b.view.Keys().Key == nil {
+		return errors.New("no active signing key")
+	}
+	return nil
 }
 
 // newSigningKey generates a key pair outside any transaction (RSA key
@@ -161,51 +128,6 @@ func (b *Broker) newSigningKey() (store.SigningKey, error) {
 		return store.SigningKey{}, err
 	}
 	return store.SigningKey{Kid: kid, Alg: "RS256", PublicDER: der, SealedPrivate: sealed, CreatedAt: b.now().UTC()}, nil
-}
-
-func (b *Broker) loadSigningKeys(ctx context.Context) error {
-	b.keys.loadMu.Lock()
-	defer b.keys.loadMu.Unlock()
-	keys, err := b.st.SigningKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("read signing keys: %w", err)
-	}
-	public := make(map[string]*rsa.PublicKey, len(keys))
-	var jwks []jose.JSONWebKey
-	var activeKid, nextKid string
-	var active *rsa.PrivateKey
-	for i := len(keys) - 1; i >= 0; i-- { // newest first
-		k := keys[i]
-		pub, err := pulsarjwt.ParsePublicDER(k.PublicDER)
-		if err != nil {
-			return fmt.Errorf("signing key %s: %w", k.Kid, err)
-		}
-		public[k.Kid] = pub
-		jwks = append(jwks, pulsarjwt.PublicJWK(k.Kid, pub))
-		if k.Pending {
-			if nextKid == "" {
-				nextKid = k.Kid
-			}
-			continue
-		}
-		if k.RetiredAt.IsZero() && active == nil {
-			der, err := pulsarjwt.Open(b.pulsar.SealKey, k.SealedPrivate, []byte("signing-key:"+k.Kid))
-			if err != nil {
-				return fmt.Errorf("signing key %s cannot be decrypted with this key file: %w", k.Kid, err)
-			}
-			if active, err = pulsarjwt.ParsePrivateKey(der); err != nil {
-				return fmt.Errorf("signing key %s: %w", k.Kid, err)
-			}
-			activeKid = k.Kid
-		}
-	}
-	if active == nil {
-		return errors.New("no active signing key")
-	}
-	b.keys.mu.Lock()
-	b.keys.kid, b.keys.key, b.keys.public, b.keys.jwks, b.keys.nextKid = activeKid, active, public, jwks, nextKid
-	b.keys.mu.Unlock()
-	return nil
 }
 
 // Signing key rotation phases (RotateSigningKey's phase).
@@ -289,7 +211,7 @@ func (b *Broker) newNextKey(ctx context.Context, pending bool) (RotatedKey, erro
 	if err != nil {
 		return RotatedKey{}, unwrapDomain(err, "rotate signing key")
 	}
-	if err := b.loadSigningKeys(ctx); err != nil {
+	if err := b.keysLoaded(); err != nil {
 		return RotatedKey{}, err
 	}
 	state := KeyStateActive
@@ -303,7 +225,7 @@ func (b *Broker) activateNextKey(ctx context.Context) (RotatedKey, error) {
 	now := b.now().UTC()
 	// The audit event is written with the change, so its target is set
 	// before: the prepared key as last loaded (the closure re-checks).
-	if kid, _ := b.keys.next(); kid != "" {
+	if kid, _ := b.view.Keys().Next(); kid != "" {
 		auditTarget(ctx, "signing-key", kid)
 	}
 	var out RotatedKey
@@ -331,7 +253,7 @@ func (b *Broker) activateNextKey(ctx context.Context) (RotatedKey, error) {
 	if err != nil {
 		return RotatedKey{}, unwrapDomain(err, "activate signing key")
 	}
-	if err := b.loadSigningKeys(ctx); err != nil {
+	if err := b.keysLoaded(); err != nil {
 		return RotatedKey{}, err
 	}
 	return out, nil
@@ -449,7 +371,7 @@ scan:
 	}
 	if pruned > 0 {
 		b.log.InfoContext(ctx, "retired signing keys unpublished", "count", pruned)
-		return b.loadSigningKeys(ctx)
+		return b.keysLoaded()
 	}
 	return nil
 }
@@ -628,7 +550,7 @@ func (b *Broker) CreatePulsarToken(ctx context.Context, caller *Principal, in Pu
 	if err != nil {
 		return IssuedPulsarToken{}, err
 	}
-	if max := b.policy.get().MaxPulsarTokenLifetime; max > 0 {
+	if max := b.view.TokenPolicy().MaxPulsarTokenLifetime; max > 0 {
 		switch {
 		case in.Exp == "":
 			ttl = max // no expiry asked for: the organization's maximum
@@ -677,7 +599,8 @@ func (b *Broker) CreatePulsarToken(ctx context.Context, caller *Principal, in Pu
 			return IssuedPulsarToken{}, err
 		}
 	default:
-		kid, key := b.keys.active()
+		keys := b.view.Keys()
+		kid, key := keys.Kid, keys.Key
 		rec.Kid = kid
 		jwt, err = pulsarjwt.SignRS256(key, kid, pulsarjwt.Claims{
 			Sub: in.Role, Iss: b.pulsar.Issuer, Aud: b.pulsar.Audience,
@@ -797,18 +720,6 @@ func (b *Broker) PulsarClaims(t store.PulsarToken) map[string]any {
 	return m
 }
 
-// ListPulsarTokens returns a tenant's tokens.
-func (b *Broker) ListPulsarTokens(ctx context.Context, tenant, cluster string) ([]store.PulsarToken, error) {
-	if _, err := b.GetTenant(ctx, tenant, cluster); err != nil {
-		return nil, err
-	}
-	toks, err := b.st.ListPulsarTokens(ctx, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("list pulsar tokens: %w", err)
-	}
-	return toks, nil
-}
-
 // GetPulsarToken returns one token's record.
 func (b *Broker) GetPulsarToken(ctx context.Context, tenant, cluster, id string) (store.PulsarToken, error) {
 	if _, err := b.GetTenant(ctx, tenant, cluster); err != nil {
@@ -874,13 +785,14 @@ func (b *Broker) TenantTokenKeys(ctx context.Context, tenant, cluster string) (T
 		}
 		return out, nil
 	}
-	kid, key := b.keys.active()
+	keys := b.view.Keys() // one set: the active and next key of one load
+	kid, key := keys.Kid, keys.Key
 	der, err := pulsarjwt.PublicDER(&key.PublicKey)
 	if err != nil {
 		return TenantTokenKeys{}, err
 	}
 	out := TenantTokenKeys{Format: FormatRS256, Kid: kid, PublicDER: der}
-	if nextKid, pub := b.keys.next(); pub != nil {
+	if nextKid, pub := keys.Next(); pub != nil {
 		if out.NextPublicDER, err = pulsarjwt.PublicDER(pub); err != nil {
 			return TenantTokenKeys{}, err
 		}
@@ -920,7 +832,7 @@ func (b *Broker) checkPulsarJWT(ctx context.Context, jwt, resource string) (Chec
 		return invalid, nil
 	}
 	if rec.Kid != "" {
-		pub := b.keys.publicKey(rec.Kid)
+		pub := b.view.Keys().Public[rec.Kid]
 		if pub == nil || tok.Kid != rec.Kid || tok.VerifyRS256(pub) != nil || tok.Claims.TokenID != rec.ID ||
 			tok.Claims.Iss != b.pulsar.Issuer {
 			return invalid, nil

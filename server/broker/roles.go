@@ -72,9 +72,10 @@ func (b *Broker) CreateRole(ctx context.Context, caller *Principal, spec RoleSpe
 		return store.Role{}, err
 	}
 	// Role writes are rare; serializing them makes the name-uniqueness check
-	// and the cache update race-free.
-	b.roles.writeMu.Lock()
-	defer b.roles.writeMu.Unlock()
+	// race-free within this process. (The view has the role once the write
+	// returns.)
+	b.roleWrites.Lock()
+	defer b.roleWrites.Unlock()
 	if err := b.checkNameFree(spec.Name, ""); err != nil {
 		return store.Role{}, err
 	}
@@ -82,7 +83,6 @@ func (b *Broker) CreateRole(ctx context.Context, caller *Principal, spec RoleSpe
 	if err := b.st.CreateRole(ctx, r); err != nil {
 		return store.Role{}, fmt.Errorf("create role: %w", err)
 	}
-	b.syncRoles(func() { b.roles.put(r) })
 	b.log.InfoContext(ctx, "role created", "role_id", r.ID, "name", r.Name, "by", caller.ID)
 	return r, nil
 }
@@ -96,7 +96,7 @@ func (b *Broker) UpdateRole(ctx context.Context, caller *Principal, id string, s
 	// A default role is never changeable, whoever asks: 400 before any
 	// other check (so never a 403 about the new policy).
 	if policy.IsDefaultRoleID(id) {
-		r, _ := b.roles.get(id)
+		r, _ := b.view.Role(id)
 		return store.Role{}, errDefaultRole(r)
 	}
 	if err := spec.validate(); err != nil {
@@ -106,8 +106,8 @@ func (b *Broker) UpdateRole(ctx context.Context, caller *Principal, id string, s
 	if err := b.mayGrant(caller, probe); err != nil {
 		return store.Role{}, err
 	}
-	b.roles.writeMu.Lock()
-	defer b.roles.writeMu.Unlock()
+	b.roleWrites.Lock()
+	defer b.roleWrites.Unlock()
 	if err := b.checkNameFree(spec.Name, id); err != nil {
 		return store.Role{}, err
 	}
@@ -136,7 +136,6 @@ func (b *Broker) UpdateRole(ctx context.Context, caller *Principal, id string, s
 	case err != nil:
 		return store.Role{}, fmt.Errorf("update role: %w", err)
 	}
-	b.syncRoles(func() { b.roles.put(updated) })
 	b.log.InfoContext(ctx, "role updated", "role_id", id, "by", caller.ID)
 	return updated, nil
 }
@@ -147,11 +146,11 @@ func (b *Broker) DeleteRole(ctx context.Context, caller *Principal, id string) e
 		return err
 	}
 	if policy.IsDefaultRoleID(id) {
-		r, _ := b.roles.get(id)
+		r, _ := b.view.Role(id)
 		return errDefaultRole(r)
 	}
-	b.roles.writeMu.Lock()
-	defer b.roles.writeMu.Unlock()
+	b.roleWrites.Lock()
+	defer b.roleWrites.Unlock()
 	auditTarget(ctx, "role", id)
 	err := b.st.DeleteRole(ctx, id, b.now())
 	switch {
@@ -162,20 +161,23 @@ func (b *Broker) DeleteRole(ctx context.Context, caller *Principal, id string) e
 	case err != nil:
 		return fmt.Errorf("delete role: %w", err)
 	}
-	b.syncRoles(func() { b.roles.remove(id) })
 	b.log.InfoContext(ctx, "role deleted", "role_id", id, "by", caller.ID)
 	return nil
 }
 
 // checkNameFree fails if another role (not except) has the name, ignoring case.
-// Callers hold writeMu.
+// Callers hold roleWrites.
 func (b *Broker) checkNameFree(name, except string) error {
-	b.roles.mu.RLock()
-	defer b.roles.mu.RUnlock()
-	for id, r := range b.roles.byID {
-		if id != except && strings.EqualFold(r.Name, name) {
-			return &Error{Kind: KindAlreadyExists, Msg: fmt.Sprintf("a role named %q exists already (id %s)", r.Name, id)}
+	var taken *store.Role
+	b.view.EachRole(func(r store.Role) bool {
+		if r.ID != except && strings.EqualFold(r.Name, name) {
+			taken = &r
+			return false
 		}
+		return true
+	})
+	if taken != nil {
+		return &Error{Kind: KindAlreadyExists, Msg: fmt.Sprintf("a role named %q exists already (id %s)", taken.Name, taken.ID)}
 	}
 	return nil
 }

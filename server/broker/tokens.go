@@ -99,7 +99,7 @@ func (b *Broker) ListTokens(ctx context.Context) ([]store.Token, error) {
 			return nil, fmt.Errorf("list tokens: %w", err)
 		}
 		for _, t := range page {
-			if mem := b.usage.lastUsed(t.ClientID); mem.After(t.LastUsed) {
+			if mem := b.view.TokenUse.LastUsed(t.ClientID); mem.After(t.LastUsed) {
 				t.LastUsed = mem
 			}
 			out = append(out, t)
@@ -132,7 +132,7 @@ func (b *Broker) ListTokensPage(ctx context.Context, f TokenFilter, after string
 	}
 	out := page[:0]
 	for _, t := range page {
-		if mem := b.usage.lastUsed(t.ClientID); mem.After(t.LastUsed) {
+		if mem := b.view.TokenUse.LastUsed(t.ClientID); mem.After(t.LastUsed) {
 			t.LastUsed = mem
 		}
 		if match(t) {
@@ -164,21 +164,17 @@ func (b *Broker) DeleteToken(ctx context.Context, caller *Principal, clientID st
 			return err
 		}
 	}
-	if isOrgAdmin(t) { // only these deletes queue behind each other
-		b.orgAdminDeletes.Lock()
-		defer b.orgAdminDeletes.Unlock()
-		if err := b.refuseLastOrgAdmin(ctx, t); err != nil {
-			return err
-		}
-	}
 	auditTarget(ctx, "token", clientID)
-	if err := b.st.DeleteToken(ctx, clientID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if err := b.deleteToken(ctx, t); err != nil {
+		var be *Error
+		switch {
+		case errors.As(err, &be):
+			return be
+		case errors.Is(err, store.ErrNotFound):
 			return NotFound("token with clientId %q not found", clientID)
 		}
 		return fmt.Errorf("delete token: %w", err)
 	}
-	b.usage.forget(clientID)
 	b.log.InfoContext(ctx, "application token deleted", "client_id", clientID, "by", caller.ID)
 	return nil
 }

@@ -49,7 +49,7 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 			return Invalid("roles[%d]: duplicate role id %q", i, id)
 		}
 		seen[id] = true
-		role, ok := b.roles.get(id)
+		role, ok := b.view.Role(id)
 		if !ok {
 			return Invalid("roles[%d]: unknown role id %q", i, id)
 		}
@@ -64,7 +64,7 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 // rule as for granting: the caller must be able to grant every role it holds.
 func (b *Broker) mayManage(caller *Principal, what string, roles []string) error {
 	for _, id := range roles {
-		if role, ok := b.roles.get(id); ok {
+		if role, ok := b.view.Role(id); ok {
 			if err := b.mayGrant(caller, role); err != nil {
 				return Denied("cannot change %s holding role %q: %s", what, role.Name, err.(*Error).Msg)
 			}
@@ -104,15 +104,6 @@ func (b *Broker) CreateUser(ctx context.Context, caller *Principal, username, pw
 	}
 	b.log.InfoContext(ctx, "user created", "user_id", u.ID, "username", username, "roles", roles, "by", caller.ID)
 	return u, nil
-}
-
-// ListUsers returns every user.
-func (b *Broker) ListUsers(ctx context.Context) ([]store.User, error) {
-	users, err := b.st.ListUsers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	return users, nil
 }
 
 // GetUser returns one user.
@@ -191,7 +182,7 @@ func (b *Broker) ResetUserPassword(ctx context.Context, caller *Principal, id, p
 
 // RoleName returns a role's name ("" if unknown), for display.
 func (b *Broker) RoleName(id string) string {
-	r, _ := b.roles.get(id)
+	r, _ := b.view.Role(id)
 	return r.Name
 }
 

@@ -1,8 +1,9 @@
 // Package clustertest runs a tokenbroker cluster on loopback for tests: a
 // 3-member etcd cluster whose members are real child processes (so a test
 // can SIGKILL one and restart it on its data directory) and broker
-// replicas (in-process servers with real gRPC and REST listeners) sharing
-// it with one key file and one prefix.
+// replicas (in-process servers with real gRPC and REST listeners, or child
+// processes of the real tokenbroker binary: Options.Processes) sharing it
+// with one key file, one prefix and one issuer URL.
 //
 // The etcd members are the test binary itself, re-executed: a test package
 // using this harness calls MemberMain first thing in its TestMain, which in

@@ -14,6 +14,7 @@ import (
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/paging"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -59,11 +60,26 @@ func (s *Service) CreateDatabase(ctx context.Context, req *tbv1.CreateDatabaseRe
 	}, nil
 }
 
+// ListDatabases answers Astra's page (limit, starting_after) or, beyond
+// Astra, a page_size/page_token page; both in ID order, with
+// next_page_token set when more may follow (the rule of server/paging).
 func (s *Service) ListDatabases(ctx context.Context, req *tbv1.ListDatabasesRequest) (*tbv1.ListDatabasesResponse, error) {
-	dbs, err := s.b.ListDatabases(ctx, broker.PrincipalFrom(ctx), broker.DatabaseFilter{
+	f := broker.DatabaseFilter{
 		Include: req.GetInclude(), Provider: req.GetProvider(), StartingAfter: req.GetStartingAfter(),
 		Limit: int(req.GetLimit()), LimitSet: req.Limit != nil,
-	})
+	}
+	if req.GetPageSize() != 0 || req.GetPageToken() != "" {
+		size, err := paging.Size(req.GetPageSize())
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		after, err := paging.Decode(databasePageKind, req.GetPageToken())
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		f.Paged, f.PageSize, f.After = true, size, string(after)
+	}
+	dbs, next, err := s.b.ListDatabases(ctx, broker.PrincipalFrom(ctx), f)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -71,8 +87,15 @@ func (s *Service) ListDatabases(ctx context.Context, req *tbv1.ListDatabasesRequ
 	for _, db := range dbs {
 		out.Databases = append(out.Databases, s.databaseToProto(db))
 	}
+	if n := paging.Fit(out.Databases); n < len(out.Databases) {
+		out.Databases, next = out.Databases[:n], dbs[n-1].ID
+	}
+	out.NextPageToken = paging.Encode(databasePageKind, []byte(next))
 	return out, nil
 }
+
+// databasePageKind tags the database list's page tokens (a database ID).
+const databasePageKind = "d1"
 
 func (s *Service) GetDatabase(ctx context.Context, req *tbv1.GetDatabaseRequest) (*tbv1.GetDatabaseResponse, error) {
 	db, err := s.b.GetDatabase(ctx, req.GetDatabaseId())

@@ -125,7 +125,12 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, r
 		return nil, fmt.Errorf("register AuditService gateway: %w", err)
 	}
 	// Registered after the generated handlers, so it takes their place.
-	for _, l := range []pagedList{tokenList(tbv1.NewTokenServiceClient(conn))} {
+	for _, l := range []pagedList{
+		tokenList(tbv1.NewTokenServiceClient(conn)),
+		userList(tbv1.NewAuthServiceClient(conn)),
+		pulsarTokenList(tbv1.NewPulsarTokenServiceClient(conn)),
+		databaseList(tbv1.NewDatabaseServiceClient(conn)),
+	} {
 		if err := mux.HandlePath(http.MethodGet, l.pattern, l.handle(mux, log)); err != nil {
 			return nil, err
 		}

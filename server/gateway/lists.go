@@ -26,8 +26,10 @@ import (
 // applies to the whole list.
 //
 // A client that sends pageSize or pageToken gets exactly one page, with
-// nextPageToken. A client that sends neither (Astra's clients) gets every
-// item in one response, streamed.
+// nextPageToken (a bare-array route then answers an object holding the
+// array). A client that sends neither (Astra's clients) gets every item in
+// one response, streamed; except on a route with Astra's own paging
+// (/v2/databases: limit, starting_after), which answers Astra's one page.
 
 // streamPageSize is how many items each internal page carries.
 const streamPageSize = 1000
@@ -40,9 +42,50 @@ const pageWriteTime = 30 * time.Second
 type pagedList struct {
 	method, pattern string // full RPC name; HTTP path pattern
 	field           string // JSON name of the repeated field: "clients"
-	// call fetches one page: the request is populated from the query string
-	// (and pageSize/pageToken set); it returns the items and the next token.
-	call func(ctx context.Context, query *http.Request, size int32, token string) ([]proto.Message, string, error)
+	// bare: Astra answers a bare JSON array (response_body: field); a paged
+	// answer is then {"<field>":[…],"nextPageToken":…}.
+	bare bool
+	// astraPaged: the route has Astra's own paging (a bounded default
+	// page), so an answer without pageSize/pageToken is that one page, not
+	// the whole list.
+	astraPaged bool
+	// head returns the members of the answer before the array, from the
+	// first page (users carry OrgID and OrgName); nil: none.
+	head func(first proto.Message) ([]byte, error)
+	// call fetches one page: the request is populated from the path and the
+	// query string, and pageSize/pageToken set when paged is true; it
+	// returns the response, its items and the next token.
+	call func(ctx context.Context, query *http.Request, path map[string]string, paged bool, size int32, token string) (proto.Message, []proto.Message, string, error)
+}
+
+// populate fills req from the path parameters and the query string, as the
+// generated handlers do; a bad value is an InvalidArgument naming it.
+func populate(req proto.Message, r *http.Request, path map[string]string) error {
+	for k, v := range path {
+		if err := runtime.PopulateFieldFromPath(req, k, v); err != nil {
+			return status.Errorf(codes.InvalidArgument, "%s: %v", k, err)
+		}
+	}
+	filter := utilities.NewDoubleArray(nil)
+	if len(path) > 0 {
+		seqs := make([][]string, 0, len(path))
+		for k := range path {
+			seqs = append(seqs, []string{k})
+		}
+		filter = utilities.NewDoubleArray(seqs)
+	}
+	if err := runtime.PopulateQueryParameters(req, r.Form, filter); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return nil
+}
+
+func asMessages[T proto.Message](items []T) []proto.Message {
+	out := make([]proto.Message, len(items))
+	for i, it := range items {
+		out[i] = it
+	}
+	return out
 }
 
 func tokenList(c tbv1.TokenServiceClient) pagedList {
@@ -50,23 +93,94 @@ func tokenList(c tbv1.TokenServiceClient) pagedList {
 		method:  tbv1.TokenService_ListTokens_FullMethodName,
 		pattern: "/v2/clientIdSecrets",
 		field:   "clients",
-		call: func(ctx context.Context, r *http.Request, size int32, token string) ([]proto.Message, string, error) {
+		call: func(ctx context.Context, r *http.Request, path map[string]string, _ bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
 			req := &tbv1.ListTokensRequest{}
-			if err := runtime.PopulateQueryParameters(req, r.Form, utilities.NewDoubleArray(nil)); err != nil {
-				return nil, "", status.Error(codes.InvalidArgument, err.Error())
+			if err := populate(req, r, path); err != nil {
+				return nil, nil, "", err
 			}
-			if size > 0 || token != "" {
-				req.PageSize, req.PageToken = size, token
-			}
+			req.PageSize, req.PageToken = size, token
 			resp, err := c.ListTokens(ctx, req)
 			if err != nil {
-				return nil, "", err
+				return nil, nil, "", err
 			}
-			items := make([]proto.Message, len(resp.GetClients()))
-			for i, t := range resp.GetClients() {
-				items[i] = t
+			return resp, asMessages(resp.GetClients()), resp.GetNextPageToken(), nil
+		},
+	}
+}
+
+func userList(c tbv1.AuthServiceClient) pagedList {
+	return pagedList{
+		method:  tbv1.AuthService_ListUsers_FullMethodName,
+		pattern: "/v2/organizations/users",
+		field:   "Users",
+		head: func(first proto.Message) ([]byte, error) {
+			resp := first.(*tbv1.ListUsersResponse)
+			id, err := json.Marshal(resp.GetOrgId())
+			if err != nil {
+				return nil, err
 			}
-			return items, resp.GetNextPageToken(), nil
+			name, err := json.Marshal(resp.GetOrgName())
+			if err != nil {
+				return nil, err
+			}
+			return []byte(`"OrgID":` + string(id) + `,"OrgName":` + string(name)), nil
+		},
+		call: func(ctx context.Context, r *http.Request, path map[string]string, _ bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
+			req := &tbv1.ListUsersRequest{}
+			if err := populate(req, r, path); err != nil {
+				return nil, nil, "", err
+			}
+			req.PageSize, req.PageToken = size, token
+			resp, err := c.ListUsers(ctx, req)
+			if err != nil {
+				return nil, nil, "", err
+			}
+			return resp, asMessages(resp.GetUsers()), resp.GetNextPageToken(), nil
+		},
+	}
+}
+
+func pulsarTokenList(c tbv1.PulsarTokenServiceClient) pagedList {
+	return pagedList{
+		method:  tbv1.PulsarTokenService_ListPulsarTokens_FullMethodName,
+		pattern: "/v2/streaming/tenants/{tenant}/tokens",
+		field:   "tokens",
+		bare:    true,
+		call: func(ctx context.Context, r *http.Request, path map[string]string, _ bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
+			req := &tbv1.ListPulsarTokensRequest{}
+			if err := populate(req, r, path); err != nil {
+				return nil, nil, "", err
+			}
+			req.PageSize, req.PageToken = size, token
+			resp, err := c.ListPulsarTokens(ctx, req)
+			if err != nil {
+				return nil, nil, "", err
+			}
+			return resp, asMessages(resp.GetTokens()), resp.GetNextPageToken(), nil
+		},
+	}
+}
+
+func databaseList(c tbv1.DatabaseServiceClient) pagedList {
+	return pagedList{
+		method:     tbv1.DatabaseService_ListDatabases_FullMethodName,
+		pattern:    "/v2/databases",
+		field:      "databases",
+		bare:       true,
+		astraPaged: true,
+		call: func(ctx context.Context, r *http.Request, path map[string]string, paged bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
+			req := &tbv1.ListDatabasesRequest{}
+			if err := populate(req, r, path); err != nil {
+				return nil, nil, "", err
+			}
+			if paged {
+				req.PageSize, req.PageToken = size, token
+			}
+			resp, err := c.ListDatabases(ctx, req)
+			if err != nil {
+				return nil, nil, "", err
+			}
+			return resp, asMessages(resp.GetDatabases()), resp.GetNextPageToken(), nil
 		},
 	}
 }
@@ -87,7 +201,7 @@ func pageParams(r *http.Request) (size int32, token string, paged bool, err erro
 }
 
 func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	return func(w http.ResponseWriter, r *http.Request, path map[string]string) {
 		_, outbound := runtime.MarshalerForRequest(mux, r)
 		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, l.method, runtime.WithHTTPPathPattern(l.pattern))
 		if err != nil {
@@ -106,11 +220,15 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 		if !paged {
 			size = streamPageSize
 		}
+		// one: this answer is one page (asked for, or Astra's own).
+		one := paged || l.astraPaged
+		// object: the answer is a JSON object (else a bare array).
+		object := !l.bare || paged
 		rc := http.NewResponseController(w)
 		var buf bytes.Buffer
 		written := 0 // items so far
 		for page := 0; ; page++ {
-			items, next, err := l.call(ctx, r, size, token)
+			resp, items, next, err := l.call(ctx, r, path, paged, size, token)
 			if err != nil {
 				if page == 0 {
 					runtime.HTTPError(ctx, mux, outbound, w, r, err)
@@ -123,8 +241,21 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 			}
 			buf.Reset()
 			if page == 0 {
+				if object {
+					buf.WriteByte('{')
+					if l.head != nil {
+						h, err := l.head(resp)
+						if err != nil {
+							runtime.HTTPError(ctx, mux, outbound, w, r, err)
+							return
+						}
+						buf.Write(h)
+						buf.WriteByte(',')
+					}
+					buf.WriteString(`"` + l.field + `":`)
+				}
+				buf.WriteByte('[')
 				w.Header().Set("Content-Type", outbound.ContentType(nil))
-				buf.WriteString(`{"` + l.field + `":[`)
 			}
 			for _, it := range items {
 				b, err := outbound.Marshal(it)
@@ -138,7 +269,7 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 				buf.Write(b)
 				written++
 			}
-			last := paged || next == ""
+			last := one || next == ""
 			if last {
 				buf.WriteByte(']')
 				if paged {
@@ -146,7 +277,9 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 					buf.WriteString(`,"nextPageToken":`)
 					buf.Write(nt)
 				}
-				buf.WriteByte('}')
+				if object {
+					buf.WriteByte('}')
+				}
 			}
 			_ = rc.SetWriteDeadline(time.Now().Add(pageWriteTime))
 			if _, err := w.Write(buf.Bytes()); err != nil || last {

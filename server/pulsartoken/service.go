@@ -6,9 +6,11 @@ package pulsartoken
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -18,6 +20,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/paging"
 	"github.com/tokenbroker/tokenbroker/server/pulsarjwt"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -106,8 +109,19 @@ func (s *Service) CreatePulsarToken(ctx context.Context, req *tbv1.CreatePulsarT
 	return &tbv1.CreatePulsarTokenResponse{Id: tok.ID, Rolename: tok.Role, Subject: tok.Role, Token: tok.JWT}, nil
 }
 
+// ListPulsarTokens answers one page of a tenant's tokens in (IssuedAt, ID)
+// order (the rule of server/paging); over REST, a request without paging
+// parameters is answered with every token by the gateway, page by page.
 func (s *Service) ListPulsarTokens(ctx context.Context, req *tbv1.ListPulsarTokensRequest) (*tbv1.ListPulsarTokensResponse, error) {
-	toks, err := s.b.ListPulsarTokens(ctx, req.GetTenant(), callctx.PulsarCluster(ctx))
+	size, err := paging.Size(req.GetPageSize())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	after, err := decodeTokenPosition(req.GetPageToken())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	toks, next, err := s.b.ListPulsarTokensPage(ctx, req.GetTenant(), callctx.PulsarCluster(ctx), after, size)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -119,7 +133,39 @@ func (s *Service) ListPulsarTokens(ctx context.Context, req *tbv1.ListPulsarToke
 		}
 		out.Tokens = append(out.Tokens, claims)
 	}
+	if n := paging.Fit(out.Tokens); n < len(out.Tokens) {
+		out.Tokens, next = out.Tokens[:n], toks[n-1].Position()
+	}
+	out.NextPageToken = encodeTokenPosition(next)
 	return out, nil
+}
+
+// tokenPageKind tags the Pulsar token list's page tokens: IssuedAt (Unix
+// nanoseconds, 8 bytes big-endian) then the token ID.
+const tokenPageKind = "p1"
+
+func encodeTokenPosition(p store.PulsarTokenPosition) string {
+	if p.IsZero() {
+		return ""
+	}
+	b := binary.BigEndian.AppendUint64(nil, uint64(p.IssuedAt.UnixNano()))
+	return paging.Encode(tokenPageKind, append(b, p.ID...))
+}
+
+func decodeTokenPosition(tok string) (store.PulsarTokenPosition, error) {
+	b, err := paging.Decode(tokenPageKind, tok)
+	switch {
+	case err != nil:
+		return store.PulsarTokenPosition{}, err
+	case b == nil:
+		return store.PulsarTokenPosition{}, nil
+	case len(b) <= 8 || !utf8.Valid(b[8:]):
+		return store.PulsarTokenPosition{}, paging.Invalid()
+	}
+	return store.PulsarTokenPosition{
+		IssuedAt: time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
+		ID:       string(b[8:]),
+	}, nil
 }
 
 func (s *Service) GetPulsarToken(ctx context.Context, req *tbv1.GetPulsarTokenRequest) (*tbv1.GetPulsarTokenResponse, error) {

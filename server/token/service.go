@@ -7,10 +7,8 @@ package token
 
 import (
 	"context"
-	"encoding/base64"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,6 +18,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/credential"
 	"github.com/tokenbroker/tokenbroker/server/gateway"
+	"github.com/tokenbroker/tokenbroker/server/paging"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -75,56 +74,42 @@ func createResponse(t broker.IssuedToken) *tbv1.CreateTokenResponse {
 	}
 }
 
+// ListTokens answers one page (the rule of server/paging): without
+// page_size, the default page. Over REST, a request without paging
+// parameters is answered with every token by the gateway, page by page.
 func (s *Service) ListTokens(ctx context.Context, req *tbv1.ListTokensRequest) (*tbv1.ListTokensResponse, error) {
 	f := broker.TokenFilter{UnusedFor: req.GetUnusedFor(), Role: req.GetRole()}
-	if req.GetPageSize() == 0 && req.GetPageToken() == "" {
-		// Astra's unpaged list. Over REST the gateway never asks for it: it
-		// streams the pages (gateway.StreamList).
-		tokens, err := s.b.ListTokensFiltered(ctx, f)
-		if err != nil {
-			return nil, s.fail(ctx, err)
-		}
-		return &tbv1.ListTokensResponse{Clients: s.tokenInfos(tokens)}, nil
-	}
-	if req.GetPageSize() < 0 {
-		return nil, s.fail(ctx, broker.Invalid("pageSize: must be positive"))
+	size, err := paging.Size(req.GetPageSize())
+	if err != nil {
+		return nil, s.fail(ctx, err)
 	}
 	after, err := DecodePageToken(req.GetPageToken())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	size := int(req.GetPageSize())
-	if size == 0 {
-		size = broker.MaxTokenPageSize
-	}
 	tokens, next, err := s.b.ListTokensPage(ctx, f, after, size)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &tbv1.ListTokensResponse{Clients: s.tokenInfos(tokens), NextPageToken: EncodePageToken(next)}, nil
+	infos := s.tokenInfos(tokens)
+	if n := paging.Fit(infos); n < len(infos) {
+		infos, next = infos[:n], tokens[n-1].ClientID
+	}
+	return &tbv1.ListTokensResponse{Clients: infos, NextPageToken: EncodePageToken(next)}, nil
 }
 
-// pageTokenPrefix versions the page token format.
-const pageTokenPrefix = "c1."
+// pageKind tags the token list's page tokens.
+const pageKind = "c1"
 
 // EncodePageToken makes the opaque page token that continues after a
 // client ID ("" for none).
-func EncodePageToken(after string) string {
-	if after == "" {
-		return ""
-	}
-	return pageTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(after))
-}
+func EncodePageToken(after string) string { return paging.Encode(pageKind, []byte(after)) }
 
 // DecodePageToken returns the client ID a page token continues after.
 func DecodePageToken(tok string) (string, error) {
-	if tok == "" {
-		return "", nil
-	}
-	raw, ok := strings.CutPrefix(tok, pageTokenPrefix)
-	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if !ok || err != nil || !credential.ValidClientID(string(b)) {
-		return "", broker.Invalid("pageToken: not a page token returned by this list")
+	b, err := paging.Decode(pageKind, tok)
+	if err != nil || (b != nil && !credential.ValidClientID(string(b))) {
+		return "", paging.Invalid()
 	}
 	return string(b), nil
 }

@@ -9,7 +9,9 @@
 // caller's goroutine in short read-only transactions. The bucket layout is
 // in schema.go; the record logic (how each operation reads and writes
 // records and index entries) is store/internal/kvrecords, shared with
-// store/etcd, run on bbolt through the adapters in kv.go.
+// store/etcd, run on bbolt through the adapters in kv.go. The change feed
+// (store.ChangeNotifier) reports each committed batch before its writers
+// are answered (changes.go).
 package bolt
 
 import (
@@ -23,6 +25,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/feed"
 	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
@@ -54,8 +57,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// OnCommit, if set, is called after every group commit with the number
 	// of writes in the batch and how long the batch took (running the write
-	// functions, commit and fsync). It runs on the committer goroutine: it
-	// must be quick and must not write to the store. For metrics.
+	// functions, commit and fsync, and the change feed's subscribers, which
+	// run before the batch is answered). It runs on the committer
+	// goroutine: it must be quick and must not write to the store. For
+	// metrics.
 	OnCommit func(batch int, took time.Duration)
 }
 
@@ -68,6 +73,7 @@ type Store struct {
 	db     *bbolt.DB
 	log    *slog.Logger
 	w      *committer
+	feed   feed.Feed // the change feed (changes.go)
 	closed atomic.Bool
 }
 
@@ -108,13 +114,18 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	var migrated int
+	if err := db.Update(func(tx *bbolt.Tx) (err error) { migrated, err = initSchema(tx); return err }); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if migrated > 0 {
+		opts.Logger.Info("store migrated", "path", path, "from_schema_version", schemaVersion1,
+			"to_schema_version", schemaVersion, "records", migrated)
+	}
 
 	s := &Store{db: db, log: opts.Logger}
-	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit)
+	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit, s.feed.Publish)
 	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk})
 	s.log.Info("store opened", "path", path, "schema_version", schemaVersion, "max_batch", opts.MaxBatch)
 	return s, nil

@@ -41,7 +41,7 @@ func openTemp(t testing.TB, path string) *bolt.Store {
 	return s
 }
 
-func TestNewFileGetsSchemaVersion1(t *testing.T) {
+func TestNewFileGetsSchemaVersion2(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokenbroker.db")
 	s, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
@@ -50,8 +50,8 @@ func TestNewFileGetsSchemaVersion1(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if v := readMeta(t, path); v != "1" {
-		t.Fatalf("schema_version = %q, want \"1\"", v)
+	if v := readMeta(t, path); v != "2" {
+		t.Fatalf("schema_version = %q, want \"2\"", v)
 	}
 }
 

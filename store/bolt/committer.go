@@ -109,9 +109,16 @@ type committer struct {
 	update   func(func(*bbolt.Tx) error) error
 	onAnswer func(err error)
 	onCommit func(batch int, took time.Duration) // optional (Options.OnCommit)
+
+	// changes collects what the current transaction writes, and publish
+	// hands a committed batch's changes to the change feed before the
+	// batch is answered (changes.go). Both are used on the committer
+	// goroutine only.
+	changes txChanges
+	publish func([]store.Change)
 }
 
-func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(int, time.Duration)) *committer {
+func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(int, time.Duration), publish func([]store.Change)) *committer {
 	c := &committer{
 		db:      db,
 		log:     log,
@@ -121,6 +128,7 @@ func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(in
 	}
 	c.update = db.Update
 	c.onCommit = onCommit
+	c.publish = publish
 	go c.run()
 	return c
 }
@@ -148,7 +156,7 @@ func (c *committer) do(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		if err := checkAuditEvent(*ev); err != nil {
 			return fmt.Errorf("audit event: %w", err)
 		}
-		fn = audited(fn, ev)
+		fn = audited(fn, &c.changes, ev)
 	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 
@@ -175,12 +183,12 @@ func (c *committer) do(ctx context.Context, fn func(*bbolt.Tx) error) error {
 // writes to it before the read, and the caller touches it again only after
 // its answer. The committer never writes *ev: the Seq exists only in the
 // stored copy.
-func audited(fn func(*bbolt.Tx) error, ev *store.AuditEvent) func(*bbolt.Tx) error {
+func audited(fn func(*bbolt.Tx) error, rec *txChanges, ev *store.AuditEvent) func(*bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if err := appendAuditTx(tx, *ev); err != nil {
+		if err := appendAuditTx(tx, rec, *ev); err != nil {
 			return fmt.Errorf("audit event: %w", err)
 		}
 		return nil
@@ -324,6 +332,7 @@ func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq
 	for len(live) > 0 {
 		failed, failErr := -1, error(nil)
 		err = c.update(func(tx *bbolt.Tx) error {
+			c.changes.reset() // a re-run starts from the committed state
 			for i, r := range live {
 				if err := c.call(r.fn, tx); err != nil {
 					failed, failErr = i, err
@@ -354,6 +363,13 @@ func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq
 		live = slices.Delete(live, failed, failed+1)
 	}
 
+	if err == nil && len(live) > 0 && c.publish != nil {
+		// Committed and durable: the feed sees it before any caller of
+		// the batch learns the outcome (changes.go).
+		if changes := c.changes.take(); len(changes) > 0 {
+			c.publish(changes)
+		}
+	}
 	if err != nil {
 		c.log.Error("write transaction failed", "batch", len(live), "refused", len(refused), "err", err)
 		// The refusals saw a state that never committed.

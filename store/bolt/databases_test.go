@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -10,7 +9,9 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 
+	storagev1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/storetest"
 )
@@ -161,21 +162,19 @@ func TestDatabaseUsageLayout(t *testing.T) {
 	if err := s.RecordDatabaseUsage(ctx, deltas); err != nil {
 		t.Fatal(err)
 	}
-	var raw map[string]any
+	var raw storagev1.UsageRecord
 	_ = s.db.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketDatabaseUsage).Get([]byte(db.ID + "\x002030-01"))
 		if v == nil {
 			t.Fatal("no database_usage entry under id 0x00 month")
 		}
-		if err := json.Unmarshal(v, &raw); err != nil {
+		if err := proto.Unmarshal(v, &raw); err != nil {
 			t.Fatal(err)
 		}
 		return nil
 	})
-	for _, field := range []string{"reads", "writes", "errors", "last_usage"} {
-		if _, ok := raw[field]; !ok {
-			t.Errorf("stored usage lacks field %q: %v", field, raw)
-		}
+	if raw.Reads != math.MaxInt64 || raw.Writes != 2 || raw.Errors != 3 || raw.LastUsage != storetest.Base.UnixNano() {
+		t.Errorf("stored usage = %v", &raw)
 	}
 	got, err := s.GetDatabaseUsage(ctx, db.ID, "2030-01")
 	if err != nil {

@@ -20,29 +20,10 @@ type boltTx struct{ tx *bbolt.Tx }
 
 func (t boltTx) Bucket(name []byte) kv.Bucket {
 	b := t.tx.Bucket(name)
-	if b != nil && t.tx.Writable() && appended(name) {
-		b.FillPercent = appendFill
+	if t.tx.Writable() {
+		setFillPercent(b, name) // schema.go
 	}
 	return boltBucket{b}
-}
-
-// appendFill is how full bbolt packs the pages of a bucket whose keys
-// mostly arrive in ascending order. bbolt splits a node at FillPercent
-// (default 0.5) of a page: right for random inserts, but keys that only
-// ever land on the right-most page leave every page it splits off half
-// empty for good. The headroom left is for records that grow in place.
-const appendFill = 0.9
-
-// appended reports whether a bucket's new keys are mostly greater than
-// every key it holds: the audit log (a sequence), tokens and their role
-// index (time-ordered client IDs, server/credential), and the expiry
-// indexes (an expiry is mostly now + a fixed TTL).
-func appended(name []byte) bool {
-	switch string(name) {
-	case "audit", "tokens", "tokens_by_role", "tokens_by_expiry", "pulsar_tokens_by_expiry":
-		return true
-	}
-	return false
 }
 
 type boltBucket struct{ b *bbolt.Bucket }
@@ -67,7 +48,7 @@ func (c boltCursor) Next() ([]byte, []byte)         { return c.c.Next() }
 type backend struct{ s *Store }
 
 func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
-	return b.s.w.do(ctx, func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+	return b.s.w.do(ctx, func(tx *bbolt.Tx) error { return fn(&writeTx{tx: tx, rec: &b.s.w.changes}) })
 }
 
 func (b backend) Cascade(ctx context.Context, fn func(kv.Tx) error, _ kvrecords.Cascade) error {
@@ -96,6 +77,6 @@ func (backend) EndRead(tx kv.Tx) { _ = tx.(boltTx).tx.Rollback() }
 // (committer.go).
 func checkAuditEvent(e store.AuditEvent) error { return kvrecords.CheckAuditEvent(e) }
 
-func appendAuditTx(tx *bbolt.Tx, e store.AuditEvent) error {
-	return kvrecords.AppendAuditTx(boltTx{tx}, e)
+func appendAuditTx(tx *bbolt.Tx, rec *txChanges, e store.AuditEvent) error {
+	return kvrecords.AppendAuditTx(&writeTx{tx: tx, rec: rec}, e)
 }

@@ -13,30 +13,31 @@ import (
 // A change to any key or value layout below must bump schemaVersion, so that
 // an older binary refuses the file instead of misreading it.
 //
-// Schema version 1:
+// Schema version 2 (values are the storage protobuf messages of
+// proto/tokenbroker/storage/v1, encoded by store/internal/records):
 //
-//	meta              schema_version               → "1"
-//	org               "org"                        → orgRecord (JSON)
-//	roles             roleID                       → roleRecord (JSON)
-//	tokens            clientID                     → tokenRecord (protobuf)
+//	meta              schema_version               → "2"
+//	org               "org"                        → OrgRecord
+//	roles             roleID                       → RoleRecord
+//	tokens            clientID                     → TokenRecord (client_id left empty: the key holds it)
 //	tokens_by_role    roleID 0x00 clientID         → be64 expiry unix nanos (0 = never)
 //	tokens_by_expiry  be64 expiry unix nanos ‖ clientID → "" (tokens with an expiry only)
-//	users             userID                       → userRecord (protobuf)
+//	users             userID                       → UserRecord
 //	users_by_name     username                     → userID
 //	users_by_role     roleID 0x00 userID           → ""
-//	auth_tokens       mac                          → authTokenRecord (protobuf)
+//	auth_tokens       mac                          → AuthTokenRecord
 //	auth_tokens_by_principal  kind 0x00 principalID 0x00 mac → ""
 //	auth_tokens_by_use        be64 last-used unix nanos ‖ mac → ""
-//	tenants           name                         → tenantRecord (JSON)
-//	pulsar_tokens     id                           → PulsarTokenRecord (protobuf)
+//	tenants           name                         → TenantRecord
+//	pulsar_tokens     id                           → PulsarTokenRecord
 //	pulsar_tokens_by_mac      mac                  → id
 //	pulsar_tokens_by_tenant   tenant 0x00 be64 issued-at ‖ id → be64 expiry unix nanos (0 = never)
 //	pulsar_tokens_by_expiry   be64 expiry unix nanos ‖ id → "" (tokens with an expiry only)
-//	signing_keys      "keys"                       → signingKeysRecord (JSON): the whole set
-//	databases         id                           → databaseRecord (JSON), incl. the usage totals
-//	database_usage    id 0x00 "2006-01"            → usageRecord (JSON): one database's usage in one month
-//	namespace_stats   tenant 0x00 namespace        → namespaceStatsRecord (JSON): the latest snapshot of one namespace
-//	audit             be64 seq                     → auditRecord (JSON): one audit event
+//	signing_keys      "keys"                       → SigningKeysRecord: the whole set
+//	databases         id                           → DatabaseRecord, incl. the usage totals
+//	database_usage    id 0x00 "2006-01"            → UsageRecord: one database's usage in one month
+//	namespace_stats   tenant 0x00 namespace        → NamespaceStatsRecord: the latest snapshot of one namespace
+//	audit             be64 seq                     → AuditEventRecord: one audit event
 //
 // The issued-at part of pulsar_tokens_by_tenant is the stored IssuedAt in
 // unix nanos with the sign bit flipped (issuedKey), which orders every
@@ -75,7 +76,45 @@ import (
 // back with its transaction, so committed Seqs increase with commit order
 // and a reader that has seen Seq n never later sees a new event below it.
 // A binary from before it ignores it (its writes are simply not audited).
-const schemaVersion = "1"
+//
+// Schema version 1 had the same buckets and keys, and the same values in
+// tokens (but for the client ID, which version 2 no longer repeats in the
+// value; both forms decode alike), users, auth_tokens and pulsar_tokens; org, roles, tenants,
+// signing_keys, databases, database_usage, namespace_stats and audit held
+// JSON. Open migrates a version-1 file to version 2 in its open
+// transaction (migrate.go), so a crash part way leaves it at version 1.
+// Version 2 is refused by a version-1 binary (a downgrade needs the backup
+// taken before the upgrade).
+const schemaVersion = "2"
+
+// schemaVersion1 is the version Open migrates from.
+const schemaVersion1 = "1"
+
+// fillPercent is how full bbolt packs the pages of a bucket whose keys only
+// ever grow (audit: its own sequence). bbolt splits a page at its
+// FillPercent, 50% by default, which suits random inserts; with ascending
+// keys every page but the last is never written again, so splitting at 50%
+// would leave the bucket half empty for good. FillPercent is not stored in
+// the file: it is set on the bucket in every write transaction (kv.go).
+//
+// Application tokens and their role and expiry indexes are keyed by
+// time-ordered client IDs (server/credential) or by an expiry that is
+// mostly now + a fixed lifetime, so they too grow mostly at the right
+// edge; they keep 10% headroom for the odd insert elsewhere (a token
+// imported with an older client ID) and for records that grow in place.
+var fillPercent = map[string]float64{
+	string(kvrecords.BucketAudit):          1.0,
+	string(kvrecords.BucketTokens):         0.9,
+	string(kvrecords.BucketTokensByRole):   0.9,
+	string(kvrecords.BucketTokensByExpiry): 0.9,
+}
+
+// setFillPercent applies fillPercent to b, the bucket named name.
+func setFillPercent(b *bbolt.Bucket, name []byte) {
+	if f, ok := fillPercent[string(name)]; ok && b != nil {
+		b.FillPercent = f
+	}
+}
 
 var (
 	// The buckets are those of the shared layout (store/internal/kvrecords).
@@ -89,9 +128,11 @@ var (
 // this binary does not know (typically written by a newer tokenbroker).
 var ErrUnsupportedSchema = errors.New("unsupported schema version")
 
-// initSchema checks the schema version and creates any missing bucket. It
-// runs in the open transaction, so a refused file is left untouched.
-func initSchema(tx *bbolt.Tx) error {
+// initSchema checks the schema version, migrates a version-1 file and
+// creates any missing bucket. It runs in the open transaction, so a refused
+// file is left untouched and a failed migration leaves the file at version
+// 1. It returns how many records it migrated.
+func initSchema(tx *bbolt.Tx) (migrated int, err error) {
 	var version []byte
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		version = meta.Get(keySchemaVersion)
@@ -103,19 +144,23 @@ func initSchema(tx *bbolt.Tx) error {
 		if err := tx.ForEach(func([]byte, *bbolt.Bucket) error {
 			return errors.New("file has buckets but no schema version")
 		}); err != nil {
-			return fmt.Errorf("not a tokenbroker database: %w", err)
+			return 0, fmt.Errorf("not a tokenbroker database: %w", err)
 		}
+	case string(version) == schemaVersion1:
 	case string(version) != schemaVersion:
-		return fmt.Errorf("file has schema version %q, this binary supports %q (was it written by a newer tokenbroker?): %w",
-			version, schemaVersion, ErrUnsupportedSchema)
+		return 0, fmt.Errorf("file has schema version %q, this binary supports %q (and migrates %q) (was it written by a newer tokenbroker?): %w",
+			version, schemaVersion, schemaVersion1, ErrUnsupportedSchema)
 	}
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
+			return 0, fmt.Errorf("create bucket %s: %w", name, err)
 		}
 	}
-	if version == nil {
-		return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(schemaVersion))
+	switch string(version) {
+	case "":
+		return 0, tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(schemaVersion))
+	case schemaVersion1:
+		return migrateV1(tx)
 	}
-	return nil
+	return 0, nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,78 +32,34 @@ func (s *Store) Sync(ctx context.Context) error {
 }
 
 // The change feed: every watch response the mirror applies is reported to
-// subscribers as one batch of store.Change values, after the mirror holds
-// it (so a subscriber that reloads from the store sees the change). The
-// watch delivers writes of every process sharing the prefix, including
-// this one's.
-
-// feed holds the subscribers.
-type feed struct {
-	mu   sync.Mutex
-	next int
-	subs map[int]func([]store.Change)
-}
+// subscribers as one batch of store.Change values, after the mirror's
+// reads return it and before the mirror's revision advances past it
+// (watchLoop). A write of this process returns only once the mirror has
+// reached its revision, so a subscriber has seen the write's changes
+// before the write returns: what it keeps beside the store follows this
+// process's writes at once (read-your-writes), and other processes' writes
+// as fast as the watch delivers them. The watch delivers writes of every
+// process sharing the prefix, including this one's.
 
 // Subscribe implements store.ChangeNotifier.
 func (s *Store) Subscribe(fn func([]store.Change)) (cancel func()) {
-	s.feed.mu.Lock()
-	defer s.feed.mu.Unlock()
-	if s.feed.subs == nil {
-		s.feed.subs = map[int]func([]store.Change){}
-	}
-	id := s.feed.next
-	s.feed.next++
-	s.feed.subs[id] = fn
-	return func() {
-		s.feed.mu.Lock()
-		delete(s.feed.subs, id)
-		s.feed.mu.Unlock()
-	}
+	return s.feed.Subscribe(fn)
 }
 
 // publish calls every subscriber with changes (from the watch goroutine:
 // batches arrive in commit order).
-func (s *Store) publish(changes []store.Change) {
-	if len(changes) == 0 {
-		return
-	}
-	s.feed.mu.Lock()
-	subs := make([]func([]store.Change), 0, len(s.feed.subs))
-	for _, fn := range s.feed.subs {
-		subs = append(subs, fn)
-	}
-	s.feed.mu.Unlock()
-	for _, fn := range subs {
-		fn(changes)
-	}
-}
-
-// bucketKinds maps a bucket (the first segment of a key) to the kind of
-// record it holds; index buckets report the kind they index.
-var bucketKinds = map[string]store.ChangeKind{
-	string(kvrecords.BucketOrg):            store.ChangeOrganization,
-	string(kvrecords.BucketRoles):          store.ChangeRole,
-	string(kvrecords.BucketSigningKeys):    store.ChangeSigningKeys,
-	string(kvrecords.BucketDatabases):      store.ChangeDatabase,
-	string(kvrecords.BucketTokens):         store.ChangeToken,
-	string(kvrecords.BucketAuthTokens):     store.ChangeAuthToken,
-	string(kvrecords.BucketPulsar):         store.ChangePulsarToken,
-	string(kvrecords.BucketTenants):        store.ChangeTenant,
-	string(kvrecords.BucketUsers):          store.ChangeUser,
-	string(kvrecords.BucketAudit):          store.ChangeAudit,
-	string(kvrecords.BucketTokensByRole):   store.ChangeOther,
-	string(kvrecords.BucketTokensByExpiry): store.ChangeOther,
-}
+func (s *Store) publish(changes []store.Change) { s.feed.Publish(changes) }
 
 // changesOf turns watch events into changes. Only the record buckets are
-// reported by kind (their index entries change in the same transaction).
+// reported by kind (their index entries change in the same transaction);
+// the mapping is the one store/bolt uses (kvrecords.ChangeKindOf).
 func changesOf(events []*clientv3.Event, strip int) []store.Change {
 	out := make([]store.Change, 0, len(events))
 	for _, ev := range events {
 		key := string(ev.Kv.Key[strip:])
 		bucket, rest, _ := strings.Cut(key, "/")
-		kind, ok := bucketKinds[bucket]
-		if !ok || kind == store.ChangeOther {
+		kind, ok := kvrecords.ChangeKindOf(bucket)
+		if !ok {
 			continue
 		}
 		out = append(out, store.Change{Kind: kind, Key: rest, Deleted: ev.Type == mvccpb.DELETE})

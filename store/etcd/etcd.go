@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/feed"
 	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 )
 
@@ -117,10 +118,15 @@ type Store struct {
 	reloads atomic.Int64
 	// feed and fresh are the change feed and the staleness bound
 	// (changes.go).
-	feed      feed
+	feed      feed.Feed
 	fresh     freshness
 	freshDone chan struct{}
 	elect     election
+	// progressc carries waitRev's requests for a progress notification to
+	// progressLoop (mirror.go); progressRequests counts those sent.
+	progressc        chan struct{}
+	progressDone     chan struct{}
+	progressRequests atomic.Int64
 }
 
 // ErrUnsupportedSchema is returned by Open for a prefix whose schema version
@@ -175,7 +181,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, etcdErr("open etcd store: connect", err)
 	}
 	s := &Store{cli: cli, prefix: opts.Prefix, opts: opts, log: opts.Logger, m: newMirror(), watchDone: make(chan struct{}), rewatch: make(chan int64),
-		freshDone: make(chan struct{})}
+		freshDone: make(chan struct{}), progressc: make(chan struct{}, 1),
+		progressDone: make(chan struct{})}
 	s.fresh.after = opts.StaleAfter
 	s.bg, s.stop = context.WithCancel(context.Background())
 	if err := s.init(ctx); err != nil {
@@ -191,8 +198,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // init checks the schema version, writing it if the prefix is empty (one
-// guarded transaction, so two brokers starting together agree), then loads
-// the mirror and starts the watch.
+// guarded transaction, so two brokers starting together agree) and
+// migrating a version-1 prefix (migrate.go), then loads the mirror and
+// starts the watch.
 func (s *Store) init(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
@@ -213,9 +221,13 @@ func (s *Store) init(ctx context.Context) error {
 		switch {
 		case len(kvs) == 0:
 			return fmt.Errorf("not a tokenbroker prefix: it holds keys but no schema version")
+		case string(kvs[0].Value) == schemaVersion1 || string(kvs[0].Value) == schemaMigrating:
+			if err := s.migrateV1(ctx, string(kvs[0].Value)); err != nil { // migrate.go
+				return err
+			}
 		case string(kvs[0].Value) != schemaVersion:
-			return fmt.Errorf("prefix has schema version %q, this binary supports %q (was it written by a newer tokenbroker?): %w",
-				kvs[0].Value, schemaVersion, ErrUnsupportedSchema)
+			return fmt.Errorf("prefix has schema version %q, this binary supports %q (and migrates %q) (was it written by a newer tokenbroker?): %w",
+				kvs[0].Value, schemaVersion, schemaVersion1, ErrUnsupportedSchema)
 		}
 	}
 	return s.loadAndWatch(ctx)
@@ -226,9 +238,11 @@ func (s *Store) loadAndWatch(ctx context.Context) error {
 	if err != nil {
 		return etcdErr("load", err)
 	}
-	s.m.replace(t, rev)
+	s.m.replace(t)
+	s.m.progress(rev)
 	s.markFresh(time.Now())
 	go s.watchLoop(rev)
+	go s.progressLoop()
 	go s.freshnessLoop()
 	return nil
 }
@@ -243,6 +257,7 @@ func (s *Store) Close() error {
 	s.stop()
 	<-s.watchDone
 	<-s.freshDone
+	<-s.progressDone
 	s.elect.once.Do(func() {}) // no campaign starts after Close
 	if s.elect.started.Load() {
 		<-s.elect.done

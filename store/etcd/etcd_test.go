@@ -78,15 +78,15 @@ func rawClient(t *testing.T) *clientv3.Client {
 	return cli
 }
 
-func TestNewPrefixGetsSchemaVersion1(t *testing.T) {
+func TestNewPrefixGetsSchemaVersion2(t *testing.T) {
 	prefix := freshPrefix()
 	openTemp(t, etcd.Options{Prefix: prefix})
 	resp, err := rawClient(t).Get(t.Context(), prefix+"meta/schema_version")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "1" {
-		t.Fatalf("schema version = %v, want \"1\"", resp.Kvs)
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "2" {
+		t.Fatalf("schema version = %v, want \"2\"", resp.Kvs)
 	}
 }
 

@@ -83,21 +83,27 @@ func (m *mirror) advanceLocked(rev int64) {
 	}
 }
 
-// replace swaps in a freshly loaded tree at rev (after a compaction).
-func (m *mirror) replace(t *btree.BTreeG[item], rev int64) {
+// replace swaps in a freshly loaded tree (after a compaction). Like
+// apply, it leaves the revision to the caller (progress), so that the
+// change feed runs in between.
+func (m *mirror) replace(t *btree.BTreeG[item]) {
 	m.mu.Lock()
 	m.tree = t
-	m.advanceLocked(rev)
 	m.mu.Unlock()
 }
 
-// apply applies one watch response's events; the response's last event
-// revision becomes the applied revision (events arrive in revision order
-// and one revision is never split across responses).
-func (m *mirror) apply(events []*clientv3.Event, strip int) {
+// apply applies one watch response's events to the tree and returns the
+// response's last event revision, which the caller makes the applied
+// revision (progress) once the change feed has seen the events: a write
+// waiting for that revision then returns only after every subscriber has
+// (changes.go). Events arrive in revision order and one revision is never
+// split across responses. Between apply and progress, reads already see
+// the events while the revision lags: a write transaction built meanwhile
+// on the lagging base revision fails its range compares and retries, so
+// the lag costs a retry, never a wrong write (tx.go).
+func (m *mirror) apply(events []*clientv3.Event, strip int) (last int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var last int64
 	for _, ev := range events {
 		key := string(ev.Kv.Key[strip:])
 		switch ev.Type {
@@ -108,7 +114,7 @@ func (m *mirror) apply(events []*clientv3.Event, strip int) {
 		}
 		last = ev.Kv.ModRevision
 	}
-	m.advanceLocked(last)
+	return last
 }
 
 func (m *mirror) progress(rev int64) {
@@ -184,8 +190,9 @@ func (s *Store) watchLoop(rev int64) {
 			if resp.IsProgressNotify() {
 				s.m.progress(resp.Header.Revision)
 			} else if len(resp.Events) > 0 {
-				s.m.apply(resp.Events, len(s.prefix))
+				last := s.m.apply(resp.Events, len(s.prefix))
 				s.publish(changesOf(resp.Events, len(s.prefix)))
+				s.m.progress(last) // after the feed: see apply
 			}
 			rev, _ = s.m.current()
 			backoff = 50 * time.Millisecond
@@ -200,9 +207,10 @@ func (s *Store) watchLoop(rev int64) {
 			if err != nil {
 				s.log.Warn("reloading the mirror failed; retrying", "err", err.Error())
 			} else {
-				s.m.replace(t, r)
+				s.m.replace(t)
 				s.reloads.Add(1)
 				s.publish([]store.Change{{Kind: store.ChangeAll}})
+				s.m.progress(r)
 				rev = r
 				continue
 			}
@@ -216,10 +224,55 @@ func (s *Store) watchLoop(rev int64) {
 	}
 }
 
-// progressAfter is how long waitRev waits for the watch before asking etcd
-// for a progress notification (needed when the revision it waits for
-// changed nothing under our prefix, so no event will ever arrive for it).
-const progressAfter = 10 * time.Millisecond
+// Progress notifications. A mirror that must reach a revision made by a
+// write outside its prefix (another installation's prefix, the election's
+// keys) receives no event for it; only a progress notification, which etcd
+// sends on the watch's stream once it has delivered everything up to the
+// revision it names, proves the mirror current. Two properties of etcd's
+// client and server shape how they are asked for:
+//   - the client picks the gRPC stream of a request by its context's
+//     outgoing metadata, so a request made with a caller's context (which
+//     may carry metadata of its own) can land on a stream without the
+//     mirror's watch and never be answered: every request is made by one
+//     goroutine with the watch's own metadata (progressLoop);
+//   - the server drops (does not defer) a request while the watch is not
+//     yet synced or its start revision is ahead of the member's, e.g. just
+//     after a re-watch on an idle cluster: waitRev repeats its request
+//     until the mirror has caught up.
+
+// progressAfter is how long waitRev waits for the watch's events before it
+// first asks for a progress notification; progressEvery caps the pause
+// between repeated requests.
+const (
+	progressAfter = 2 * time.Millisecond
+	progressEvery = 100 * time.Millisecond
+)
+
+// requestProgress asks progressLoop for a progress notification; requests
+// made while one is pending are merged into it.
+func (s *Store) requestProgress() {
+	select {
+	case s.progressc <- struct{}{}:
+	default:
+	}
+}
+
+// progressLoop sends the requested progress requests until s.bg ends, with
+// the metadata the watch is opened with (watchLoop), so that they reach
+// its stream.
+func (s *Store) progressLoop() {
+	defer close(s.progressDone)
+	ctx := clientv3.WithRequireLeader(s.bg)
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-s.progressc:
+			s.progressRequests.Add(1)
+			_ = s.cli.RequestProgress(ctx)
+		}
+	}
+}
 
 // waitRev waits until the mirror has applied revision rev (bounded by ctx).
 func (s *Store) waitRev(ctx context.Context, rev int64) error {
@@ -236,9 +289,8 @@ func (s *Store) waitRev(ctx context.Context, rev int64) error {
 			t.Stop()
 			return fmt.Errorf("waiting for the local mirror to reach revision %d (at %d): %w", rev, cur, ctx.Err())
 		case <-t.C:
-			// Same metadata as the watch, so the request reaches its stream.
-			_ = s.cli.RequestProgress(clientv3.WithRequireLeader(ctx))
-			wait = min(2*wait, 500*time.Millisecond)
+			s.requestProgress()
+			wait = min(2*wait, progressEvery)
 		}
 		t.Stop()
 	}

@@ -29,6 +29,8 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 		{"AuditSeqGapFreeAcrossWriters", testSharedAuditSeq},
 		{"DeleteRoleAndCreateTokenRace", testSharedDeleteRoleRace},
 		{"ReadsOtherWriters", testSharedReads},
+		{"DeleteLastHoldersOfRoleRace", testSharedDeleteLastHolders},
+		{"FeedReportsOtherWriters", testSharedFeed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			defer watchdog(t.Name())()

@@ -47,6 +47,7 @@ var cases = []testCase{
 	{"UserCRUD", testUserCRUD},
 	{"CreateUserUnknownRole", testCreateUserUnknownRole},
 	{"ListUsersOrderedByUsername", testListUsersOrder},
+	{"ListUsersPage", testListUsersPage},
 	{"UpdateUserClosureError", testUpdateUserClosureError},
 	{"UpdateUserCannotChangeIDOrUsername", testUpdateUserCannotChangeIDOrUsername},
 	{"UpdateUserRoles", testUpdateUserRoles},
@@ -69,6 +70,7 @@ var cases = []testCase{
 	{"DeleteTenantCascadesToPulsarTokens", testDeleteTenantCascade},
 	{"PulsarTokenCRUD", testPulsarTokenCRUD},
 	{"ListPulsarTokensOrderedByIssuedAtThenID", testListPulsarTokensOrder},
+	{"ListPulsarTokensPage", testListPulsarTokensPage},
 	{"CreatePulsarTokenUnknownTenant", testCreatePulsarTokenUnknownTenant},
 	{"PulsarTokenLimit", testPulsarTokenLimit},
 	{"ConcurrentCreatePulsarTokensAtLimit", testConcurrentPulsarTokenLimit},
@@ -81,6 +83,7 @@ var cases = []testCase{
 	{"DatabaseCRUD", testDatabaseCRUD},
 	{"CreateDatabaseIDTaken", testCreateDatabaseTaken},
 	{"ListDatabasesOrderedByCreatedAtThenID", testListDatabasesOrder},
+	{"ListDatabasesPage", testListDatabasesPage},
 	{"UpdateDatabaseClosureError", testUpdateDatabaseClosureError},
 	{"UpdateDatabaseCannotChangeIDOrUsage", testUpdateDatabaseCannotChangeIDOrUsage},
 	{"RecordDatabaseUsage", testRecordDatabaseUsage},
@@ -109,6 +112,9 @@ var cases = []testCase{
 	{"DeleteUserCascadesToManyAuthTokens", testDeleteUserCascadeMany},
 	{"DeleteTenantCascadesToManyPulsarTokens", testDeleteTenantCascadeMany},
 	{"RecordTokenUseMany", testRecordUseMany},
+	{"DeleteTokenKeepingRole", testDeleteTokenKeepingRole},
+	{"ConcurrentDeleteLastHoldersOfRole", testConcurrentDeleteLastHolders},
+	{"ChangeFeed", testChangeFeed},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.

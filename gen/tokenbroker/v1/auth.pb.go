@@ -731,7 +731,15 @@ func (x *CreateUserResponse) GetUser() *User {
 }
 
 type ListUsersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Beyond Astra, optional: answer one page of at most this many items (at
+	// most 1000; larger values are reduced to 1000). 0: the default page of
+	// 1000. A page may also be cut short so that one message stays far below
+	// grpc's default 4 MiB receive limit; next_page_token says whether more
+	// follow.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,11 +774,27 @@ func (*ListUsersRequest) Descriptor() ([]byte, []int) {
 	return file_tokenbroker_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListUsersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=OrgID,proto3" json:"org_id,omitempty"`
-	OrgName       string                 `protobuf:"bytes,2,opt,name=org_name,json=OrgName,proto3" json:"org_name,omitempty"`
-	Users         []*User                `protobuf:"bytes,3,rep,name=users,json=Users,proto3" json:"users,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrgId   string                 `protobuf:"bytes,1,opt,name=org_id,json=OrgID,proto3" json:"org_id,omitempty"`
+	OrgName string                 `protobuf:"bytes,2,opt,name=org_name,json=OrgName,proto3" json:"org_name,omitempty"`
+	Users   []*User                `protobuf:"bytes,3,rep,name=users,json=Users,proto3" json:"users,omitempty"`
+	// Set when more items may follow; pass it as page_token. "" on the last page.
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -824,6 +848,13 @@ func (x *ListUsersResponse) GetUsers() []*User {
 		return x.Users
 	}
 	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetUserRequest struct {
@@ -1132,12 +1163,16 @@ const file_tokenbroker_v1_auth_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
 	"\x05roles\x18\x03 \x03(\tR\x05roles\">\n" +
 	"\x12CreateUserResponse\x12(\n" +
-	"\x04user\x18\x01 \x01(\v2\x14.tokenbroker.v1.UserR\x04user\"\x12\n" +
-	"\x10ListUsersRequest\"q\n" +
+	"\x04user\x18\x01 \x01(\v2\x14.tokenbroker.v1.UserR\x04user\"N\n" +
+	"\x10ListUsersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x99\x01\n" +
 	"\x11ListUsersResponse\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05OrgID\x12\x19\n" +
 	"\borg_name\x18\x02 \x01(\tR\aOrgName\x12*\n" +
-	"\x05users\x18\x03 \x03(\v2\x14.tokenbroker.v1.UserR\x05Users\")\n" +
+	"\x05users\x18\x03 \x03(\v2\x14.tokenbroker.v1.UserR\x05Users\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\")\n" +
 	"\x0eGetUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\";\n" +
 	"\x0fGetUserResponse\x12(\n" +

@@ -739,8 +739,16 @@ type ListDatabasesRequest struct {
 	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
 	// A database ID: list the databases after it (pagination).
 	StartingAfter string `protobuf:"bytes,3,opt,name=starting_after,json=startingAfter,proto3" json:"starting_after,omitempty"`
-	// 1..100; default 25.
-	Limit         *int32 `protobuf:"varint,4,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// 1..100; default 25. Astra's paging: at most this many databases in ID
+	// order after starting_after. Not with page_size/page_token.
+	Limit *int32 `protobuf:"varint,4,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// Beyond Astra, optional: answer one page of at most this many databases
+	// (at most 1000; larger values are reduced to 1000) in ID order, instead of
+	// Astra's limit. starting_after may give the start of the first page.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous answer (of
+	// either kind). A client may repeat starting_after with it.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,9 +811,25 @@ func (x *ListDatabasesRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListDatabasesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDatabasesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListDatabasesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Databases     []*Database            `protobuf:"bytes,1,rep,name=databases,proto3" json:"databases,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Databases []*Database            `protobuf:"bytes,1,rep,name=databases,proto3" json:"databases,omitempty"`
+	// Set when more items may follow; pass it as page_token. "" on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -845,6 +869,13 @@ func (x *ListDatabasesResponse) GetDatabases() []*Database {
 		return x.Databases
 	}
 	return nil
+}
+
+func (x *ListDatabasesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetDatabaseRequest struct {
@@ -1239,15 +1270,19 @@ const file_tokenbroker_v1_database_proto_rawDesc = "" +
 	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x14\n" +
-	"\x05token\x18\x05 \x01(\tR\x05token\"\x98\x01\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"\xd4\x01\n" +
 	"\x14ListDatabasesRequest\x12\x18\n" +
 	"\ainclude\x18\x01 \x01(\tR\ainclude\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12%\n" +
 	"\x0estarting_after\x18\x03 \x01(\tR\rstartingAfter\x12\x19\n" +
-	"\x05limit\x18\x04 \x01(\x05H\x00R\x05limit\x88\x01\x01B\b\n" +
-	"\x06_limit\"O\n" +
+	"\x05limit\x18\x04 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageTokenB\b\n" +
+	"\x06_limit\"w\n" +
 	"\x15ListDatabasesResponse\x126\n" +
-	"\tdatabases\x18\x01 \x03(\v2\x18.tokenbroker.v1.DatabaseR\tdatabases\"5\n" +
+	"\tdatabases\x18\x01 \x03(\v2\x18.tokenbroker.v1.DatabaseR\tdatabases\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"5\n" +
 	"\x12GetDatabaseRequest\x12\x1f\n" +
 	"\vdatabase_id\x18\x01 \x01(\tR\n" +
 	"databaseId\"K\n" +

@@ -706,8 +706,16 @@ func (x *CreatePulsarTokenResponse) GetSubject() string {
 }
 
 type ListPulsarTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Beyond Astra, optional: answer one page of at most this many items (at
+	// most 1000; larger values are reduced to 1000). 0: the default page of
+	// 1000. A page may also be cut short so that one message stays far below
+	// grpc's default 4 MiB receive limit; next_page_token says whether more
+	// follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,10 +757,26 @@ func (x *ListPulsarTokensRequest) GetTenant() string {
 	return ""
 }
 
+func (x *ListPulsarTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPulsarTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListPulsarTokensResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Claim maps: iat, iss, sub, tokenid, and exp when set.
-	Tokens        []*structpb.Struct `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	Tokens []*structpb.Struct `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// Set when more items may follow; pass it as page_token. "" on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -792,6 +816,13 @@ func (x *ListPulsarTokensResponse) GetTokens() []*structpb.Struct {
 		return x.Tokens
 	}
 	return nil
+}
+
+func (x *ListPulsarTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetPulsarTokenRequest struct {
@@ -1977,11 +2008,15 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\brolename\x18\x02 \x01(\tR\brolename\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12\x18\n" +
-	"\asubject\x18\x04 \x01(\tR\asubject\"1\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\"m\n" +
 	"\x17ListPulsarTokensRequest\x12\x16\n" +
-	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"K\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"s\n" +
 	"\x18ListPulsarTokensResponse\x12/\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x17.google.protobuf.StructR\x06tokens\"J\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x17.google.protobuf.StructR\x06tokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n" +
 	"\x15GetPulsarTokenRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x19\n" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\"I\n" +

@@ -328,6 +328,8 @@ func local_request_PulsarTokenService_CreatePulsarToken_1(ctx context.Context, m
 	return msg, metadata, err
 }
 
+var filter_PulsarTokenService_ListPulsarTokens_0 = &utilities.DoubleArray{Encoding: map[string]int{"tenant": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
 func request_PulsarTokenService_ListPulsarTokens_0(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ListPulsarTokensRequest
@@ -341,6 +343,12 @@ func request_PulsarTokenService_ListPulsarTokens_0(ctx context.Context, marshale
 	protoReq.Tenant, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_ListPulsarTokens_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -362,6 +370,12 @@ func local_request_PulsarTokenService_ListPulsarTokens_0(ctx context.Context, ma
 	protoReq.Tenant, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "tenant", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_ListPulsarTokens_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.ListPulsarTokens(ctx, &protoReq)
 	return msg, metadata, err

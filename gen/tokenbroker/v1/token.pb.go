@@ -206,9 +206,11 @@ type ListTokensRequest struct {
 	// Optional: only tokens bound to this role ID.
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Beyond Astra, optional: answer one page of at most this many tokens (at
-	// most 1000; larger values are reduced to 1000) in client ID order, with
-	// next_page_token set when more may follow. 0 with no page_token: every
-	// token in one answer (Astra's behaviour; over REST it is streamed).
+	// most 1000; larger values are reduced to 1000) in client ID order. 0: the
+	// default page of 1000 (over REST, a request without paging parameters is
+	// answered with every token, streamed page by page). A page may also be cut
+	// short so that one message stays far below grpc's default 4 MiB receive
+	// limit; next_page_token says whether more follow.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Beyond Astra, optional: the next_page_token of the previous page.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -277,7 +279,7 @@ func (x *ListTokensRequest) GetPageToken() string {
 type ListTokensResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Clients []*TokenInfo           `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
-	// Set on a paged answer when more tokens may follow; pass it as page_token.
+	// Set when more tokens may follow; pass it as page_token. "" on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

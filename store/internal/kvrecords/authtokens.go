@@ -178,7 +178,7 @@ func (s *Records) ResolveAuthToken(ctx context.Context, mac []byte) (store.Resol
 			if pv == nil {
 				return fmt.Errorf("principal %s %q: %w", rec.PrincipalKind, rec.PrincipalID, store.ErrNotFound)
 			}
-			t, err := decodeTokenRecord(pv)
+			t, err := decodeTokenRecord(rec.PrincipalID, pv)
 			if err != nil {
 				return err
 			}

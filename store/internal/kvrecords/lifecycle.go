@@ -112,7 +112,7 @@ func (s *Records) RotateToken(ctx context.Context, clientID string, next store.T
 		if v == nil {
 			return store.ErrNotFound
 		}
-		rec, err := decodeTokenRecord(v) // a fresh copy on every run
+		rec, err := decodeTokenRecord(clientID, v) // a fresh copy on every run
 		if err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (s *Records) RotateToken(ctx context.Context, clientID string, next store.T
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
 	}
-	t, err := decodeToken(stored)
+	t, err := decodeToken(clientID, stored)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %q: %w", clientID, err)
 	}

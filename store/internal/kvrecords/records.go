@@ -12,13 +12,18 @@ import (
 // record code works with: private record structs that carry the fields
 // index maintenance needs, with times in UTC.
 
-func encodeOrg(o store.Organization) ([]byte, error)  { return records.EncodeOrg(o) }
-func decodeOrg(b []byte) (store.Organization, error)  { return records.DecodeOrg(b) }
-func encodeRole(r store.Role) ([]byte, error)         { return records.EncodeRole(r) }
-func decodeRole(b []byte) (store.Role, error)         { return records.DecodeRole(b) }
-func encodeTenant(t store.Tenant) ([]byte, error)     { return records.EncodeTenant(t) }
-func decodeTenant(b []byte) (store.Tenant, error)     { return records.DecodeTenant(b) }
-func decodeToken(b []byte) (store.Token, error)       { return records.DecodeToken(b) }
+func encodeOrg(o store.Organization) ([]byte, error) { return records.EncodeOrg(o) }
+func decodeOrg(b []byte) (store.Organization, error) { return records.DecodeOrg(b) }
+func encodeRole(r store.Role) ([]byte, error)        { return records.EncodeRole(r) }
+func decodeRole(b []byte) (store.Role, error)        { return records.DecodeRole(b) }
+func encodeTenant(t store.Tenant) ([]byte, error)    { return records.EncodeTenant(t) }
+func decodeTenant(b []byte) (store.Tenant, error)    { return records.DecodeTenant(b) }
+
+// decodeToken decodes the token stored under clientID (the value does not
+// hold its key).
+func decodeToken(clientID string, b []byte) (store.Token, error) {
+	return records.DecodeToken(clientID, b)
+}
 func decodeUser(b []byte) (store.User, error)         { return records.DecodeUser(b) }
 func encodeUser(u store.User) ([]byte, error)         { return records.EncodeUser(u) }
 func decodeDatabase(b []byte) (store.Database, error) { return records.DecodeDatabase(b) }
@@ -71,8 +76,8 @@ func (r tokenRecord) token() store.Token {
 
 func (r tokenRecord) encode() ([]byte, error) { return records.EncodeToken(r.token()) }
 
-func decodeTokenRecord(b []byte) (tokenRecord, error) {
-	t, err := records.DecodeToken(b)
+func decodeTokenRecord(clientID string, b []byte) (tokenRecord, error) {
+	t, err := records.DecodeToken(clientID, b)
 	return toTokenRecord(t), err
 }
 

@@ -144,7 +144,7 @@ func holderLive(tokens kv.Bucket, clientID []byte, exp, nowNanos uint64, now tim
 	if v == nil {
 		return false, nil
 	}
-	t, err := decodeToken(v)
+	t, err := decodeToken(string(clientID), v)
 	if err != nil {
 		return false, err
 	}

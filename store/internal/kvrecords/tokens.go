@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
@@ -99,7 +100,7 @@ func (s *Records) CreateToken(ctx context.Context, t store.Token) error {
 
 // GetToken implements store.Store.
 func (s *Records) GetToken(ctx context.Context, clientID string) (store.Token, error) {
-	return getOne(s, bucketTokens, clientID, "token", decodeToken)
+	return getOne(s, bucketTokens, clientID, "token", func(b []byte) (store.Token, error) { return decodeToken(clientID, b) })
 }
 
 // ListTokens implements store.Store. Each page is one short read
@@ -129,7 +130,7 @@ func (s *Records) ListTokens(ctx context.Context, after string, limit int) ([]st
 				next = page[len(page)-1].ClientID // there is more
 				return nil
 			}
-			t, err := decodeToken(v)
+			t, err := decodeToken(string(k), v)
 			if err != nil {
 				return err
 			}
@@ -150,7 +151,7 @@ func (s *Records) DeleteToken(ctx context.Context, clientID string) error {
 		if v == nil {
 			return store.ErrNotFound
 		}
-		rec, err := decodeTokenRecord(v)
+		rec, err := decodeTokenRecord(clientID, v)
 		if err != nil {
 			return err
 		}
@@ -160,6 +161,85 @@ func (s *Records) DeleteToken(ctx context.Context, clientID string) error {
 		return fmt.Errorf("delete token %q: %w", clientID, err)
 	}
 	return nil
+}
+
+// DeleteTokenKeepingRole implements store.Store. The witness is found in
+// the index tokens_by_role (preferring a token that never expires, else
+// the one expiring last) and then confirmed by reading its record in the
+// same transaction. That read is what makes the guard hold across
+// processes: bbolt has one writer, and an etcd transaction commits only if
+// every key it read is unchanged (a compare on the record's mod revision,
+// which a concurrent delete of the witness fails), whereas a walk over the
+// index alone would not see an entry deleted meanwhile.
+func (s *Records) DeleteTokenKeepingRole(ctx context.Context, clientID, role string, now time.Time) error {
+	err := s.b.Cascade(ctx, func(tx kv.Tx) error {
+		v := tx.Bucket(bucketTokens).Get([]byte(clientID))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		rec, err := decodeTokenRecord(clientID, v)
+		if err != nil {
+			return err
+		}
+		if t := rec.token(); slices.Contains(t.Roles, role) && !t.Expired(now) {
+			if err := witnessTx(tx, role, clientID, now); err != nil {
+				return err
+			}
+		}
+		return deleteTokenTx(tx, clientID, rec)
+	}, cascadeOf(store.PrincipalApplicationToken, clientID))
+	if err != nil {
+		return fmt.Errorf("delete token %q keeping a live holder of role %q: %w", clientID, role, err)
+	}
+	return nil
+}
+
+// witnessTx returns nil if a token other than except holds role and is
+// live at now, confirmed by reading its record in tx; ErrLastHolder if
+// there is none.
+func witnessTx(tx kv.Tx, role, except string, now time.Time) error {
+	tokens := tx.Bucket(bucketTokens)
+	confirm := func(id []byte) (bool, error) {
+		v := tokens.Get(id)
+		if v == nil {
+			return false, nil
+		}
+		t, err := decodeToken(string(id), v)
+		if err != nil {
+			return false, err
+		}
+		return slices.Contains(t.Roles, role) && !t.Expired(now), nil
+	}
+	prefix := roleIndexPrefix(role)
+	nowNanos := expiryNanos(now)
+	var latest []byte // the live holder expiring last
+	var latestExp uint64
+	c := tx.Bucket(bucketTokensByRole).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		id := k[len(prefix):]
+		if string(id) == except || len(v) != 8 {
+			continue
+		}
+		exp := binary.BigEndian.Uint64(v)
+		if exp == 0 { // never expires: the best witness
+			ok, err := confirm(id)
+			if err != nil || ok {
+				return err
+			}
+			continue
+		}
+		if live, err := holderLive(tokens, id, exp, nowNanos, now); err != nil {
+			return err
+		} else if live && exp > latestExp {
+			latest, latestExp = bytes.Clone(id), exp
+		}
+	}
+	if latest != nil {
+		if ok, err := confirm(latest); err != nil || ok {
+			return err
+		}
+	}
+	return store.ErrLastHolder
 }
 
 // RecordTokenUse implements store.Store. Only the record changes; no index
@@ -184,7 +264,7 @@ func (s *Records) RecordTokenUse(ctx context.Context, lastUsed map[string]time.T
 			if v == nil {
 				continue // deleted meanwhile
 			}
-			rec, err := decodeTokenRecord(v)
+			rec, err := decodeTokenRecord(id, v)
 			if err != nil {
 				return err
 			}
@@ -240,7 +320,7 @@ func (s *Records) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, 
 					if v == nil {
 						continue
 					}
-					rec, err := decodeTokenRecord(v)
+					rec, err := decodeTokenRecord(id, v)
 					if err != nil {
 						return err
 					}

@@ -42,7 +42,7 @@ func VerifyIndexes(tx kv.Tx, verifyAudit func() error) error {
 
 		roles := tx.Bucket(bucketRoles)
 		err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			rec, err := decodeTokenRecord(v)
+			rec, err := decodeTokenRecord(string(k), v)
 			if err != nil {
 				return err
 			}

@@ -2,20 +2,19 @@
 // by every backend (store/bolt, store/etcd), so that a record is the same
 // bytes whichever backend holds it.
 //
-// The encodings are private structs (JSON) and storage protobuf messages
+// Every encoding is a storage protobuf message
 // (proto/tokenbroker/storage/v1), separate from the store domain types so
 // that either can evolve without silently changing the other: a renamed Go
-// field must not rename a stored field. The records read on every
-// credential check (tokens, auth tokens, users, Pulsar tokens) are protobuf,
-// which decodes several times faster than JSON, with times as unix
-// nanoseconds; the rest are JSON with times in UTC, RFC 3339 with
-// nanoseconds. Decoding allocates fresh strings and slices, so decoded
-// records never alias the buffer they were decoded from (a bbolt memory map,
-// an etcd response).
+// field must not rename a stored field. Times are unix nanoseconds (Nanos).
+// Decoding allocates fresh strings and slices, so decoded records never
+// alias the buffer they were decoded from (a bbolt memory map, an etcd
+// response). Schema version 1 stored the organization, roles, tenants,
+// signing keys, databases, usage, namespace snapshots and audit events as
+// JSON; their decoders remain only for the migration to version 2
+// (v1json_migration.go).
 package records
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -27,89 +26,75 @@ import (
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
-type orgRecord struct {
-	ID          string             `json:"id"`
-	Name        string             `json:"name"`
-	CreatedAt   time.Time          `json:"created_at"`
-	KeyCheck    []byte             `json:"key_check"`
-	TokenPolicy *tokenPolicyRecord `json:"token_policy,omitempty"` // absent in records written before it existed
-}
-
-type tokenPolicyRecord struct {
-	MaxTokenLifetime       int64     `json:"max_token_lifetime_ns,omitempty"`
-	MaxPulsarTokenLifetime int64     `json:"max_pulsar_token_lifetime_ns,omitempty"`
-	UpdatedAt              time.Time `json:"updated_at"`
-	UpdatedBy              string    `json:"updated_by,omitempty"`
-}
-
-// EncodeOrg encodes the organization record (JSON).
+// EncodeOrg encodes the organization record (protobuf).
 func EncodeOrg(o store.Organization) ([]byte, error) {
-	r := orgRecord{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt.UTC(), KeyCheck: o.KeyCheck}
+	created, err := Nanos(o.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	m := &storagev1.OrgRecord{Id: o.ID, Name: o.Name, CreatedAt: created, KeyCheck: o.KeyCheck}
 	if p := o.TokenPolicy; p != (store.TokenPolicy{}) {
-		r.TokenPolicy = &tokenPolicyRecord{
+		updated, err := Nanos(p.UpdatedAt)
+		if err != nil {
+			return nil, err
+		}
+		m.TokenPolicy = &storagev1.TokenPolicyRecord{
 			MaxTokenLifetime:       int64(p.MaxTokenLifetime),
 			MaxPulsarTokenLifetime: int64(p.MaxPulsarTokenLifetime),
-			UpdatedAt:              p.UpdatedAt.UTC(),
+			UpdatedAt:              updated,
 			UpdatedBy:              p.UpdatedBy,
 		}
 	}
-	return marshal(r)
+	return encodeProto(m)
 }
 
 // DecodeOrg decodes EncodeOrg's output.
 func DecodeOrg(b []byte) (store.Organization, error) {
-	var r orgRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.OrgRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.Organization{}, err
 	}
-	o := store.Organization{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, KeyCheck: r.KeyCheck}
-	if p := r.TokenPolicy; p != nil {
+	o := store.Organization{ID: m.Id, Name: m.Name, CreatedAt: FromNanos(m.CreatedAt), KeyCheck: m.KeyCheck}
+	if p := m.TokenPolicy; p != nil {
 		o.TokenPolicy = store.TokenPolicy{
 			MaxTokenLifetime:       time.Duration(p.MaxTokenLifetime),
 			MaxPulsarTokenLifetime: time.Duration(p.MaxPulsarTokenLifetime),
-			UpdatedAt:              p.UpdatedAt,
+			UpdatedAt:              FromNanos(p.UpdatedAt),
 			UpdatedBy:              p.UpdatedBy,
 		}
 	}
 	return o, nil
 }
 
-type roleRecord struct {
-	ID          string    `json:"id"`
-	OrgID       string    `json:"org_id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Resources   []string  `json:"resources"`
-	Actions     []string  `json:"actions"`
-	Effect      string    `json:"effect"`
-	Builtin     bool      `json:"builtin"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	UpdatedBy   string    `json:"updated_by"`
-}
-
-// EncodeRole encodes a role record (JSON).
+// EncodeRole encodes a role record (protobuf).
 func EncodeRole(r store.Role) ([]byte, error) {
-	return marshal(roleRecord{
-		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Description: r.Description,
+	updated, err := Nanos(r.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.RoleRecord{
+		Id: r.ID, OrgId: r.OrgID, Name: r.Name, Description: r.Description,
 		Resources: r.Resources, Actions: r.Actions, Effect: r.Effect, Builtin: r.Builtin,
-		UpdatedAt: r.UpdatedAt.UTC(), UpdatedBy: r.UpdatedBy,
+		UpdatedAt: updated, UpdatedBy: r.UpdatedBy,
 	})
 }
 
 // DecodeRole decodes EncodeRole's output.
 func DecodeRole(b []byte) (store.Role, error) {
-	var r roleRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.RoleRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.Role{}, err
 	}
 	return store.Role{
-		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Description: r.Description,
-		Resources: r.Resources, Actions: r.Actions, Effect: r.Effect, Builtin: r.Builtin,
-		UpdatedAt: r.UpdatedAt, UpdatedBy: r.UpdatedBy,
+		ID: m.Id, OrgID: m.OrgId, Name: m.Name, Description: m.Description,
+		Resources: m.Resources, Actions: m.Actions, Effect: m.Effect, Builtin: m.Builtin,
+		UpdatedAt: FromNanos(m.UpdatedAt), UpdatedBy: m.UpdatedBy,
 	}, nil
 }
 
-// EncodeToken encodes an application-token record (protobuf).
+// EncodeToken encodes an application-token record (protobuf). The client
+// ID is the record's key, so the value does not repeat it (since schema
+// version 2; values written before still hold it and decode alike).
 func EncodeToken(t store.Token) ([]byte, error) {
 	gen, err1 := Nanos(t.GeneratedOn)
 	exp, err2 := Nanos(t.Expiry)
@@ -119,20 +104,23 @@ func EncodeToken(t store.Token) ([]byte, error) {
 		return nil, err
 	}
 	return encodeProto(&storagev1.TokenRecord{
-		ClientId: t.ClientID, OrgId: t.OrgID, Roles: t.Roles, Description: t.Description,
+		OrgId: t.OrgID, Roles: t.Roles, Description: t.Description,
 		SecretMac: t.SecretMAC, GeneratedOn: gen, Expiry: exp, CreatedBy: t.CreatedBy, LastUsed: used,
 		RotatedTo: t.RotatedTo, RotatedAt: rotated,
 	})
 }
 
-// DecodeToken decodes EncodeToken's output.
-func DecodeToken(b []byte) (store.Token, error) {
+// DecodeToken decodes EncodeToken's output stored under clientID.
+func DecodeToken(clientID string, b []byte) (store.Token, error) {
 	var m storagev1.TokenRecord
 	if err := decodeProto(b, &m); err != nil {
 		return store.Token{}, err
 	}
+	if m.ClientId != "" && m.ClientId != clientID {
+		return store.Token{}, fmt.Errorf("decode stored record (corrupt data?): token under key %q holds client ID %q", clientID, m.ClientId)
+	}
 	return store.Token{
-		ClientID: m.ClientId, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
+		ClientID: clientID, OrgID: m.OrgId, Roles: m.Roles, Description: m.Description,
 		SecretMAC: m.SecretMac, GeneratedOn: FromNanos(m.GeneratedOn), Expiry: FromNanos(m.Expiry),
 		CreatedBy: m.CreatedBy, LastUsed: FromNanos(m.LastUsed),
 		RotatedTo: m.RotatedTo, RotatedAt: FromNanos(m.RotatedAt),
@@ -189,94 +177,54 @@ func DecodeAuthToken(b []byte) (store.AuthToken, error) {
 	}, nil
 }
 
-type tenantRecord struct {
-	Name             string    `json:"name"`
-	OrgID            string    `json:"org_id"`
-	ClusterName      string    `json:"cluster_name"`
-	WebServiceURL    string    `json:"web_service_url"`
-	BrokerServiceURL string    `json:"broker_service_url"`
-	WebsocketURL     string    `json:"websocket_url"`
-	CloudProvider    string    `json:"cloud_provider"`
-	CloudRegion      string    `json:"cloud_region"`
-	TokenFormat      string    `json:"token_format"`
-	SealedSecret     []byte    `json:"sealed_secret"`
-	CreatedAt        time.Time `json:"created_at"`
-	CreatedBy        string    `json:"created_by"`
-	// Written only while a rotated secret still verifies.
-	PreviousSealedSecret    []byte     `json:"previous_sealed_secret,omitempty"`
-	PreviousSecretRetiresAt *time.Time `json:"previous_secret_retires_at,omitempty"`
-}
-
-// EncodeTenant encodes a tenant record (JSON; the secret stays sealed).
+// EncodeTenant encodes a tenant record (protobuf; the secrets stay sealed).
 func EncodeTenant(t store.Tenant) ([]byte, error) {
-	var retires *time.Time
-	if !t.PreviousSecretRetiresAt.IsZero() {
-		u := t.PreviousSecretRetiresAt.UTC()
-		retires = &u
+	created, err1 := Nanos(t.CreatedAt)
+	retires, err2 := Nanos(t.PreviousSecretRetiresAt)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
 	}
-	return marshal(tenantRecord{
-		PreviousSealedSecret: t.PreviousSealedSecret, PreviousSecretRetiresAt: retires,
-		Name: t.Name, OrgID: t.OrgID, ClusterName: t.ClusterName, WebServiceURL: t.WebServiceURL,
-		BrokerServiceURL: t.BrokerServiceURL, WebsocketURL: t.WebsocketURL, CloudProvider: t.CloudProvider,
+	return encodeProto(&storagev1.TenantRecord{
+		Name: t.Name, OrgId: t.OrgID, ClusterName: t.ClusterName, WebServiceUrl: t.WebServiceURL,
+		BrokerServiceUrl: t.BrokerServiceURL, WebsocketUrl: t.WebsocketURL, CloudProvider: t.CloudProvider,
 		CloudRegion: t.CloudRegion, TokenFormat: t.TokenFormat, SealedSecret: t.SealedSecret,
-		CreatedAt: t.CreatedAt.UTC(), CreatedBy: t.CreatedBy,
+		CreatedAt: created, CreatedBy: t.CreatedBy,
+		PreviousSealedSecret: t.PreviousSealedSecret, PreviousSecretRetiresAt: retires,
 	})
 }
 
 // DecodeTenant decodes EncodeTenant's output.
 func DecodeTenant(b []byte) (store.Tenant, error) {
-	var r tenantRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.TenantRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.Tenant{}, err
 	}
-	var retires time.Time
-	if r.PreviousSecretRetiresAt != nil {
-		retires = *r.PreviousSecretRetiresAt
-	}
 	return store.Tenant{
-		PreviousSealedSecret: r.PreviousSealedSecret, PreviousSecretRetiresAt: retires,
-		Name: r.Name, OrgID: r.OrgID, ClusterName: r.ClusterName, WebServiceURL: r.WebServiceURL,
-		BrokerServiceURL: r.BrokerServiceURL, WebsocketURL: r.WebsocketURL, CloudProvider: r.CloudProvider,
-		CloudRegion: r.CloudRegion, TokenFormat: r.TokenFormat, SealedSecret: r.SealedSecret,
-		CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy,
+		Name: m.Name, OrgID: m.OrgId, ClusterName: m.ClusterName, WebServiceURL: m.WebServiceUrl,
+		BrokerServiceURL: m.BrokerServiceUrl, WebsocketURL: m.WebsocketUrl, CloudProvider: m.CloudProvider,
+		CloudRegion: m.CloudRegion, TokenFormat: m.TokenFormat, SealedSecret: m.SealedSecret,
+		CreatedAt: FromNanos(m.CreatedAt), CreatedBy: m.CreatedBy,
+		PreviousSealedSecret: m.PreviousSealedSecret, PreviousSecretRetiresAt: FromNanos(m.PreviousSecretRetiresAt),
 	}, nil
 }
 
-// signingKeysRecord is the whole key set, stored as one value: it is small
-// (a handful of keys) and always read and replaced as a whole.
-type signingKeysRecord struct {
-	Keys []signingKeyRecord `json:"keys"`
-}
-
-type signingKeyRecord struct {
-	Kid           string    `json:"kid"`
-	Alg           string    `json:"alg"`
-	PublicDER     []byte    `json:"public_der"`
-	SealedPrivate []byte    `json:"sealed_private"`
-	CreatedAt     time.Time `json:"created_at"`
-	RetiredAt     time.Time `json:"retired_at"`
-	// Absent in records written before phased rotation existed.
-	Pending     bool       `json:"pending,omitempty"`
-	ActivatedAt *time.Time `json:"activated_at,omitempty"`
-}
-
-// EncodeSigningKeys encodes the whole signing key set (JSON; private keys
-// stay sealed).
+// EncodeSigningKeys encodes the whole signing key set (protobuf; private
+// keys stay sealed). The set is small and always read and replaced whole.
 func EncodeSigningKeys(keys []store.SigningKey) ([]byte, error) {
-	r := signingKeysRecord{Keys: make([]signingKeyRecord, 0, len(keys))}
+	m := &storagev1.SigningKeysRecord{Keys: make([]*storagev1.SigningKeyRecord, 0, len(keys))}
 	for _, k := range keys {
-		var activated *time.Time
-		if !k.ActivatedAt.IsZero() {
-			u := k.ActivatedAt.UTC()
-			activated = &u
+		created, err1 := Nanos(k.CreatedAt)
+		retired, err2 := Nanos(k.RetiredAt)
+		activated, err3 := Nanos(k.ActivatedAt)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, err
 		}
-		r.Keys = append(r.Keys, signingKeyRecord{
-			Pending: k.Pending, ActivatedAt: activated,
-			Kid: k.Kid, Alg: k.Alg, PublicDER: k.PublicDER, SealedPrivate: k.SealedPrivate,
-			CreatedAt: k.CreatedAt.UTC(), RetiredAt: k.RetiredAt.UTC(),
+		m.Keys = append(m.Keys, &storagev1.SigningKeyRecord{
+			Kid: k.Kid, Alg: k.Alg, PublicDer: k.PublicDER, SealedPrivate: k.SealedPrivate,
+			CreatedAt: created, RetiredAt: retired, Pending: k.Pending, ActivatedAt: activated,
 		})
 	}
-	return marshal(r)
+	return encodeProto(m)
 }
 
 // DecodeSigningKeys decodes the stored set; nil (no set stored yet) is the
@@ -285,20 +233,16 @@ func DecodeSigningKeys(b []byte) ([]store.SigningKey, error) {
 	if b == nil {
 		return nil, nil
 	}
-	var r signingKeysRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.SigningKeysRecord
+	if err := decodeProto(b, &m); err != nil {
 		return nil, err
 	}
 	var keys []store.SigningKey
-	for _, k := range r.Keys {
-		var activated time.Time
-		if k.ActivatedAt != nil {
-			activated = *k.ActivatedAt
-		}
+	for _, k := range m.Keys {
 		keys = append(keys, store.SigningKey{
-			Pending: k.Pending, ActivatedAt: activated,
-			Kid: k.Kid, Alg: k.Alg, PublicDER: k.PublicDER, SealedPrivate: k.SealedPrivate,
-			CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt,
+			Kid: k.Kid, Alg: k.Alg, PublicDER: k.PublicDer, SealedPrivate: k.SealedPrivate,
+			CreatedAt: FromNanos(k.CreatedAt), RetiredAt: FromNanos(k.RetiredAt),
+			Pending: k.Pending, ActivatedAt: FromNanos(k.ActivatedAt),
 		})
 	}
 	return keys, nil
@@ -330,162 +274,131 @@ func DecodePulsarToken(b []byte) (store.PulsarToken, error) {
 	}, nil
 }
 
-type databaseRecord struct {
-	ID            string      `json:"id"`
-	OrgID         string      `json:"org_id"`
-	OwnerID       string      `json:"owner_id"`
-	Name          string      `json:"name"`
-	Keyspace      string      `json:"keyspace"`
-	CloudProvider string      `json:"cloud_provider"`
-	Tier          string      `json:"tier"`
-	DBType        string      `json:"db_type,omitempty"`
-	CapacityUnits int         `json:"capacity_units"`
-	Region        string      `json:"region"`
-	Status        string      `json:"status"`
-	RoleID        string      `json:"role_id"`
-	CreatedAt     time.Time   `json:"created_at"`
-	TerminatedAt  time.Time   `json:"terminated_at"`
-	Usage         usageRecord `json:"usage"`
+func usageRecord(u store.Usage) (*storagev1.UsageRecord, error) {
+	last, err := Nanos(u.LastUsage)
+	if err != nil {
+		return nil, err
+	}
+	return &storagev1.UsageRecord{Reads: u.Reads, Writes: u.Writes, Errors: u.Errors, LastUsage: last}, nil
 }
 
-type usageRecord struct {
-	Reads     int64     `json:"reads"`
-	Writes    int64     `json:"writes"`
-	Errors    int64     `json:"errors"`
-	LastUsage time.Time `json:"last_usage"`
+func usageOf(m *storagev1.UsageRecord) store.Usage {
+	if m == nil {
+		return store.Usage{}
+	}
+	return store.Usage{Reads: m.Reads, Writes: m.Writes, Errors: m.Errors, LastUsage: FromNanos(m.LastUsage)}
 }
 
-func toUsageRecord(u store.Usage) usageRecord {
-	return usageRecord{Reads: u.Reads, Writes: u.Writes, Errors: u.Errors, LastUsage: u.LastUsage.UTC()}
-}
-
-func (r usageRecord) usage() store.Usage {
-	return store.Usage{Reads: r.Reads, Writes: r.Writes, Errors: r.Errors, LastUsage: r.LastUsage}
-}
-
-// EncodeDatabase encodes a database record with its usage totals (JSON).
+// EncodeDatabase encodes a database record with its usage totals
+// (protobuf).
 func EncodeDatabase(d store.Database) ([]byte, error) {
-	return marshal(databaseRecord{
-		ID: d.ID, OrgID: d.OrgID, OwnerID: d.OwnerID, Name: d.Name, Keyspace: d.Keyspace,
-		CloudProvider: d.CloudProvider, Tier: d.Tier, DBType: d.DBType, CapacityUnits: d.CapacityUnits, Region: d.Region,
-		Status: d.Status, RoleID: d.RoleID, CreatedAt: d.CreatedAt.UTC(), TerminatedAt: d.TerminatedAt.UTC(),
-		Usage: toUsageRecord(d.Usage),
+	created, err1 := Nanos(d.CreatedAt)
+	terminated, err2 := Nanos(d.TerminatedAt)
+	usage, err3 := usageRecord(d.Usage)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.DatabaseRecord{
+		Id: d.ID, OrgId: d.OrgID, OwnerId: d.OwnerID, Name: d.Name, Keyspace: d.Keyspace,
+		CloudProvider: d.CloudProvider, Tier: d.Tier, DbType: d.DBType, CapacityUnits: int64(d.CapacityUnits),
+		Region: d.Region, Status: d.Status, RoleId: d.RoleID, CreatedAt: created, TerminatedAt: terminated,
+		Usage: usage,
 	})
 }
 
 // DecodeDatabase decodes EncodeDatabase's output.
 func DecodeDatabase(b []byte) (store.Database, error) {
-	var r databaseRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.DatabaseRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.Database{}, err
 	}
 	return store.Database{
-		ID: r.ID, OrgID: r.OrgID, OwnerID: r.OwnerID, Name: r.Name, Keyspace: r.Keyspace,
-		CloudProvider: r.CloudProvider, Tier: r.Tier, DBType: r.DBType, CapacityUnits: r.CapacityUnits, Region: r.Region,
-		Status: r.Status, RoleID: r.RoleID, CreatedAt: r.CreatedAt, TerminatedAt: r.TerminatedAt,
-		Usage: r.Usage.usage(),
+		ID: m.Id, OrgID: m.OrgId, OwnerID: m.OwnerId, Name: m.Name, Keyspace: m.Keyspace,
+		CloudProvider: m.CloudProvider, Tier: m.Tier, DBType: m.DbType, CapacityUnits: int(m.CapacityUnits),
+		Region: m.Region, Status: m.Status, RoleID: m.RoleId,
+		CreatedAt: FromNanos(m.CreatedAt), TerminatedAt: FromNanos(m.TerminatedAt),
+		Usage: usageOf(m.Usage),
 	}, nil
 }
 
-// EncodeUsage encodes one database's usage in one month (JSON, the same
-// encoding as a database record's totals).
+// EncodeUsage encodes one database's usage in one month (protobuf, the
+// same message as a database record's totals).
 func EncodeUsage(u store.Usage) ([]byte, error) {
-	return marshal(toUsageRecord(u))
+	m, err := usageRecord(u)
+	if err != nil {
+		return nil, err
+	}
+	return encodeProto(m)
 }
 
 // DecodeUsage decodes EncodeUsage's output; nil (no usage recorded in that
 // month) is zero usage.
 func DecodeUsage(b []byte) (store.Usage, error) {
-	var r usageRecord
 	if b == nil {
 		return store.Usage{}, nil
 	}
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.UsageRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.Usage{}, err
 	}
-	return r.usage(), nil
+	return usageOf(&m), nil
 }
 
-type namespaceStatsRecord struct {
-	Tenant              string    `json:"tenant"`
-	Namespace           string    `json:"namespace"`
-	MessagesIn          int64     `json:"messages_in"`
-	MessagesOut         int64     `json:"messages_out"`
-	BytesIn             int64     `json:"bytes_in"`
-	BytesOut            int64     `json:"bytes_out"`
-	MsgRateIn           float64   `json:"msg_rate_in"`
-	MsgRateOut          float64   `json:"msg_rate_out"`
-	ThroughputIn        float64   `json:"throughput_in"`
-	ThroughputOut       float64   `json:"throughput_out"`
-	Subscriptions       int64     `json:"subscriptions"`
-	Producers           int64     `json:"producers"`
-	Consumers           int64     `json:"consumers"`
-	SubscriptionDelayed int64     `json:"subscription_delayed"`
-	StorageSize         int64     `json:"storage_size"`
-	BacklogBytes        int64     `json:"backlog_bytes"`
-	BacklogMessages     int64     `json:"backlog_messages"`
-	UpdatedAt           time.Time `json:"updated_at"`
-}
-
-// EncodeNamespaceStats encodes a snapshot as JSON, which round-trips every
-// finite float64 exactly (and refuses NaN and infinities).
+// EncodeNamespaceStats encodes a snapshot (protobuf: doubles round-trip
+// every float64 exactly; the store refuses NaN and infinities before
+// encoding).
 func EncodeNamespaceStats(n store.NamespaceStats) ([]byte, error) {
-	return marshal(namespaceStatsRecord{
+	updated, err := Nanos(n.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.NamespaceStatsRecord{
 		Tenant: n.Tenant, Namespace: n.Namespace, MessagesIn: n.MessagesIn, MessagesOut: n.MessagesOut,
 		BytesIn: n.BytesIn, BytesOut: n.BytesOut, MsgRateIn: n.MsgRateIn, MsgRateOut: n.MsgRateOut,
 		ThroughputIn: n.ThroughputIn, ThroughputOut: n.ThroughputOut, Subscriptions: n.Subscriptions,
 		Producers: n.Producers, Consumers: n.Consumers, SubscriptionDelayed: n.SubscriptionDelayed,
 		StorageSize: n.StorageSize, BacklogBytes: n.BacklogBytes, BacklogMessages: n.BacklogMessages,
-		UpdatedAt: n.UpdatedAt.UTC(),
+		UpdatedAt: updated,
 	})
 }
 
 // DecodeNamespaceStats decodes EncodeNamespaceStats's output.
 func DecodeNamespaceStats(b []byte) (store.NamespaceStats, error) {
-	var r namespaceStatsRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.NamespaceStatsRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.NamespaceStats{}, err
 	}
 	return store.NamespaceStats{
-		Tenant: r.Tenant, Namespace: r.Namespace, MessagesIn: r.MessagesIn, MessagesOut: r.MessagesOut,
-		BytesIn: r.BytesIn, BytesOut: r.BytesOut, MsgRateIn: r.MsgRateIn, MsgRateOut: r.MsgRateOut,
-		ThroughputIn: r.ThroughputIn, ThroughputOut: r.ThroughputOut, Subscriptions: r.Subscriptions,
-		Producers: r.Producers, Consumers: r.Consumers, SubscriptionDelayed: r.SubscriptionDelayed,
-		StorageSize: r.StorageSize, BacklogBytes: r.BacklogBytes, BacklogMessages: r.BacklogMessages,
-		UpdatedAt: r.UpdatedAt,
+		Tenant: m.Tenant, Namespace: m.Namespace, MessagesIn: m.MessagesIn, MessagesOut: m.MessagesOut,
+		BytesIn: m.BytesIn, BytesOut: m.BytesOut, MsgRateIn: m.MsgRateIn, MsgRateOut: m.MsgRateOut,
+		ThroughputIn: m.ThroughputIn, ThroughputOut: m.ThroughputOut, Subscriptions: m.Subscriptions,
+		Producers: m.Producers, Consumers: m.Consumers, SubscriptionDelayed: m.SubscriptionDelayed,
+		StorageSize: m.StorageSize, BacklogBytes: m.BacklogBytes, BacklogMessages: m.BacklogMessages,
+		UpdatedAt: FromNanos(m.UpdatedAt),
 	}, nil
-}
-
-// auditRecord is one audit event. Its Seq is its key, not a field.
-type auditRecord struct {
-	Time       time.Time `json:"time"`
-	RequestID  string    `json:"request_id"`
-	ActorKind  string    `json:"actor_kind"`
-	ActorID    string    `json:"actor_id"`
-	Action     string    `json:"action"`
-	TargetKind string    `json:"target_kind"`
-	TargetID   string    `json:"target_id"`
-	Outcome    string    `json:"outcome"`
-	Detail     string    `json:"detail"`
 }
 
 // EncodeAuditEvent encodes an event without its Seq (the key holds it).
 func EncodeAuditEvent(e store.AuditEvent) ([]byte, error) {
-	return marshal(auditRecord{
-		Time: e.Time.UTC(), RequestID: e.RequestID, ActorKind: e.ActorKind, ActorID: e.ActorID,
-		Action: e.Action, TargetKind: e.TargetKind, TargetID: e.TargetID, Outcome: e.Outcome, Detail: e.Detail,
+	t, err := Nanos(e.Time)
+	if err != nil {
+		return nil, err
+	}
+	return encodeProto(&storagev1.AuditEventRecord{
+		Time: t, RequestId: e.RequestID, ActorKind: e.ActorKind, ActorId: e.ActorID,
+		Action: e.Action, TargetKind: e.TargetKind, TargetId: e.TargetID, Outcome: e.Outcome, Detail: e.Detail,
 	})
 }
 
 // DecodeAuditEvent decodes EncodeAuditEvent's output, stored under seq.
 func DecodeAuditEvent(seq uint64, b []byte) (store.AuditEvent, error) {
-	var r auditRecord
-	if err := unmarshal(b, &r); err != nil {
+	var m storagev1.AuditEventRecord
+	if err := decodeProto(b, &m); err != nil {
 		return store.AuditEvent{}, err
 	}
 	return store.AuditEvent{
-		Seq: seq, Time: r.Time, RequestID: r.RequestID, ActorKind: r.ActorKind, ActorID: r.ActorID,
-		Action: r.Action, TargetKind: r.TargetKind, TargetID: r.TargetID, Outcome: r.Outcome, Detail: r.Detail,
+		Seq: seq, Time: FromNanos(m.Time), RequestID: m.RequestId, ActorKind: m.ActorKind, ActorID: m.ActorId,
+		Action: m.Action, TargetKind: m.TargetKind, TargetID: m.TargetId, Outcome: m.Outcome, Detail: m.Detail,
 	}, nil
 }
 
@@ -531,23 +444,6 @@ func encodeProto(m proto.Message) ([]byte, error) {
 // its input).
 func decodeProto(b []byte, m proto.Message) error {
 	if err := proto.Unmarshal(b, m); err != nil {
-		return fmt.Errorf("decode stored record (corrupt data?): %w", err)
-	}
-	return nil
-}
-
-// marshal fails for times outside years 0-9999, which is the validation we
-// want: such a time cannot be stored faithfully.
-func marshal(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	return b, nil
-}
-
-func unmarshal(b []byte, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decode stored record (corrupt data?): %w", err)
 	}
 	return nil

@@ -84,7 +84,12 @@ func (a *app) dbListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, _ []string) error {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				resp, err := c.db.ListDatabases(ctx, &tbv1.ListDatabasesRequest{})
+				resp := &tbv1.ListDatabasesResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := c.db.ListDatabases(ctx, &tbv1.ListDatabasesRequest{PageSize: 1000, PageToken: token})
+					resp.Databases = append(resp.Databases, page.GetDatabases()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

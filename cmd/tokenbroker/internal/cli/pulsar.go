@@ -238,7 +238,12 @@ func (a *app) pulsarTokenListCommand() *cobra.Command {
 		Args:    exactArgs("TENANT"),
 		RunE: a.run(func(ctx context.Context, args []string) error {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				resp, err := c.pulsar.ListPulsarTokens(ctx, &tbv1.ListPulsarTokensRequest{Tenant: args[0]})
+				resp := &tbv1.ListPulsarTokensResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := c.pulsar.ListPulsarTokens(ctx, &tbv1.ListPulsarTokensRequest{Tenant: args[0], PageToken: token})
+					resp.Tokens = append(resp.Tokens, page.GetTokens()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

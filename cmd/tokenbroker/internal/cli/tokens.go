@@ -115,7 +115,13 @@ func (a *app) tokenListCommand() *cobra.Command {
 					}
 					req.Role = id
 				}
-				resp, err := c.tokens.ListTokens(ctx, req)
+				resp := &tbv1.ListTokensResponse{}
+				err := allPages(func(token string) (string, error) {
+					req.PageToken = token
+					page, err := c.tokens.ListTokens(ctx, req)
+					resp.Clients = append(resp.Clients, page.GetClients()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

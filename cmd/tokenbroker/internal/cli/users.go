@@ -139,7 +139,7 @@ func (a *app) userListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, _ []string) error {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				resp, err := c.auth.ListUsers(ctx, &tbv1.ListUsersRequest{})
+				resp, err := a.listUsers(ctx, c)
 				if err != nil {
 					return err
 				}
@@ -160,12 +160,34 @@ func (a *app) userListCommand() *cobra.Command {
 	}
 }
 
+// listUsers reads every page of the user list into one response.
+func (a *app) listUsers(ctx context.Context, c clients) (*tbv1.ListUsersResponse, error) {
+	var resp *tbv1.ListUsersResponse
+	err := allPages(func(token string) (string, error) {
+		page, err := c.auth.ListUsers(ctx, &tbv1.ListUsersRequest{PageToken: token})
+		if err != nil {
+			return "", err
+		}
+		if resp == nil {
+			resp = page
+		} else {
+			resp.Users = append(resp.Users, page.GetUsers()...)
+		}
+		return page.GetNextPageToken(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.NextPageToken = ""
+	return resp, nil
+}
+
 // resolveUser turns a username or user ID into an ID.
 func (a *app) resolveUser(ctx context.Context, c clients, ref string) (string, error) {
 	if _, err := uuid.Parse(ref); err == nil && len(ref) == 36 {
 		return strings.ToLower(ref), nil
 	}
-	resp, err := c.auth.ListUsers(ctx, &tbv1.ListUsersRequest{})
+	resp, err := a.listUsers(ctx, c)
 	if err != nil {
 		return "", fmt.Errorf("look up user %q by name (give its ID to skip the lookup): %w", ref, err)
 	}

@@ -4,12 +4,16 @@
 // 	protoc        (unknown)
 // source: tokenbroker/storage/v1/records.proto
 
-// Package tokenbroker.storage.v1 holds the bbolt backend's private record
-// encodings for the records read on every credential check. They are not
-// an API: only store/bolt uses them. Protobuf rather than JSON because
-// decoding these records is on the hot path (JSON decoding was over half
-// the cost of a Check), and protobuf keeps the encoding evolvable: new
-// fields are added with new numbers, old files stay readable.
+// Package tokenbroker.storage.v1 holds the stored encodings of every record
+// of the store (store/internal/records), the same bytes in every backend
+// (store/bolt, store/etcd). They are not an API. Protobuf rather than JSON
+// because decoding the records read on every credential check is on the
+// hot path (JSON decoding was over half the cost of a Check), because it is
+// several times smaller (an audit event is about half its JSON size), and
+// because it stays evolvable: new fields are added with new numbers, old
+// records stay readable. Times are unix nanoseconds in UTC; 0 means unset.
+// Schema version 1 stored the records that are not read on the hot path as
+// JSON; schema version 2 stores every record as one of these messages.
 
 package storagev1
 
@@ -28,19 +32,20 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// TokenRecord is an application token (bucket "tokens"). Times are unix
-// nanoseconds in UTC; 0 means unset.
+// TokenRecord is an application token (bucket "tokens").
 type TokenRecord struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClientId    string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	OrgId       string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Roles       []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
-	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	SecretMac   []byte                 `protobuf:"bytes,5,opt,name=secret_mac,json=secretMac,proto3" json:"secret_mac,omitempty"`
-	GeneratedOn int64                  `protobuf:"varint,6,opt,name=generated_on,json=generatedOn,proto3" json:"generated_on,omitempty"`
-	Expiry      int64                  `protobuf:"varint,7,opt,name=expiry,proto3" json:"expiry,omitempty"`
-	CreatedBy   string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	LastUsed    int64                  `protobuf:"varint,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's key. Since schema version 2 it is left empty (the key
+	// holds it: 26 bytes saved per token); values written before hold it.
+	ClientId    string   `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	OrgId       string   `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Roles       []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Description string   `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	SecretMac   []byte   `protobuf:"bytes,5,opt,name=secret_mac,json=secretMac,proto3" json:"secret_mac,omitempty"`
+	GeneratedOn int64    `protobuf:"varint,6,opt,name=generated_on,json=generatedOn,proto3" json:"generated_on,omitempty"`
+	Expiry      int64    `protobuf:"varint,7,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	CreatedBy   string   `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	LastUsed    int64    `protobuf:"varint,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
 	// Client ID of the successor after a rotation; "" if not rotated.
 	RotatedTo     string `protobuf:"bytes,10,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
 	RotatedAt     int64  `protobuf:"varint,11,opt,name=rotated_at,json=rotatedAt,proto3" json:"rotated_at,omitempty"`
@@ -453,6 +458,1091 @@ func (x *PulsarTokenRecord) GetCreatedBy() string {
 	return ""
 }
 
+// OrgRecord is the organization (bucket "org", key "org").
+type OrgRecord struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedAt int64                  `protobuf:"varint,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The key check value: proves at open that the configured MAC key is the
+	// one the stored MACs were made with.
+	KeyCheck []byte `protobuf:"bytes,4,opt,name=key_check,json=keyCheck,proto3" json:"key_check,omitempty"`
+	// Absent until a token policy is first set.
+	TokenPolicy   *TokenPolicyRecord `protobuf:"bytes,5,opt,name=token_policy,json=tokenPolicy,proto3" json:"token_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgRecord) Reset() {
+	*x = OrgRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgRecord) ProtoMessage() {}
+
+func (x *OrgRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgRecord.ProtoReflect.Descriptor instead.
+func (*OrgRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OrgRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OrgRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OrgRecord) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *OrgRecord) GetKeyCheck() []byte {
+	if x != nil {
+		return x.KeyCheck
+	}
+	return nil
+}
+
+func (x *OrgRecord) GetTokenPolicy() *TokenPolicyRecord {
+	if x != nil {
+		return x.TokenPolicy
+	}
+	return nil
+}
+
+// TokenPolicyRecord is the organization's token policy. Lifetimes are
+// nanoseconds; 0 means no limit.
+type TokenPolicyRecord struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	MaxTokenLifetime       int64                  `protobuf:"varint,1,opt,name=max_token_lifetime,json=maxTokenLifetime,proto3" json:"max_token_lifetime,omitempty"`
+	MaxPulsarTokenLifetime int64                  `protobuf:"varint,2,opt,name=max_pulsar_token_lifetime,json=maxPulsarTokenLifetime,proto3" json:"max_pulsar_token_lifetime,omitempty"`
+	UpdatedAt              int64                  `protobuf:"varint,3,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy              string                 `protobuf:"bytes,4,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *TokenPolicyRecord) Reset() {
+	*x = TokenPolicyRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenPolicyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenPolicyRecord) ProtoMessage() {}
+
+func (x *TokenPolicyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenPolicyRecord.ProtoReflect.Descriptor instead.
+func (*TokenPolicyRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TokenPolicyRecord) GetMaxTokenLifetime() int64 {
+	if x != nil {
+		return x.MaxTokenLifetime
+	}
+	return 0
+}
+
+func (x *TokenPolicyRecord) GetMaxPulsarTokenLifetime() int64 {
+	if x != nil {
+		return x.MaxPulsarTokenLifetime
+	}
+	return 0
+}
+
+func (x *TokenPolicyRecord) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *TokenPolicyRecord) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+// RoleRecord is a role (bucket "roles").
+type RoleRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	OrgId         string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Resources     []string               `protobuf:"bytes,5,rep,name=resources,proto3" json:"resources,omitempty"`
+	Actions       []string               `protobuf:"bytes,6,rep,name=actions,proto3" json:"actions,omitempty"`
+	Effect        string                 `protobuf:"bytes,7,opt,name=effect,proto3" json:"effect,omitempty"`
+	Builtin       bool                   `protobuf:"varint,8,opt,name=builtin,proto3" json:"builtin,omitempty"`
+	UpdatedAt     int64                  `protobuf:"varint,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy     string                 `protobuf:"bytes,10,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleRecord) Reset() {
+	*x = RoleRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleRecord) ProtoMessage() {}
+
+func (x *RoleRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleRecord.ProtoReflect.Descriptor instead.
+func (*RoleRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RoleRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetResources() []string {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *RoleRecord) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *RoleRecord) GetEffect() string {
+	if x != nil {
+		return x.Effect
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetBuiltin() bool {
+	if x != nil {
+		return x.Builtin
+	}
+	return false
+}
+
+func (x *RoleRecord) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *RoleRecord) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+// TenantRecord is a Pulsar tenant (bucket "tenants"). Its HS256 secrets are
+// stored sealed, never in plaintext.
+type TenantRecord struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Name             string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	OrgId            string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	ClusterName      string                 `protobuf:"bytes,3,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	WebServiceUrl    string                 `protobuf:"bytes,4,opt,name=web_service_url,json=webServiceUrl,proto3" json:"web_service_url,omitempty"`
+	BrokerServiceUrl string                 `protobuf:"bytes,5,opt,name=broker_service_url,json=brokerServiceUrl,proto3" json:"broker_service_url,omitempty"`
+	WebsocketUrl     string                 `protobuf:"bytes,6,opt,name=websocket_url,json=websocketUrl,proto3" json:"websocket_url,omitempty"`
+	CloudProvider    string                 `protobuf:"bytes,7,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
+	CloudRegion      string                 `protobuf:"bytes,8,opt,name=cloud_region,json=cloudRegion,proto3" json:"cloud_region,omitempty"`
+	TokenFormat      string                 `protobuf:"bytes,9,opt,name=token_format,json=tokenFormat,proto3" json:"token_format,omitempty"`
+	SealedSecret     []byte                 `protobuf:"bytes,10,opt,name=sealed_secret,json=sealedSecret,proto3" json:"sealed_secret,omitempty"`
+	CreatedAt        int64                  `protobuf:"varint,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedBy        string                 `protobuf:"bytes,12,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Set only while a rotated secret still verifies.
+	PreviousSealedSecret    []byte `protobuf:"bytes,13,opt,name=previous_sealed_secret,json=previousSealedSecret,proto3" json:"previous_sealed_secret,omitempty"`
+	PreviousSecretRetiresAt int64  `protobuf:"varint,14,opt,name=previous_secret_retires_at,json=previousSecretRetiresAt,proto3" json:"previous_secret_retires_at,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *TenantRecord) Reset() {
+	*x = TenantRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantRecord) ProtoMessage() {}
+
+func (x *TenantRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantRecord.ProtoReflect.Descriptor instead.
+func (*TenantRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TenantRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetClusterName() string {
+	if x != nil {
+		return x.ClusterName
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetWebServiceUrl() string {
+	if x != nil {
+		return x.WebServiceUrl
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetBrokerServiceUrl() string {
+	if x != nil {
+		return x.BrokerServiceUrl
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetWebsocketUrl() string {
+	if x != nil {
+		return x.WebsocketUrl
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetCloudProvider() string {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetCloudRegion() string {
+	if x != nil {
+		return x.CloudRegion
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetTokenFormat() string {
+	if x != nil {
+		return x.TokenFormat
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetSealedSecret() []byte {
+	if x != nil {
+		return x.SealedSecret
+	}
+	return nil
+}
+
+func (x *TenantRecord) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *TenantRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *TenantRecord) GetPreviousSealedSecret() []byte {
+	if x != nil {
+		return x.PreviousSealedSecret
+	}
+	return nil
+}
+
+func (x *TenantRecord) GetPreviousSecretRetiresAt() int64 {
+	if x != nil {
+		return x.PreviousSecretRetiresAt
+	}
+	return 0
+}
+
+// SigningKeysRecord is the whole signing key set (bucket "signing_keys",
+// key "keys"), stored as one value: it is small and always read and
+// replaced as a whole.
+type SigningKeysRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SigningKeyRecord    `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKeysRecord) Reset() {
+	*x = SigningKeysRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKeysRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKeysRecord) ProtoMessage() {}
+
+func (x *SigningKeysRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKeysRecord.ProtoReflect.Descriptor instead.
+func (*SigningKeysRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SigningKeysRecord) GetKeys() []*SigningKeyRecord {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// SigningKeyRecord is one signing key; the private key is stored sealed.
+type SigningKeyRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kid           string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	Alg           string                 `protobuf:"bytes,2,opt,name=alg,proto3" json:"alg,omitempty"`
+	PublicDer     []byte                 `protobuf:"bytes,3,opt,name=public_der,json=publicDer,proto3" json:"public_der,omitempty"`
+	SealedPrivate []byte                 `protobuf:"bytes,4,opt,name=sealed_private,json=sealedPrivate,proto3" json:"sealed_private,omitempty"`
+	CreatedAt     int64                  `protobuf:"varint,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	RetiredAt     int64                  `protobuf:"varint,6,opt,name=retired_at,json=retiredAt,proto3" json:"retired_at,omitempty"`
+	Pending       bool                   `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
+	ActivatedAt   int64                  `protobuf:"varint,8,opt,name=activated_at,json=activatedAt,proto3" json:"activated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKeyRecord) Reset() {
+	*x = SigningKeyRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKeyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKeyRecord) ProtoMessage() {}
+
+func (x *SigningKeyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKeyRecord.ProtoReflect.Descriptor instead.
+func (*SigningKeyRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SigningKeyRecord) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *SigningKeyRecord) GetAlg() string {
+	if x != nil {
+		return x.Alg
+	}
+	return ""
+}
+
+func (x *SigningKeyRecord) GetPublicDer() []byte {
+	if x != nil {
+		return x.PublicDer
+	}
+	return nil
+}
+
+func (x *SigningKeyRecord) GetSealedPrivate() []byte {
+	if x != nil {
+		return x.SealedPrivate
+	}
+	return nil
+}
+
+func (x *SigningKeyRecord) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *SigningKeyRecord) GetRetiredAt() int64 {
+	if x != nil {
+		return x.RetiredAt
+	}
+	return 0
+}
+
+func (x *SigningKeyRecord) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *SigningKeyRecord) GetActivatedAt() int64 {
+	if x != nil {
+		return x.ActivatedAt
+	}
+	return 0
+}
+
+// DatabaseRecord is a database with its usage totals (bucket "databases").
+type DatabaseRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	OrgId         string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	OwnerId       string                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Keyspace      string                 `protobuf:"bytes,5,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	CloudProvider string                 `protobuf:"bytes,6,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
+	Tier          string                 `protobuf:"bytes,7,opt,name=tier,proto3" json:"tier,omitempty"`
+	DbType        string                 `protobuf:"bytes,8,opt,name=db_type,json=dbType,proto3" json:"db_type,omitempty"`
+	CapacityUnits int64                  `protobuf:"varint,9,opt,name=capacity_units,json=capacityUnits,proto3" json:"capacity_units,omitempty"`
+	Region        string                 `protobuf:"bytes,10,opt,name=region,proto3" json:"region,omitempty"`
+	Status        string                 `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
+	RoleId        string                 `protobuf:"bytes,12,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	CreatedAt     int64                  `protobuf:"varint,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	TerminatedAt  int64                  `protobuf:"varint,14,opt,name=terminated_at,json=terminatedAt,proto3" json:"terminated_at,omitempty"`
+	Usage         *UsageRecord           `protobuf:"bytes,15,opt,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DatabaseRecord) Reset() {
+	*x = DatabaseRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatabaseRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatabaseRecord) ProtoMessage() {}
+
+func (x *DatabaseRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatabaseRecord.ProtoReflect.Descriptor instead.
+func (*DatabaseRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DatabaseRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetCloudProvider() string {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetDbType() string {
+	if x != nil {
+		return x.DbType
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetCapacityUnits() int64 {
+	if x != nil {
+		return x.CapacityUnits
+	}
+	return 0
+}
+
+func (x *DatabaseRecord) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *DatabaseRecord) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *DatabaseRecord) GetTerminatedAt() int64 {
+	if x != nil {
+		return x.TerminatedAt
+	}
+	return 0
+}
+
+func (x *DatabaseRecord) GetUsage() *UsageRecord {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// UsageRecord is usage: a database's totals, or its usage in one month
+// (bucket "database_usage").
+type UsageRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reads         int64                  `protobuf:"varint,1,opt,name=reads,proto3" json:"reads,omitempty"`
+	Writes        int64                  `protobuf:"varint,2,opt,name=writes,proto3" json:"writes,omitempty"`
+	Errors        int64                  `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	LastUsage     int64                  `protobuf:"varint,4,opt,name=last_usage,json=lastUsage,proto3" json:"last_usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRecord) Reset() {
+	*x = UsageRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRecord) ProtoMessage() {}
+
+func (x *UsageRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRecord.ProtoReflect.Descriptor instead.
+func (*UsageRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UsageRecord) GetReads() int64 {
+	if x != nil {
+		return x.Reads
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetWrites() int64 {
+	if x != nil {
+		return x.Writes
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetErrors() int64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetLastUsage() int64 {
+	if x != nil {
+		return x.LastUsage
+	}
+	return 0
+}
+
+// NamespaceStatsRecord is the latest snapshot of one namespace (bucket
+// "namespace_stats"). Doubles round-trip every float64 exactly.
+type NamespaceStatsRecord struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Tenant              string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Namespace           string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	MessagesIn          int64                  `protobuf:"varint,3,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`
+	MessagesOut         int64                  `protobuf:"varint,4,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`
+	BytesIn             int64                  `protobuf:"varint,5,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut            int64                  `protobuf:"varint,6,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	MsgRateIn           float64                `protobuf:"fixed64,7,opt,name=msg_rate_in,json=msgRateIn,proto3" json:"msg_rate_in,omitempty"`
+	MsgRateOut          float64                `protobuf:"fixed64,8,opt,name=msg_rate_out,json=msgRateOut,proto3" json:"msg_rate_out,omitempty"`
+	ThroughputIn        float64                `protobuf:"fixed64,9,opt,name=throughput_in,json=throughputIn,proto3" json:"throughput_in,omitempty"`
+	ThroughputOut       float64                `protobuf:"fixed64,10,opt,name=throughput_out,json=throughputOut,proto3" json:"throughput_out,omitempty"`
+	Subscriptions       int64                  `protobuf:"varint,11,opt,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	Producers           int64                  `protobuf:"varint,12,opt,name=producers,proto3" json:"producers,omitempty"`
+	Consumers           int64                  `protobuf:"varint,13,opt,name=consumers,proto3" json:"consumers,omitempty"`
+	SubscriptionDelayed int64                  `protobuf:"varint,14,opt,name=subscription_delayed,json=subscriptionDelayed,proto3" json:"subscription_delayed,omitempty"`
+	StorageSize         int64                  `protobuf:"varint,15,opt,name=storage_size,json=storageSize,proto3" json:"storage_size,omitempty"`
+	BacklogBytes        int64                  `protobuf:"varint,16,opt,name=backlog_bytes,json=backlogBytes,proto3" json:"backlog_bytes,omitempty"`
+	BacklogMessages     int64                  `protobuf:"varint,17,opt,name=backlog_messages,json=backlogMessages,proto3" json:"backlog_messages,omitempty"`
+	UpdatedAt           int64                  `protobuf:"varint,18,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *NamespaceStatsRecord) Reset() {
+	*x = NamespaceStatsRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceStatsRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceStatsRecord) ProtoMessage() {}
+
+func (x *NamespaceStatsRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceStatsRecord.ProtoReflect.Descriptor instead.
+func (*NamespaceStatsRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *NamespaceStatsRecord) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *NamespaceStatsRecord) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NamespaceStatsRecord) GetMessagesIn() int64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetMessagesOut() int64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetBytesIn() int64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetBytesOut() int64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetMsgRateIn() float64 {
+	if x != nil {
+		return x.MsgRateIn
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetMsgRateOut() float64 {
+	if x != nil {
+		return x.MsgRateOut
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetThroughputIn() float64 {
+	if x != nil {
+		return x.ThroughputIn
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetThroughputOut() float64 {
+	if x != nil {
+		return x.ThroughputOut
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetSubscriptions() int64 {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetProducers() int64 {
+	if x != nil {
+		return x.Producers
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetConsumers() int64 {
+	if x != nil {
+		return x.Consumers
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetSubscriptionDelayed() int64 {
+	if x != nil {
+		return x.SubscriptionDelayed
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetStorageSize() int64 {
+	if x != nil {
+		return x.StorageSize
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetBacklogBytes() int64 {
+	if x != nil {
+		return x.BacklogBytes
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetBacklogMessages() int64 {
+	if x != nil {
+		return x.BacklogMessages
+	}
+	return 0
+}
+
+func (x *NamespaceStatsRecord) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+// AuditEventRecord is one audit event (bucket "audit"). Its Seq is its key,
+// not a field.
+type AuditEventRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          int64                  `protobuf:"varint,1,opt,name=time,proto3" json:"time,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ActorKind     string                 `protobuf:"bytes,3,opt,name=actor_kind,json=actorKind,proto3" json:"actor_kind,omitempty"`
+	ActorId       string                 `protobuf:"bytes,4,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	Action        string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	TargetKind    string                 `protobuf:"bytes,6,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
+	TargetId      string                 `protobuf:"bytes,7,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	Outcome       string                 `protobuf:"bytes,8,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Detail        string                 `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEventRecord) Reset() {
+	*x = AuditEventRecord{}
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEventRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEventRecord) ProtoMessage() {}
+
+func (x *AuditEventRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenbroker_storage_v1_records_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEventRecord.ProtoReflect.Descriptor instead.
+func (*AuditEventRecord) Descriptor() ([]byte, []int) {
+	return file_tokenbroker_storage_v1_records_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuditEventRecord) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *AuditEventRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetActorKind() string {
+	if x != nil {
+		return x.ActorKind
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetTargetKind() string {
+	if x != nil {
+		return x.TargetKind
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEventRecord) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_tokenbroker_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
@@ -506,7 +1596,128 @@ const file_tokenbroker_storage_v1_records_proto_rawDesc = "" +
 	"\tissued_at\x18\a \x01(\x03R\bissuedAt\x12\x16\n" +
 	"\x06expiry\x18\b \x01(\x03R\x06expiry\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\t \x01(\tR\tcreatedByBIZGgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1;storagev1b\x06proto3"
+	"created_by\x18\t \x01(\tR\tcreatedBy\"\xb9\x01\n" +
+	"\tOrgRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\x03R\tcreatedAt\x12\x1b\n" +
+	"\tkey_check\x18\x04 \x01(\fR\bkeyCheck\x12L\n" +
+	"\ftoken_policy\x18\x05 \x01(\v2).tokenbroker.storage.v1.TokenPolicyRecordR\vtokenPolicy\"\xba\x01\n" +
+	"\x11TokenPolicyRecord\x12,\n" +
+	"\x12max_token_lifetime\x18\x01 \x01(\x03R\x10maxTokenLifetime\x129\n" +
+	"\x19max_pulsar_token_lifetime\x18\x02 \x01(\x03R\x16maxPulsarTokenLifetime\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x03 \x01(\x03R\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x04 \x01(\tR\tupdatedBy\"\x91\x02\n" +
+	"\n" +
+	"RoleRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1c\n" +
+	"\tresources\x18\x05 \x03(\tR\tresources\x12\x18\n" +
+	"\aactions\x18\x06 \x03(\tR\aactions\x12\x16\n" +
+	"\x06effect\x18\a \x01(\tR\x06effect\x12\x18\n" +
+	"\abuiltin\x18\b \x01(\bR\abuiltin\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\x03R\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\n" +
+	" \x01(\tR\tupdatedBy\"\x9a\x04\n" +
+	"\fTenantRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
+	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12!\n" +
+	"\fcluster_name\x18\x03 \x01(\tR\vclusterName\x12&\n" +
+	"\x0fweb_service_url\x18\x04 \x01(\tR\rwebServiceUrl\x12,\n" +
+	"\x12broker_service_url\x18\x05 \x01(\tR\x10brokerServiceUrl\x12#\n" +
+	"\rwebsocket_url\x18\x06 \x01(\tR\fwebsocketUrl\x12%\n" +
+	"\x0ecloud_provider\x18\a \x01(\tR\rcloudProvider\x12!\n" +
+	"\fcloud_region\x18\b \x01(\tR\vcloudRegion\x12!\n" +
+	"\ftoken_format\x18\t \x01(\tR\vtokenFormat\x12#\n" +
+	"\rsealed_secret\x18\n" +
+	" \x01(\fR\fsealedSecret\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\v \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\f \x01(\tR\tcreatedBy\x124\n" +
+	"\x16previous_sealed_secret\x18\r \x01(\fR\x14previousSealedSecret\x12;\n" +
+	"\x1aprevious_secret_retires_at\x18\x0e \x01(\x03R\x17previousSecretRetiresAt\"Q\n" +
+	"\x11SigningKeysRecord\x12<\n" +
+	"\x04keys\x18\x01 \x03(\v2(.tokenbroker.storage.v1.SigningKeyRecordR\x04keys\"\xf7\x01\n" +
+	"\x10SigningKeyRecord\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x1d\n" +
+	"\n" +
+	"public_der\x18\x03 \x01(\fR\tpublicDer\x12%\n" +
+	"\x0esealed_private\x18\x04 \x01(\fR\rsealedPrivate\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"retired_at\x18\x06 \x01(\x03R\tretiredAt\x12\x18\n" +
+	"\apending\x18\a \x01(\bR\apending\x12!\n" +
+	"\factivated_at\x18\b \x01(\x03R\vactivatedAt\"\xc5\x03\n" +
+	"\x0eDatabaseRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x19\n" +
+	"\bowner_id\x18\x03 \x01(\tR\aownerId\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x1a\n" +
+	"\bkeyspace\x18\x05 \x01(\tR\bkeyspace\x12%\n" +
+	"\x0ecloud_provider\x18\x06 \x01(\tR\rcloudProvider\x12\x12\n" +
+	"\x04tier\x18\a \x01(\tR\x04tier\x12\x17\n" +
+	"\adb_type\x18\b \x01(\tR\x06dbType\x12%\n" +
+	"\x0ecapacity_units\x18\t \x01(\x03R\rcapacityUnits\x12\x16\n" +
+	"\x06region\x18\n" +
+	" \x01(\tR\x06region\x12\x16\n" +
+	"\x06status\x18\v \x01(\tR\x06status\x12\x17\n" +
+	"\arole_id\x18\f \x01(\tR\x06roleId\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\r \x01(\x03R\tcreatedAt\x12#\n" +
+	"\rterminated_at\x18\x0e \x01(\x03R\fterminatedAt\x129\n" +
+	"\x05usage\x18\x0f \x01(\v2#.tokenbroker.storage.v1.UsageRecordR\x05usage\"r\n" +
+	"\vUsageRecord\x12\x14\n" +
+	"\x05reads\x18\x01 \x01(\x03R\x05reads\x12\x16\n" +
+	"\x06writes\x18\x02 \x01(\x03R\x06writes\x12\x16\n" +
+	"\x06errors\x18\x03 \x01(\x03R\x06errors\x12\x1d\n" +
+	"\n" +
+	"last_usage\x18\x04 \x01(\x03R\tlastUsage\"\xfd\x04\n" +
+	"\x14NamespaceStatsRecord\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1f\n" +
+	"\vmessages_in\x18\x03 \x01(\x03R\n" +
+	"messagesIn\x12!\n" +
+	"\fmessages_out\x18\x04 \x01(\x03R\vmessagesOut\x12\x19\n" +
+	"\bbytes_in\x18\x05 \x01(\x03R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\x06 \x01(\x03R\bbytesOut\x12\x1e\n" +
+	"\vmsg_rate_in\x18\a \x01(\x01R\tmsgRateIn\x12 \n" +
+	"\fmsg_rate_out\x18\b \x01(\x01R\n" +
+	"msgRateOut\x12#\n" +
+	"\rthroughput_in\x18\t \x01(\x01R\fthroughputIn\x12%\n" +
+	"\x0ethroughput_out\x18\n" +
+	" \x01(\x01R\rthroughputOut\x12$\n" +
+	"\rsubscriptions\x18\v \x01(\x03R\rsubscriptions\x12\x1c\n" +
+	"\tproducers\x18\f \x01(\x03R\tproducers\x12\x1c\n" +
+	"\tconsumers\x18\r \x01(\x03R\tconsumers\x121\n" +
+	"\x14subscription_delayed\x18\x0e \x01(\x03R\x13subscriptionDelayed\x12!\n" +
+	"\fstorage_size\x18\x0f \x01(\x03R\vstorageSize\x12#\n" +
+	"\rbacklog_bytes\x18\x10 \x01(\x03R\fbacklogBytes\x12)\n" +
+	"\x10backlog_messages\x18\x11 \x01(\x03R\x0fbacklogMessages\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x12 \x01(\x03R\tupdatedAt\"\x87\x02\n" +
+	"\x10AuditEventRecord\x12\x12\n" +
+	"\x04time\x18\x01 \x01(\x03R\x04time\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"actor_kind\x18\x03 \x01(\tR\tactorKind\x12\x19\n" +
+	"\bactor_id\x18\x04 \x01(\tR\aactorId\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x1f\n" +
+	"\vtarget_kind\x18\x06 \x01(\tR\n" +
+	"targetKind\x12\x1b\n" +
+	"\ttarget_id\x18\a \x01(\tR\btargetId\x12\x18\n" +
+	"\aoutcome\x18\b \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06detail\x18\t \x01(\tR\x06detailBIZGgithub.com/tokenbroker/tokenbroker/gen/tokenbroker/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_tokenbroker_storage_v1_records_proto_rawDescOnce sync.Once
@@ -520,19 +1731,32 @@ func file_tokenbroker_storage_v1_records_proto_rawDescGZIP() []byte {
 	return file_tokenbroker_storage_v1_records_proto_rawDescData
 }
 
-var file_tokenbroker_storage_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tokenbroker_storage_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_tokenbroker_storage_v1_records_proto_goTypes = []any{
-	(*TokenRecord)(nil),       // 0: tokenbroker.storage.v1.TokenRecord
-	(*AuthTokenRecord)(nil),   // 1: tokenbroker.storage.v1.AuthTokenRecord
-	(*UserRecord)(nil),        // 2: tokenbroker.storage.v1.UserRecord
-	(*PulsarTokenRecord)(nil), // 3: tokenbroker.storage.v1.PulsarTokenRecord
+	(*TokenRecord)(nil),          // 0: tokenbroker.storage.v1.TokenRecord
+	(*AuthTokenRecord)(nil),      // 1: tokenbroker.storage.v1.AuthTokenRecord
+	(*UserRecord)(nil),           // 2: tokenbroker.storage.v1.UserRecord
+	(*PulsarTokenRecord)(nil),    // 3: tokenbroker.storage.v1.PulsarTokenRecord
+	(*OrgRecord)(nil),            // 4: tokenbroker.storage.v1.OrgRecord
+	(*TokenPolicyRecord)(nil),    // 5: tokenbroker.storage.v1.TokenPolicyRecord
+	(*RoleRecord)(nil),           // 6: tokenbroker.storage.v1.RoleRecord
+	(*TenantRecord)(nil),         // 7: tokenbroker.storage.v1.TenantRecord
+	(*SigningKeysRecord)(nil),    // 8: tokenbroker.storage.v1.SigningKeysRecord
+	(*SigningKeyRecord)(nil),     // 9: tokenbroker.storage.v1.SigningKeyRecord
+	(*DatabaseRecord)(nil),       // 10: tokenbroker.storage.v1.DatabaseRecord
+	(*UsageRecord)(nil),          // 11: tokenbroker.storage.v1.UsageRecord
+	(*NamespaceStatsRecord)(nil), // 12: tokenbroker.storage.v1.NamespaceStatsRecord
+	(*AuditEventRecord)(nil),     // 13: tokenbroker.storage.v1.AuditEventRecord
 }
 var file_tokenbroker_storage_v1_records_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	5,  // 0: tokenbroker.storage.v1.OrgRecord.token_policy:type_name -> tokenbroker.storage.v1.TokenPolicyRecord
+	9,  // 1: tokenbroker.storage.v1.SigningKeysRecord.keys:type_name -> tokenbroker.storage.v1.SigningKeyRecord
+	11, // 2: tokenbroker.storage.v1.DatabaseRecord.usage:type_name -> tokenbroker.storage.v1.UsageRecord
+	3,  // [3:3] is the sub-list for method output_type
+	3,  // [3:3] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tokenbroker_storage_v1_records_proto_init() }
@@ -546,7 +1770,7 @@ func file_tokenbroker_storage_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenbroker_storage_v1_records_proto_rawDesc), len(file_tokenbroker_storage_v1_records_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,131 @@
+package bolt
+
+import (
+	"slices"
+	"strings"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
+)
+
+var _ store.ChangeNotifier = (*Store)(nil)
+
+// The change feed. Only this process writes the file, so the feed is this
+// process's own commits: every write function runs on the committer's
+// transaction through writeTx, which notes each record key it puts or
+// deletes (kvrecords.ChangeKindOf: the same kinds and keys store/etcd
+// reports for the same write). After a batch's transaction has committed
+// (fsynced: the changes are durable and every read returns them) and
+// before any caller of the batch is answered, the committer hands the
+// batch's changes to the subscribers. So a subscriber has seen a write's
+// changes before the write returns (read-your-writes for whatever it keeps
+// beside the store), and never sees a change that did not commit: a
+// rolled-back or failed transaction's notes are dropped with it.
+//
+// Subscribers run on the committer goroutine, between a commit and its
+// answers: they must be quick, may read the store, and must not write to it
+// (the write would wait for the committer, which waits for them).
+
+// Subscribe implements store.ChangeNotifier.
+func (s *Store) Subscribe(fn func([]store.Change)) (cancel func()) {
+	return s.feed.Subscribe(fn)
+}
+
+// txChanges collects the changes of the committer's current transaction.
+// It is used only on the committer goroutine.
+type txChanges struct {
+	at   map[string]int // bucket "/" key → index in list
+	list []store.Change
+}
+
+// reset forgets the notes of a transaction that is being re-run.
+func (c *txChanges) reset() {
+	clear(c.at)
+	c.list = c.list[:0]
+}
+
+// note records a put (deleted false) or delete of key in bucket, if the
+// bucket holds records the feed reports. A key written twice in one
+// transaction is one change, with the last write's outcome, as an etcd
+// transaction (one operation per key) reports it.
+func (c *txChanges) note(bucket string, key []byte, deleted bool) {
+	kind, ok := kvrecords.ChangeKindOf(bucket)
+	if !ok {
+		return
+	}
+	full := bucket + "/" + string(key)
+	if i, ok := c.at[full]; ok {
+		c.list[i].Deleted = deleted
+		return
+	}
+	if c.at == nil {
+		c.at = map[string]int{}
+	}
+	c.at[full] = len(c.list)
+	c.list = append(c.list, store.Change{Kind: kind, Key: string(key), Deleted: deleted})
+}
+
+// take returns the notes in key order (bucket, then key: the order of the
+// events of one etcd transaction) and starts a fresh list, since
+// subscribers may keep the slice.
+func (c *txChanges) take() []store.Change {
+	out := c.list
+	c.list = nil
+	clear(c.at)
+	slices.SortFunc(out, func(a, b store.Change) int {
+		if d := strings.Compare(bucketOf[a.Kind], bucketOf[b.Kind]); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out
+}
+
+// bucketOf is the inverse of kvrecords.ChangeKindOf, for take's order.
+var bucketOf = func() map[store.ChangeKind]string {
+	m := map[store.ChangeKind]string{}
+	for _, b := range allBuckets {
+		if k, ok := kvrecords.ChangeKindOf(string(b)); ok {
+			m[k] = string(b)
+		}
+	}
+	return m
+}()
+
+// writeTx is the kv.Tx of the committer's transaction: boltTx, plus the
+// notes of what it writes. (Reads keep the pointer-sized boltTx, which
+// converts to an interface without allocating; a write pays for the extra
+// words.)
+type writeTx struct {
+	tx  *bbolt.Tx
+	rec *txChanges
+}
+
+func (t *writeTx) Bucket(name []byte) kv.Bucket {
+	return &writeBucket{boltBucket: boltBucket{t.tx.Bucket(name)}, name: string(name), rec: t.rec}
+}
+
+type writeBucket struct {
+	boltBucket
+	name string
+	rec  *txChanges
+}
+
+func (b *writeBucket) Put(key, value []byte) error {
+	if err := b.b.Put(key, value); err != nil {
+		return err
+	}
+	b.rec.note(b.name, key, false)
+	return nil
+}
+
+func (b *writeBucket) Delete(key []byte) error {
+	if err := b.b.Delete(key); err != nil {
+		return err
+	}
+	b.rec.note(b.name, key, true)
+	return nil
+}

@@ -1,0 +1,129 @@
+package kvrecords
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kv"
+)
+
+// readPage decodes up to limit entries of bucket whose keys start with
+// prefix and come strictly after the key after (nil: from the first key of
+// prefix), in key order, in one short read transaction. more reports that
+// at least one further entry follows the page. Each page is its own
+// snapshot; since the walk resumes after the last key it returned, every
+// entry that exists throughout a walk is visited exactly once.
+func readPage[T any](s *Records, bucket, prefix, after []byte, limit int, decode func(tx kv.Tx, k, v []byte) (T, error)) (page []T, more bool, err error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	err = s.view(func(tx kv.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		var k, v []byte
+		switch {
+		case after != nil:
+			k, v = c.Seek(after)
+			if k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		case len(prefix) > 0:
+			k, v = c.Seek(prefix)
+		default:
+			k, v = c.First()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(page) == limit {
+				more = true
+				return nil
+			}
+			rec, err := decode(tx, k, v)
+			if err != nil {
+				return err
+			}
+			page = append(page, rec)
+		}
+		return nil
+	})
+	return page, more, err
+}
+
+// ListUsersPage implements store.Store: users_by_name gives the order.
+func (s *Records) ListUsersPage(ctx context.Context, after string, limit int) ([]store.User, string, error) {
+	var from []byte
+	if after != "" {
+		from = []byte(after)
+	}
+	page, more, err := readPage(s, bucketUsersByName, nil, from, limit, func(tx kv.Tx, _, id []byte) (store.User, error) {
+		return userByIndexedID(tx, id)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list users after %q: %w", after, err)
+	}
+	next := ""
+	if more {
+		next = page[len(page)-1].Username
+	}
+	return page, next, nil
+}
+
+// ListPulsarTokensPage implements store.Store: pulsar_tokens_by_tenant
+// gives the order (IssuedAt, then ID) within the tenant's prefix.
+func (s *Records) ListPulsarTokensPage(ctx context.Context, tenant string, after store.PulsarTokenPosition, limit int) ([]store.PulsarToken, store.PulsarTokenPosition, error) {
+	if checkTenantName(tenant) != nil {
+		return nil, store.PulsarTokenPosition{}, nil // its prefix could match another tenant's keys
+	}
+	prefix := tenantPrefix(tenant)
+	var from []byte
+	if !after.IsZero() {
+		var n int64
+		if !after.IssuedAt.IsZero() {
+			n = after.IssuedAt.UnixNano() // as pulsarTokenRecord.tenantKey
+		}
+		from = pulsarTenantKey(tenant, n, after.ID)
+	}
+	page, more, err := readPage(s, bucketPulsarByTenant, prefix, from, limit, func(tx kv.Tx, k, _ []byte) (store.PulsarToken, error) {
+		if len(k) <= len(prefix)+8 {
+			return store.PulsarToken{}, fmt.Errorf("corrupt pulsar_tokens_by_tenant key %x", k)
+		}
+		id := k[len(prefix)+8:]
+		v := tx.Bucket(bucketPulsar).Get(id)
+		if v == nil {
+			return store.PulsarToken{}, fmt.Errorf("corrupt pulsar_tokens_by_tenant: no token %q", id)
+		}
+		rec, err := decodePulsarTokenRecord(v)
+		if err != nil {
+			return store.PulsarToken{}, err
+		}
+		return rec.pulsarToken(), nil
+	})
+	if err != nil {
+		return nil, store.PulsarTokenPosition{}, fmt.Errorf("list Pulsar tokens of tenant %q: %w", tenant, err)
+	}
+	var next store.PulsarTokenPosition
+	if more {
+		next = page[len(page)-1].Position()
+	}
+	return page, next, nil
+}
+
+// ListDatabasesPage implements store.Store: the databases bucket is keyed
+// by ID.
+func (s *Records) ListDatabasesPage(ctx context.Context, after string, limit int) ([]store.Database, string, error) {
+	var from []byte
+	if after != "" {
+		from = []byte(after)
+	}
+	page, more, err := readPage(s, bucketDatabases, nil, from, limit, func(_ kv.Tx, _, v []byte) (store.Database, error) {
+		return decodeDatabase(v)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list databases after %q: %w", after, err)
+	}
+	next := ""
+	if more {
+		next = page[len(page)-1].ID
+	}
+	return page, next, nil
+}

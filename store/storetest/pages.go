@@ -1,0 +1,201 @@
+package storetest
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// walkPages pages through a list with page(after, limit) until the cursor
+// is the zero value, checking each page's size, and returns the keys seen
+// in order. between (if not nil) runs after each page with its cursor.
+func walkPages[C comparable, T any](t *testing.T, what string, limit int, key func(T) string,
+	page func(after C, limit int) ([]T, C, error), between func(next C)) []string {
+	t.Helper()
+	var (
+		zero, after C
+		seen        []string
+	)
+	for pages := 0; ; pages++ {
+		if pages > 10000 {
+			t.Fatalf("%s: paging never ends", what)
+		}
+		items, next, err := page(after, limit)
+		must(t, err, what)
+		if len(items) > limit {
+			t.Fatalf("%s: page of %d, limit %d", what, len(items), limit)
+		}
+		for _, it := range items {
+			seen = append(seen, key(it))
+		}
+		if next == zero {
+			return seen
+		}
+		if len(items) == 0 {
+			t.Fatalf("%s: empty page with a cursor", what)
+		}
+		if between != nil {
+			between(next)
+		}
+		after = next
+	}
+}
+
+func joined(keys []string) string { return strings.Join(keys, ",") }
+
+// testListUsersPage: pages in username order (not ID order) visit every
+// user once, for limits that do and do not divide the count; a deleted
+// cursor user still resumes after its name; the default limit is 100.
+func testListUsersPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateRoles(t, s, RoleID(1))
+	const n = 23
+	for _, i := range rand.Perm(n) {
+		must(t, s.CreateUser(ctx, NewUser(UserID(n-i), Username(i), RoleID(1))), "create user")
+	}
+	all, err := s.ListUsers(ctx)
+	must(t, err, "list users")
+	want := make([]string, len(all))
+	for i, u := range all {
+		want[i] = u.Username
+	}
+	name := func(u store.User) string { return u.Username }
+	page := func(after string, limit int) ([]store.User, string, error) { return s.ListUsersPage(ctx, after, limit) }
+	for _, limit := range []int{1, 5, 23, 100} {
+		if got := walkPages(t, "list users page", limit, name, page, nil); joined(got) != joined(want) {
+			t.Fatalf("limit %d: paged %v\nwant %v", limit, got, want)
+		}
+	}
+	first, _, err := s.ListUsersPage(ctx, "", 1)
+	must(t, err, "first user page")
+	if len(first) != 1 || !sameUser(first[0], all[0]) {
+		t.Fatalf("first page %+v, want the whole record %+v", first, all[0])
+	}
+	// Deleting the user a cursor names does not lose the place.
+	deleted := false
+	got := walkPages(t, "list users page under delete", 4, name, page, func(next string) {
+		if !deleted {
+			deleted = true
+			u, err := s.GetUserByName(ctx, next)
+			must(t, err, "get cursor user")
+			must(t, s.DeleteUser(ctx, u.ID), "delete cursor user")
+		}
+	})
+	if joined(got) != joined(want) { // the cursor user was already listed
+		t.Fatalf("paging across a deleted cursor user: %v\nwant %v", got, want)
+	}
+}
+
+// testListPulsarTokensPage: paging a tenant's tokens follows the order of
+// ListPulsarTokens (IssuedAt then ID, times before 1970 and equal times
+// included), never strays into a tenant whose name extends this one's, and
+// resumes after a deleted cursor token.
+func testListPulsarTokensPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t1, t10 := TenantName(1), TenantName(1)+"0"
+	if toks, next, err := s.ListPulsarTokensPage(ctx, t1, store.PulsarTokenPosition{}, 10); err != nil || len(toks) != 0 || !next.IsZero() {
+		t.Fatalf("unknown tenant: %d tokens, next %+v, %v", len(toks), next, err)
+	}
+	mustCreateTenants(t, s, t1, t10)
+	issued := []time.Time{
+		Base.Add(time.Hour), Base, Base.Add(-time.Hour), Base, Base.Add(time.Microsecond),
+		time.Date(1969, time.July, 20, 20, 17, 0, 0, time.UTC), Base.Add(time.Hour),
+		time.Date(2100, time.January, 1, 0, 0, 0, 0, time.UTC), Base, Base, Base.Add(time.Nanosecond * 1000),
+	}
+	var all []store.PulsarToken
+	for i, at := range issued {
+		tk := NewPulsarToken(len(issued)-i, t1)
+		tk.IssuedAt = at
+		other := NewPulsarToken(100+i, t10)
+		other.IssuedAt = at
+		all = append(all, tk, other)
+	}
+	createPulsarTokens(t, s, all)
+	want := func(tenant string) []string {
+		list, err := s.ListPulsarTokens(ctx, tenant)
+		must(t, err, "list Pulsar tokens")
+		if !slices.IsSortedFunc(list, func(a, b store.PulsarToken) int {
+			return cmp.Or(a.IssuedAt.Compare(b.IssuedAt), cmp.Compare(a.ID, b.ID))
+		}) {
+			t.Fatal("ListPulsarTokens is not in (IssuedAt, ID) order")
+		}
+		out := make([]string, len(list))
+		for i, tk := range list {
+			out[i] = tk.ID
+		}
+		return out
+	}
+	id := func(tk store.PulsarToken) string { return tk.ID }
+	for _, tenant := range []string{t1, t10} {
+		page := func(after store.PulsarTokenPosition, limit int) ([]store.PulsarToken, store.PulsarTokenPosition, error) {
+			return s.ListPulsarTokensPage(ctx, tenant, after, limit)
+		}
+		w := want(tenant)
+		if len(w) != len(issued) {
+			t.Fatalf("tenant %s lists %d tokens, want %d", tenant, len(w), len(issued))
+		}
+		for _, limit := range []int{1, 3, len(issued), 100} {
+			if got := walkPages(t, "list Pulsar tokens page", limit, id, page, nil); joined(got) != joined(w) {
+				t.Fatalf("tenant %s limit %d: paged %v\nwant %v", tenant, limit, got, w)
+			}
+		}
+	}
+	w := want(t1)
+	page := func(after store.PulsarTokenPosition, limit int) ([]store.PulsarToken, store.PulsarTokenPosition, error) {
+		return s.ListPulsarTokensPage(ctx, t1, after, limit)
+	}
+	deleted := false
+	got := walkPages(t, "list Pulsar tokens page under delete", 2, id, page, func(next store.PulsarTokenPosition) {
+		if !deleted {
+			deleted = true
+			must(t, s.DeletePulsarToken(ctx, next.ID), "delete cursor token")
+		}
+	})
+	if joined(got) != joined(w) {
+		t.Fatalf("paging across a deleted cursor token: %v\nwant %v", got, w)
+	}
+}
+
+// testListDatabasesPage: pages in ID order (whatever the creation times)
+// visit every database once and carry whole records.
+func testListDatabasesPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 13
+	byID := map[string]store.Database{}
+	var want []string
+	for _, i := range rand.Perm(n) {
+		db := NewDatabase(i + 1)
+		db.CreatedAt = Base.Add(time.Duration(-i) * time.Minute) // creation order is not ID order
+		must(t, s.CreateDatabase(ctx, db, NewDatabaseRole(i+1), NewDatabaseToken(i+1)), "create database")
+		byID[db.ID] = db
+		want = append(want, db.ID)
+	}
+	slices.Sort(want)
+	id := func(db store.Database) string { return db.ID }
+	page := func(after string, limit int) ([]store.Database, string, error) {
+		return s.ListDatabasesPage(ctx, after, limit)
+	}
+	for _, limit := range []int{1, 4, n, 100} {
+		if got := walkPages(t, "list databases page", limit, id, page, nil); joined(got) != joined(want) {
+			t.Fatalf("limit %d: paged %v\nwant %v", limit, got, want)
+		}
+	}
+	first, next, err := s.ListDatabasesPage(ctx, "", 0)
+	must(t, err, "list databases page with the default limit")
+	if len(first) != n || next != "" {
+		t.Fatalf("default limit: %d databases, next %q", len(first), next)
+	}
+	for _, db := range first {
+		if !sameDatabase(db, byID[db.ID]) {
+			t.Fatalf("listed %+v, stored %+v", db, byID[db.ID])
+		}
+	}
+	if got, next, err := s.ListDatabasesPage(ctx, want[n-1], 5); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("after the last ID: %d databases, next %q, %v", len(got), next, err)
+	}
+}
