@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -134,11 +133,10 @@ func auditAction(method string) string {
 // x-cassandra-request-id) or a cheap process-unique one (no crypto/rand on
 // the hot path).
 func (g *guard) begin(ctx context.Context) context.Context {
-	id := callctx.IncomingRequestID(ctx)
-	if id == "" {
-		id = g.idPrefix + strconv.FormatUint(g.seq.Add(1), 36)
+	if id := callctx.IncomingRequestID(ctx); id != "" {
+		return callctx.WithRequestID(ctx, id)
 	}
-	return callctx.WithRequestID(ctx, id)
+	return callctx.WithGeneratedRequestID(ctx, g.idPrefix, g.seq.Add(1))
 }
 
 // finish logs the call: at Debug normally, at Info when slow or failed

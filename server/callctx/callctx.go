@@ -6,6 +6,7 @@ package callctx
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/metadata"
@@ -64,15 +65,37 @@ func ClientAddr(ctx context.Context) string {
 
 type requestIDKey struct{}
 
+// requestID is a call's request ID: given (id), or generated, as prefix and
+// a sequence number that are formatted only when the ID is read. WHY: most
+// calls on the hot path (Check) never read it (it goes into audit events
+// and log lines), and formatting it eagerly cost two allocations per call.
+type requestID struct {
+	id     string
+	prefix string
+	seq    uint64
+}
+
 // WithRequestID returns ctx carrying the call's request ID.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, requestIDKey{}, &requestID{id: id})
+}
+
+// WithGeneratedRequestID returns ctx carrying the request ID prefix followed
+// by seq in base 36, formatted when read.
+func WithGeneratedRequestID(ctx context.Context, prefix string, seq uint64) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, &requestID{prefix: prefix, seq: seq})
 }
 
 // RequestID returns the call's request ID, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	r, _ := ctx.Value(requestIDKey{}).(*requestID)
+	switch {
+	case r == nil:
+		return ""
+	case r.prefix == "":
+		return r.id
+	}
+	return r.prefix + strconv.FormatUint(r.seq, 36)
 }
 
 // IncomingRequestID returns the request ID the client sent (x-request-id,

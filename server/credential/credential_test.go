@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewHasAstraShape(t *testing.T) {
@@ -82,5 +83,35 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Verify(tok, sum)
+	}
+}
+
+// Client IDs sort by creation time (the store appends them to its indexes
+// instead of scattering them), and the random part differs within one
+// millisecond.
+func TestClientIDsSortByCreationTime(t *testing.T) {
+	base := time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
+	prev := ""
+	for i, at := range []time.Time{
+		time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), // before the epoch: clamped
+		base, base.Add(time.Millisecond), base.Add(time.Second), base.Add(24 * time.Hour),
+		time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		id, err := newClientID(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ValidClientID(id) {
+			t.Fatalf("client ID %q is not 24 ASCII letters", id)
+		}
+		if i > 0 && id[:clientIDTimeLetters] <= prev[:clientIDTimeLetters] {
+			t.Errorf("ID for %v (%q) does not sort after the previous one (%q)", at, id, prev)
+		}
+		prev = id
+	}
+	a, _ := newClientID(base)
+	b, _ := newClientID(base)
+	if a[:clientIDTimeLetters] != b[:clientIDTimeLetters] || a == b {
+		t.Errorf("two IDs in one millisecond: %q, %q: want the same time part and different random parts", a, b)
 	}
 }

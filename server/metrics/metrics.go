@@ -1,5 +1,6 @@
 // Package metrics exposes the broker's Prometheus metrics: per-RPC counts,
-// codes and latencies (the grpc-ecosystem middleware's provider), Check and
+// codes and latencies (the grpc-ecosystem middleware's series, recorded
+// through pre-resolved handles: rpc.go), Check and
 // login outcomes and throttle refusals (as the broker's Observer), the
 // store's group-commit latency and batch size, stored record counts, and
 // build info. docs/operations.md lists every series.
@@ -13,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,7 +32,7 @@ var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.
 // It implements broker.Observer.
 type Metrics struct {
 	reg  *prometheus.Registry
-	grpc *grpcprom.ServerMetrics
+	grpc *rpcMetrics
 
 	// Resolved once; only read afterwards, so lookups need no lock.
 	checks    map[[2]string]prometheus.Counter // {credential kind, outcome}
@@ -51,9 +51,8 @@ var _ broker.Observer = (*Metrics)(nil)
 // tests and several servers in one process do not collide).
 func New() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets(latencyBuckets))),
+		reg:       prometheus.NewRegistry(),
+		grpc:      newRPCMetrics(),
 		checks:    map[[2]string]prometheus.Counter{},
 		logins:    map[string]prometheus.Counter{},
 		throttled: map[string]prometheus.Counter{},
@@ -99,7 +98,8 @@ func New() *Metrics {
 		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.grpc, checks, logins, throttled, m.commitSeconds, m.commitBatch, build,
+	m.reg.MustRegister(m.grpc.collectors()...)
+	m.reg.MustRegister(checks, logins, throttled, m.commitSeconds, m.commitBatch, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -116,17 +116,19 @@ func (m *Metrics) Handler() http.Handler {
 // first in the chain, so refusals by the authorization interceptor are
 // counted with their codes.
 func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor()
+	return m.grpc.unary
 }
 
 // StreamInterceptor: see UnaryInterceptor.
 func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
-	return m.grpc.StreamServerInterceptor()
+	return m.grpc.stream
 }
 
 // InitializeGRPC creates every method's series at zero, so rates and alerts
 // work before the first call of a method.
-func (m *Metrics) InitializeGRPC(s *grpc.Server) { m.grpc.InitializeMetrics(s) }
+// It must run before the server serves: it fills the read-only map of
+// each method's series (rpc.go).
+func (m *Metrics) InitializeGRPC(s *grpc.Server) { m.grpc.initialize(s) }
 
 // CheckDone implements broker.Observer.
 func (m *Metrics) CheckDone(kind, outcome string) {

@@ -32,7 +32,9 @@ import (
 // runs all their functions in one transaction and answers each caller after
 // the commit returns. Requests that arrive during an fsync wait in the
 // channel and form the next batch, so batches grow with load by themselves
-// and a lone writer is never delayed.
+// and a lone writer is never delayed. The writers just answered are waited
+// for briefly so that concurrent writers stay in one batch (regrouping,
+// below).
 //
 // If one function fails, the transaction is rolled back, that request is
 // set aside with its error and the others are re-run in a fresh
@@ -211,8 +213,10 @@ func (c *committer) close() {
 func (c *committer) run() {
 	defer close(c.stopped)
 	batch := make([]*writeReq, 0, c.max)
+	var regroup regrouping
 	for r := range c.reqs {
 		batch = append(batch[:0], r)
+		batch = regroup.wait(c.reqs, batch, c.max)
 	drain:
 		for len(batch) < c.max {
 			select {
@@ -227,11 +231,62 @@ func (c *committer) run() {
 		}
 		start := time.Now()
 		c.commit(batch)
+		took := time.Since(start)
+		regroup.committed(len(batch), len(c.reqs), took)
 		if c.onCommit != nil {
-			c.onCommit(len(batch), time.Since(start))
+			c.onCommit(len(batch), took)
 		}
 		clear(batch) // let answered requests be collected
 	}
+}
+
+// regrouping keeps concurrent writers in one batch. Without it, writers
+// answered at the end of a commit come back while the next batch (the
+// writers that queued during the commit) is already committing, so they
+// form the batch after it: N concurrent writers split into two cohorts
+// that alternate, each commit carrying about N/2 (measured: ~19-31 of 64)
+// and throughput bounded by (N/2) / commit time. So after a commit that
+// answered n writers while q more were queued, the next batch waits for up
+// to n+q requests, at most half the last commit's duration (and never more
+// than maxRegroupWait): the writers just answered need only a round trip
+// to come back, which is shorter than a commit (two fsyncs). A lone writer
+// is never delayed (n+q = 1: its own request completes the batch), and
+// neither is any batch whose writers all come back: the wait ends as soon
+// as the expected number is queued.
+type regrouping struct {
+	expect   int           // writers active at the end of the last commit
+	patience time.Duration // how long the next batch may wait for them
+}
+
+// maxRegroupWait bounds the wait, whatever a slow commit took.
+const maxRegroupWait = 5 * time.Millisecond
+
+func (g *regrouping) committed(answered, queued int, took time.Duration) {
+	g.expect = answered + queued
+	g.patience = min(took/2, maxRegroupWait)
+}
+
+// wait adds requests from reqs to batch until it holds the expected
+// number (or max), reqs is closed, or the wait is over.
+func (g *regrouping) wait(reqs <-chan *writeReq, batch []*writeReq, max int) []*writeReq {
+	want := min(g.expect, max)
+	if len(batch)+len(reqs) >= want || g.patience <= 0 {
+		return batch
+	}
+	timer := time.NewTimer(g.patience)
+	defer timer.Stop()
+	for len(batch) < want {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // refusal is a request whose function failed in a batch, held back until

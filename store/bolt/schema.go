@@ -96,8 +96,17 @@ const schemaVersion1 = "1"
 // keys every page but the last is never written again, so splitting at 50%
 // would leave the bucket half empty for good. FillPercent is not stored in
 // the file: it is set on the bucket in every write transaction (kv.go).
+//
+// Application tokens and their role and expiry indexes are keyed by
+// time-ordered client IDs (server/credential) or by an expiry that is
+// mostly now + a fixed lifetime, so they too grow mostly at the right
+// edge; they keep 10% headroom for the odd insert elsewhere (a token
+// imported with an older client ID) and for records that grow in place.
 var fillPercent = map[string]float64{
-	string(kvrecords.BucketAudit): 1.0,
+	string(kvrecords.BucketAudit):          1.0,
+	string(kvrecords.BucketTokens):         0.9,
+	string(kvrecords.BucketTokensByRole):   0.9,
+	string(kvrecords.BucketTokensByExpiry): 0.9,
 }
 
 // setFillPercent applies fillPercent to b, the bucket named name.
