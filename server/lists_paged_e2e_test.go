@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,25 +17,35 @@ import (
 	gproto "google.golang.org/protobuf/proto"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
+	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/servertest"
+	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/bolt"
+	"github.com/tokenbroker/tokenbroker/store/etcd"
 )
 
 // Lists that span several internal pages (1000 items) are seeded straight
-// into the stopped server's bbolt file, since creating a thousand users
-// through the API costs a thousand argon2id hashes; the server then starts
-// again on the same file.
+// into the stopped server's store (its bbolt file, or its etcd prefix),
+// since creating a thousand users through the API costs a thousand argon2id
+// hashes; the server then starts again on the same data.
 
 const seeded = 1150 // more than one internal page
 
-// seedStore stops env, runs fn on its data file, and starts env again.
-func seedStore(t *testing.T, env *servertest.Env, fn func(ctx context.Context, s *bolt.Store)) {
+// seedStore stops env, runs fn on its store, and starts env again.
+func seedStore(t *testing.T, env *servertest.Env, fn func(ctx context.Context, s store.Store)) {
 	t.Helper()
 	env.Shutdown()
-	s, err := bolt.Open(env.DataPath, bolt.Options{})
+	var s store.Store
+	var err error
+	if env.Store == server.StoreEtcd {
+		s, err = etcd.Open(t.Context(), etcd.Options{Endpoints: []string{env.EtcdEndpoint}, Prefix: env.EtcdPrefix,
+			StaleAfter: servertest.EtcdStaleAfter, Logger: slog.New(slog.DiscardHandler)})
+	} else {
+		s, err = bolt.Open(env.DataPath, bolt.Options{})
+	}
 	if err != nil {
-		t.Fatalf("open the data file: %v", err)
+		t.Fatalf("open the store: %v", err)
 	}
 	fn(t.Context(), s)
 	if err := s.Close(); err != nil {
@@ -239,7 +250,7 @@ func grpcWalk(t *testing.T, total int, cutBySize bool, page func(token string) (
 func TestListUsersStreamsAndPages(t *testing.T) {
 	env := servertest.Start(t)
 	first := env.CreateUser(t, env.AdminToken, "seed-user", "seed-password-123", policy.RWUserID)
-	seedStore(t, env, func(ctx context.Context, s *bolt.Store) {
+	seedStore(t, env, func(ctx context.Context, s store.Store) {
 		proto, err := s.GetUser(ctx, first.GetUserId())
 		if err != nil {
 			t.Fatal(err)
@@ -276,7 +287,7 @@ func TestListPulsarTokensStreamsAndPages(t *testing.T) {
 	env := servertest.Start(t)
 	const tenant = "paged-tenant"
 	peCreateTenant(t, env, tenant, "")
-	seedStore(t, env, func(ctx context.Context, s *bolt.Store) {
+	seedStore(t, env, func(ctx context.Context, s store.Store) {
 		list, err := s.ListPulsarTokens(ctx, tenant)
 		if err != nil || len(list) != 1 {
 			t.Fatalf("the tenant's first token: %d, %v", len(list), err)
@@ -381,7 +392,7 @@ func TestGRPCListPageStaysFarBelowTheReceiveLimit(t *testing.T) {
 		roles = append(roles, r.GetRole().GetId())
 	}
 	const n = 1100
-	seedStore(t, env, func(ctx context.Context, s *bolt.Store) {
+	seedStore(t, env, func(ctx context.Context, s store.Store) {
 		proto, err := s.GetToken(ctx, env.AdminClientID)
 		if err != nil {
 			t.Fatal(err)
