@@ -28,7 +28,7 @@ stop() {
   if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   pid=
 }
-trap 'stop; [[ -n $etcd_pid ]] && { kill -TERM "$etcd_pid" 2>/dev/null; wait "$etcd_pid" 2>/dev/null; }; rm -rf "$dir"' EXIT
+trap 'stop; [[ -n $etcd_pid ]] && { kill -TERM "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; }; rm -rf "$dir"' EXIT
 fail() { echo "smoke-etcd: $*"; echo "--- broker log"; cat "$dir/log" 2>/dev/null; echo "--- etcd log (tail)"; tail -20 "$dir/etcd.log"; exit 1; }
 
 "$dir/etcd" --data-dir "$dir/etcd-data" --name smoke \
