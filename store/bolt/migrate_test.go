@@ -2,10 +2,8 @@ package bolt_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,29 +19,11 @@ import (
 // protobuf); testdata/v1.dump.txt.gz is what that code read back from it
 // (storetest.DumpMigrationFixture).
 
-func gunzip(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // v1File copies the version-1 fixture into a fresh file.
 func v1File(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "v1.db")
-	if err := os.WriteFile(path, gunzip(t, "testdata/v1.db.gz"), 0o600); err != nil {
+	if err := os.WriteFile(path, storetest.Gunzip(t, "testdata/v1.db.gz"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -58,7 +38,7 @@ func TestOpenMigratesSchemaVersion1(t *testing.T) {
 	if v := readMeta(t, path); v != "1" {
 		t.Fatalf("fixture has schema_version %q, want \"1\"", v)
 	}
-	want := string(gunzip(t, "testdata/v1.dump.txt.gz"))
+	want := string(storetest.Gunzip(t, "testdata/v1.dump.txt.gz"))
 	for open := 1; open <= 2; open++ {
 		s, err := bolt.Open(path, bolt.Options{})
 		if err != nil {

@@ -2,11 +2,9 @@ package etcd_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,30 +23,12 @@ import (
 // entries under "<prefix><bucket>/" (and the audit sequence under
 // meta/seq/audit) gives the prefix the version-1 code would have written.
 
-func gunzip(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // putV1Fixture writes the version-1 fixture under prefix, with the schema
 // version set to version.
 func putV1Fixture(t *testing.T, cli *clientv3.Client, prefix, version string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "v1.db")
-	if err := os.WriteFile(path, gunzip(t, "../bolt/testdata/v1.db.gz"), 0o600); err != nil {
+	if err := os.WriteFile(path, storetest.Gunzip(t, "../bolt/testdata/v1.db.gz"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
@@ -96,7 +76,7 @@ func TestOpenMigratesSchemaVersion1(t *testing.T) {
 	cli := rawClient(t)
 	prefix := freshPrefix()
 	putV1Fixture(t, cli, prefix, "1")
-	want := string(gunzip(t, "../bolt/testdata/v1.dump.txt.gz"))
+	want := string(storetest.Gunzip(t, "../bolt/testdata/v1.dump.txt.gz"))
 
 	stores := make([]*etcd.Store, 2)
 	errs := make([]error, 2)
@@ -169,7 +149,7 @@ func TestOpenResumesInterruptedMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openTemp(t, etcd.Options{Prefix: prefix})
-	if got, want := storetest.DumpMigrationFixture(t, s), string(gunzip(t, "../bolt/testdata/v1.dump.txt.gz")); got != want {
+	if got, want := storetest.DumpMigrationFixture(t, s), string(storetest.Gunzip(t, "../bolt/testdata/v1.dump.txt.gz")); got != want {
 		t.Fatalf("records differ from what the version 1 code read:\n%s", firstDiff(got, want))
 	}
 	storetest.CheckMigrationFixtureSecrets(t, s)

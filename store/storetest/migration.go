@@ -1,9 +1,12 @@
 package storetest
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/hmac"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +261,24 @@ func CheckMigrationFixtureSecrets(t testing.TB, s store.Store) {
 	for _, k := range keys {
 		open("signing key "+k.Kid, k.SealedPrivate, "signing-key:"+k.Kid, "private key "+k.Kid)
 	}
+}
+
+// Gunzip returns the decompressed content of the gzip file at path (the
+// committed migration fixtures).
+func Gunzip(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -110,48 +110,21 @@ func (s *Records) ListDatabases(ctx context.Context) ([]store.Database, error) {
 // (rather than silently keeping the stored values), so that a caller who
 // believes it can set them learns otherwise.
 func (s *Records) UpdateDatabase(ctx context.Context, id string, update func(store.Database) (store.Database, error)) (store.Database, error) {
-	key := []byte(id)
-	var stored []byte // result of the last successful run
-	err := s.update(ctx, func(tx kv.Tx) error {
-		b := tx.Bucket(bucketDatabases)
-		v := b.Get(key)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		cur, err := decodeDatabaseRecord(v) // a fresh copy on every run
-		if err != nil {
-			return err
-		}
+	return updateOne(ctx, s, bucketDatabases, id, "database", decodeDatabaseRecord, func(_ kv.Tx, cur databaseRecord) ([]byte, error) {
 		next, err := update(cur.database())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case next.ID != id:
-			return fmt.Errorf("update must not change the ID (got %q)", next.ID)
+			return nil, fmt.Errorf("update must not change the ID (got %q)", next.ID)
 		case !sameUsage(toUsageRecord(next.Usage), cur.Usage):
-			return errors.New("update must not change the usage counters (only RecordDatabaseUsage writes them)")
+			return nil, errors.New("update must not change the usage counters (only RecordDatabaseUsage writes them)")
 		}
 		rec := toDatabaseRecord(next)
 		rec.Usage = cur.Usage
-		val, err := marshal(rec)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key, val); err != nil {
-			return err
-		}
-		stored = val
-		return nil
-	})
-	if err != nil {
-		return store.Database{}, fmt.Errorf("update database %q: %w", id, err)
-	}
-	d, err := decodeDatabase(stored)
-	if err != nil {
-		return store.Database{}, fmt.Errorf("update database %q: %w", id, err)
-	}
-	return d, nil
+		return marshal(rec)
+	}, decodeDatabase)
 }
 
 func sameUsage(a, b usageRecord) bool {

@@ -56,43 +56,16 @@ func (s *Records) UpdateOrganization(ctx context.Context, update func(store.Orga
 
 // UpdateTenant implements store.Store (closure rules as for UpdateRole).
 func (s *Records) UpdateTenant(ctx context.Context, name string, update func(store.Tenant) (store.Tenant, error)) (store.Tenant, error) {
-	key := []byte(name)
-	var stored []byte
-	err := s.update(ctx, func(tx kv.Tx) error {
-		b := tx.Bucket(bucketTenants)
-		v := b.Get(key)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		cur, err := decodeTenant(v)
-		if err != nil {
-			return err
-		}
+	return updateOne(ctx, s, bucketTenants, name, "tenant", decodeTenant, func(_ kv.Tx, cur store.Tenant) ([]byte, error) {
 		next, err := update(cur)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if next.Name != name {
-			return fmt.Errorf("update must not change the name (got %q)", next.Name)
+			return nil, fmt.Errorf("update must not change the name (got %q)", next.Name)
 		}
-		val, err := encodeTenant(next)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key, val); err != nil {
-			return err
-		}
-		stored = val
-		return nil
-	})
-	if err != nil {
-		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", name, err)
-	}
-	t, err := decodeTenant(stored)
-	if err != nil {
-		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", name, err)
-	}
-	return t, nil
+		return encodeTenant(next)
+	}, decodeTenant)
 }
 
 // RotateToken implements store.Store. The old record is rewritten together

@@ -56,45 +56,16 @@ func (s *Records) ListRoles(ctx context.Context) ([]store.Role, error) {
 // inside the write transaction, so it must be quick and must not call the
 // Store (that would deadlock: the committer would wait for itself).
 func (s *Records) UpdateRole(ctx context.Context, id string, update func(store.Role) (store.Role, error)) (store.Role, error) {
-	key := []byte(id)
-	var stored []byte // result of the last successful run
-	err := s.update(ctx, func(tx kv.Tx) error {
-		b := tx.Bucket(bucketRoles)
-		v := b.Get(key)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		cur, err := decodeRole(v) // a fresh copy on every run
-		if err != nil {
-			return err
-		}
+	return updateOne(ctx, s, bucketRoles, id, "role", decodeRole, func(_ kv.Tx, cur store.Role) ([]byte, error) {
 		next, err := update(cur)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if next.ID != id {
-			return fmt.Errorf("update must not change the ID (got %q)", next.ID)
+			return nil, fmt.Errorf("update must not change the ID (got %q)", next.ID)
 		}
-		val, err := encodeRole(next)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key, val); err != nil {
-			return err
-		}
-		stored = val
-		return nil
-	})
-	if err != nil {
-		return store.Role{}, fmt.Errorf("update role %q: %w", id, err)
-	}
-	// Decoding what was stored gives the caller a copy sharing nothing with
-	// the closure's values, with times normalised exactly as a Get would.
-	r, err := decodeRole(stored)
-	if err != nil {
-		return store.Role{}, fmt.Errorf("update role %q: %w", id, err)
-	}
-	return r, nil
+		return encodeRole(next)
+	}, decodeRole)
 }
 
 // DeleteRole implements store.Store. Any users_by_role entry makes the role

@@ -117,6 +117,49 @@ func (s *Records) update(ctx context.Context, fn func(kv.Tx) error) error {
 	return s.b.Update(ctx, fn)
 }
 
+// updateOne is the read-modify-write of one record shared by the Update*
+// methods. rewrite gets the stored record (decoded afresh on every run, as
+// the committer may run the transaction again) and returns the value to
+// store, having applied the caller's closure, refused what the closure must
+// not change and moved any index entries in tx. The caller gets the stored
+// value decoded again: a copy sharing nothing with the closure's values,
+// with times normalised exactly as a Get would. A missing key is
+// store.ErrNotFound; what names the record kind in errors.
+func updateOne[R, T any](ctx context.Context, s *Records, bucket []byte, key, what string,
+	decodeStored func([]byte) (R, error), rewrite func(tx kv.Tx, cur R) ([]byte, error),
+	decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	var stored []byte // the value of the last successful run
+	err := s.update(ctx, func(tx kv.Tx) error {
+		b := tx.Bucket(bucket)
+		v := b.Get([]byte(key))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		cur, err := decodeStored(v)
+		if err != nil {
+			return err
+		}
+		val, err := rewrite(tx, cur)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(key), val); err != nil {
+			return err
+		}
+		stored = val
+		return nil
+	})
+	if err != nil {
+		return zero, fmt.Errorf("update %s %q: %w", what, key, err)
+	}
+	out, err := decode(stored)
+	if err != nil {
+		return zero, fmt.Errorf("update %s %q: %w", what, key, err)
+	}
+	return out, nil
+}
+
 // getOne reads the record under key in bucket and decodes it; a missing
 // key is store.ErrNotFound. what names the record kind in errors.
 func getOne[T any](s *Records, bucket []byte, key, what string, decode func([]byte) (T, error)) (T, error) {

@@ -156,61 +156,34 @@ func (s *Records) ListUsers(ctx context.Context) ([]store.User, error) {
 // the new ones must exist (an error wrapping ErrNotFound otherwise), and
 // users_by_role moves with them in the same transaction.
 func (s *Records) UpdateUser(ctx context.Context, id string, update func(store.User) (store.User, error)) (store.User, error) {
-	key := []byte(id)
-	var stored []byte // result of the last successful run
-	err := s.update(ctx, func(tx kv.Tx) error {
-		users := tx.Bucket(bucketUsers)
-		v := users.Get(key)
-		if v == nil {
-			return store.ErrNotFound
-		}
-		cur, err := decodeUserRecord(v) // a fresh copy on every run
-		if err != nil {
-			return err
-		}
-		// The closure may modify the roles slice in place; the index entries
-		// to remove are those of the stored record.
+	return updateOne(ctx, s, bucketUsers, id, "user", decodeUserRecord, func(tx kv.Tx, cur userRecord) ([]byte, error) {
+		// The closure may modify the roles slice in place; the index
+		// entries to remove are those of the stored record.
 		oldRoles := slices.Clone(cur.Roles)
 		next, err := update(cur.user())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case next.ID != id:
-			return fmt.Errorf("update must not change the ID (got %q)", next.ID)
+			return nil, fmt.Errorf("update must not change the ID (got %q)", next.ID)
 		case next.Username != cur.Username:
-			return fmt.Errorf("update must not change the username (got %q)", next.Username)
+			return nil, fmt.Errorf("update must not change the username (got %q)", next.Username)
 		}
 		if err := checkRoleIDs(next.Roles); err != nil {
-			return err
+			return nil, err
 		}
 		if err := checkRolesExist(tx, next.Roles); err != nil {
-			return err
-		}
-		val, err := encodeUser(next)
-		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := deleteUserRoleIndex(tx, id, oldRoles); err != nil {
-			return err
+			return nil, err
 		}
 		if err := putUserRoleIndex(tx, id, next.Roles); err != nil {
-			return err
+			return nil, err
 		}
-		if err := users.Put(key, val); err != nil {
-			return err
-		}
-		stored = val
-		return nil
-	})
-	if err != nil {
-		return store.User{}, fmt.Errorf("update user %q: %w", id, err)
-	}
-	u, err := decodeUser(stored)
-	if err != nil {
-		return store.User{}, fmt.Errorf("update user %q: %w", id, err)
-	}
-	return u, nil
+		return encodeUser(next)
+	}, decodeUser)
 }
 
 // DeleteUser implements store.Store.
