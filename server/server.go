@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"runtime"
@@ -129,6 +130,10 @@ type Config struct {
 	// MetricsAddr, if set, serves GET /metrics on its own listener instead
 	// of on the REST listener.
 	MetricsAddr string
+	// Pprof serves Go's runtime profiles (net/http/pprof, /debug/pprof/)
+	// on the MetricsAddr listener, which must be set: profiles reveal
+	// internals, so they never share the public REST listener.
+	Pprof bool
 	// NoMetrics turns metrics off (benchmarks compare with and without).
 	NoMetrics bool
 	// --- end operations ---
@@ -148,6 +153,8 @@ func (c *Config) Validate() error {
 		return errors.New("TLS needs both --tls-cert and --tls-key")
 	case c.TLS.ClientCA != "" && c.TLS.Cert == "":
 		return errors.New("--tls-client-ca needs TLS on (--tls-cert and --tls-key)")
+	case c.Pprof && c.MetricsAddr == "":
+		return errors.New("--pprof needs --metrics-addr: profiles are served only on the metrics listener")
 	}
 	if c.IssuerURL != "" {
 		u, err := url.Parse(c.IssuerURL)
@@ -423,6 +430,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		mux := http.NewServeMux()
 		if s.metrics != nil {
 			mux.Handle("GET /metrics", s.metrics.Handler())
+		}
+		if cfg.Pprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		}
 		s.metricsHTTP = &http.Server{
 			Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,

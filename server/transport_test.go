@@ -290,3 +290,23 @@ func TestSeparateMetricsAddress(t *testing.T) {
 		t.Fatal("/metrics also served on the REST listener")
 	}
 }
+
+func TestPprofOnlyOnTheMetricsListener(t *testing.T) {
+	if err := (&server.Config{Pprof: true}).Validate(); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+		t.Fatalf("--pprof without --metrics-addr: %v", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	srv, _ := startTransport(t, "plain", nil, func(c *server.Config) { c.MetricsAddr = "127.0.0.1:0"; c.Pprof = true })
+	base := strings.TrimSuffix(srv.MetricsURL(), "/metrics")
+	if code, body, err := restGet(t, client, base+"/debug/pprof/", ""); err != nil || code != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Fatalf("pprof index on the metrics listener: %d %v", code, err)
+	}
+	if code, _, _ := restGet(t, client, "http://"+srv.HTTPAddr()+"/debug/pprof/", ""); code == 200 {
+		t.Fatal("pprof served on the REST listener")
+	}
+	// Off by default.
+	plain, _ := startTransport(t, "plain", nil, func(c *server.Config) { c.MetricsAddr = "127.0.0.1:0" })
+	if code, _, _ := restGet(t, client, strings.TrimSuffix(plain.MetricsURL(), "/metrics")+"/debug/pprof/", ""); code == 200 {
+		t.Fatal("pprof served without --pprof")
+	}
+}

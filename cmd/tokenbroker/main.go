@@ -85,6 +85,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLS.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.TLS.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates from it on gRPC, verify them if given on REST (mTLS)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on the REST listener")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's runtime profiles at /debug/pprof/ on --metrics-addr (required)")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	// --- end operations flags ---
