@@ -95,6 +95,16 @@ type Freshness interface {
 	Stale() error
 }
 
+// FeedLag is implemented by backends whose change feed can lag a write
+// this process acknowledged (store/etcd, after a write whose wait for its
+// watch timed out: the write is committed, so it answered success).
+// FeedBehind reports whether such a write has not been delivered by the
+// feed yet. What is kept from the feed (server/view's credential caches)
+// must not answer then: the store's own reads wait for that write.
+type FeedLag interface {
+	FeedBehind() bool
+}
+
 // Syncer is implemented by backends that serve reads from a local view of
 // a shared store (store/etcd): Sync returns once the view holds every write
 // acknowledged anywhere before Sync was called (one round trip). Callers

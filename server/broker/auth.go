@@ -88,7 +88,8 @@ func (b *Broker) authenticateAuthToken(ctx context.Context, tok string) (*Princi
 	// One read: the auth token and its principal's current roles. A
 	// deleted principal makes every auth token minted from it unusable at
 	// once, whatever cleanup has or has not run.
-	at, err := b.st.ResolveAuthToken(ctx, mac)
+	key := string(mac)
+	at, err := b.view.ResolvedAuthToken(ctx, key, mac)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, authRefused()
 	}
@@ -96,7 +97,6 @@ func (b *Broker) authenticateAuthToken(ctx context.Context, tok string) (*Princi
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	now := b.now()
-	key := string(mac)
 	last := at.LastUsed
 	if mem := b.view.AuthTokenUse.LastUsed(key); mem.After(last) {
 		last = mem
@@ -187,7 +187,7 @@ func (b *Broker) verifyLogin(ctx context.Context, username, pw string) (kind, id
 		// An application token's secret has ≥ 256 bits of entropy, so a
 		// keyed MAC suffices: no slow hash is needed to resist guessing.
 		bearer := credential.TokenFor(username, pw)
-		t, err := b.st.GetToken(ctx, username)
+		t, err := b.view.TokenCredential(ctx, username)
 		if errors.Is(err, store.ErrNotFound) {
 			b.mac.Verify(bearer, dummyMAC)
 			return "", "", nil

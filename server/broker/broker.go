@@ -237,7 +237,7 @@ func (b *Broker) authenticateAppToken(ctx context.Context, bearer string) (*Prin
 	refused := func() error {
 		return Unauthenticated(ReasonUnknownToken, "Resource not found: token with identifier: "+clientID)
 	}
-	t, err := b.st.GetToken(ctx, clientID)
+	t, err := b.view.TokenCredential(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		b.mac.Verify(bearer, dummyMAC)
 		return nil, refused()

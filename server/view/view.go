@@ -5,6 +5,8 @@
 // every call and must not read from the store each time:
 //
 //   - the roles, with compiled permission sets (the Check hot path);
+//   - the decoded records of the credentials in use: application tokens,
+//     and auth tokens with their principal's roles (credentials.go);
 //   - the signing keys, decrypted once;
 //   - the organization's token policy;
 //   - the set of registered databases, which bounds metering;
@@ -28,10 +30,10 @@
 // path, and a cache entry is always refreshed by reading the store after
 // the change is in it, never from the caller's copy.
 //
-// Freshness: the View never answers a credential check alone. Every check
-// first reads the credential's record from the store, which fails closed
-// when a shared store's view is stale (store.Freshness), so a stale cache
-// is never used to allow anything.
+// Freshness: a credential check fails closed when a shared store's view
+// is stale (store.Freshness), whether its record comes from the store or
+// from the View's credential cache, which asks the store first; so a stale
+// cache is never used to allow anything.
 package view
 
 import (
@@ -57,6 +59,9 @@ type Config struct {
 	WriteAction func(action string) bool
 	// Logger receives failures to refresh after a change; nil: slog.Default.
 	Logger *slog.Logger
+	// CredentialCacheSize bounds each credential cache (credentials.go):
+	// 0 means DefaultCredentialCacheSize, a negative size turns them off.
+	CredentialCacheSize int
 }
 
 // Granularities of last-use tracking. Application tokens' last use is
@@ -86,6 +91,13 @@ type View struct {
 	keys   signingKeys
 	policy tokenPolicy
 
+	// The decoded credential records of the check path (credentials.go),
+	// and what decides whether they may answer.
+	tokens     *credCache[TokenCredential]
+	authTokens *credCache[store.ResolvedAuthToken]
+	freshness  store.Freshness // nil: the store's reads never go stale
+	lag        store.FeedLag   // nil: the feed never lags this process's writes
+
 	// TokenUse tracks application tokens' last use, AuthTokenUse auth
 	// tokens' (their sliding expiry), Meter the Checks on databases; Flush
 	// persists all three.
@@ -113,6 +125,10 @@ func Open(ctx context.Context, st store.Store, cfg Config) (*View, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cacheSize := cfg.CredentialCacheSize
+	if cacheSize == 0 {
+		cacheSize = DefaultCredentialCacheSize
+	}
 	v := &View{
 		Store:        st,
 		log:          cfg.Logger,
@@ -121,8 +137,12 @@ func Open(ctx context.Context, st store.Store, cfg Config) (*View, error) {
 		TokenUse:     NewUses(AppTokenUseGranularity),
 		AuthTokenUse: NewUses(AuthTokenUseGranularity),
 		Meter:        newMeter(policy.DatabaseDRN(cfg.OrgID, ""), cfg.WriteAction),
+		tokens:       newCredCache[TokenCredential](cacheSize),
+		authTokens:   newCredCache[store.ResolvedAuthToken](cacheSize),
 	}
 	v.syncer, _ = st.(store.Syncer)
+	v.freshness, _ = st.(store.Freshness)
+	v.lag, _ = st.(store.FeedLag)
 	v.cancel = feed.Subscribe(v.onChanges)
 	if err := v.load(ctx); err != nil {
 		v.Stop()
@@ -161,6 +181,9 @@ func (v *View) Stop() {
 // databases and deleted credentials.
 func (v *View) onChanges(changes []store.Change) {
 	ctx := context.Background()
+	// First, and whatever else fails: a revoked credential must not be
+	// answered from memory once its revocation returns.
+	v.dropCredentials(changes)
 	if v.stale.Load() {
 		v.reloadAfterFailure(ctx)
 		return // the reload read everything this batch changed

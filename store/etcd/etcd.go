@@ -319,6 +319,14 @@ func (s *Store) rlockCurrent() error {
 	}
 }
 
+// FeedBehind implements store.FeedLag: a write this process acknowledged
+// after its wait for the mirror timed out is not yet through the change
+// feed. Two atomic loads; normally written is 0.
+func (s *Store) FeedBehind() bool {
+	w := s.written.Load()
+	return w != 0 && w > s.m.fed.Load()
+}
+
 // noteWritten records a revision this process committed (see written).
 func (s *Store) noteWritten(rev int64) {
 	for {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/btree"
@@ -51,6 +52,8 @@ type mirror struct {
 	// reads the store during that delivery must not wait for the delivery
 	// it is part of.
 	applied int64
+	// fed is rev, readable without the lock (FeedBehind, on the Check path).
+	fed atomic.Int64
 }
 
 func newMirror() *mirror {
@@ -77,6 +80,7 @@ func (m *mirror) advanceLocked(rev int64) {
 	m.applied = max(m.applied, rev)
 	if rev > m.rev {
 		m.rev = rev
+		m.fed.Store(rev)
 		close(m.changed)
 		m.changed = make(chan struct{})
 	}

@@ -1,0 +1,255 @@
+package view
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Decoded credential records for the credential-check path.
+//
+// Every Check used to read the credential's record from the store and
+// decode it: a read transaction and a protobuf decode whose deep call
+// chain also grew the calling goroutine's stack, about a third of the
+// server's CPU per Check over gRPC. The View keeps the decoded records of
+// the credentials in use instead, filled on a miss and emptied by the
+// change feed like everything else here:
+//
+//   - An entry is dropped when the feed reports a change to its record (a
+//     revocation, a rotation, a recorded use) or, for an auth token, to its
+//     principal (the application token or user whose roles it carries). The
+//     feed is delivered before the write that made the change returns, so
+//     a revocation is in effect on this process when it returns, and on
+//     another replica when its watch delivers it, as for an uncached read.
+//   - A miss fills the entry only if no change was delivered while it read
+//     the store (a generation check): a read that began before a
+//     revocation committed can never put the revoked record back.
+//   - Reads keep failing closed when a shared store's view is stale
+//     (store.Freshness), hit or miss; and while this process has a write
+//     its feed has not delivered yet (store.FeedLag), reads bypass the
+//     cache and wait in the store for that write, as every read does.
+//   - Only found records are cached (a guessed credential costs a store
+//     read, as before), and the number of entries is bounded: a full cache
+//     evicts an arbitrary entry per fill. Secrets are held only as the MACs
+//     the store holds.
+
+// DefaultCredentialCacheSize bounds each of the two credential caches
+// (application tokens, auth tokens). An entry takes a few hundred bytes, so
+// the default costs at most some tens of MB, whatever the number of
+// credentials stored.
+const DefaultCredentialCacheSize = 65536
+
+// TokenCredential is what checking an application token reads of its
+// record.
+type TokenCredential struct {
+	ClientID  string
+	OrgID     string
+	Roles     []string // read-only: shared by every caller
+	SecretMAC []byte   // read-only
+	Expiry    time.Time
+}
+
+// Expired reports whether the token's expiry is at or before now.
+func (c TokenCredential) Expired(now time.Time) bool {
+	return !c.Expiry.IsZero() && !c.Expiry.After(now)
+}
+
+// TokenCredential returns the application token's credential, from the
+// cache or from the store (store.ErrNotFound if there is none). Its slices
+// are shared and must not be modified.
+func (v *View) TokenCredential(ctx context.Context, clientID string) (TokenCredential, error) {
+	useCache, err := v.cacheUsable()
+	if err != nil {
+		return TokenCredential{}, fmt.Errorf("get token: %w", err)
+	}
+	if useCache {
+		if c, ok := v.tokens.get(clientID); ok {
+			return *c, nil
+		}
+	}
+	gen := v.tokens.generation()
+	t, err := v.Store.GetToken(ctx, clientID)
+	if err != nil {
+		return TokenCredential{}, err
+	}
+	c := &TokenCredential{ClientID: t.ClientID, OrgID: t.OrgID, Roles: t.Roles, SecretMAC: t.SecretMAC, Expiry: t.Expiry}
+	v.tokens.fill(gen, clientID, c, "")
+	return *c, nil
+}
+
+// ResolvedAuthToken returns the auth token with this MAC and its
+// principal's roles (store.Store.ResolveAuthToken), from the cache or from
+// the store; key is string(mac). Its slices are shared and must not be
+// modified. Its LastUsed is the store's; the live value is AuthTokenUse's.
+func (v *View) ResolvedAuthToken(ctx context.Context, key string, mac []byte) (store.ResolvedAuthToken, error) {
+	useCache, err := v.cacheUsable()
+	if err != nil {
+		return store.ResolvedAuthToken{}, fmt.Errorf("resolve auth token: %w", err)
+	}
+	if useCache {
+		if r, ok := v.authTokens.get(key); ok {
+			return *r, nil
+		}
+	}
+	gen := v.authTokens.generation()
+	r, err := v.Store.ResolveAuthToken(ctx, mac)
+	if err != nil {
+		return store.ResolvedAuthToken{}, err
+	}
+	v.authTokens.fill(gen, key, &r, r.PrincipalID)
+	return r, nil
+}
+
+// cacheUsable reports whether a cached credential may answer: an error
+// when a shared store's view is stale (every read fails closed then), and
+// false while this process has a write its change feed has not delivered.
+func (v *View) cacheUsable() (bool, error) {
+	if v.freshness != nil {
+		if err := v.freshness.Stale(); err != nil {
+			return false, err
+		}
+	}
+	return v.lag == nil || !v.lag.FeedBehind(), nil
+}
+
+// dropCredentials removes what a batch of changes makes stale, before the
+// batch's writes return.
+func (v *View) dropCredentials(changes []store.Change) {
+	var tokens, auth, principals []string
+	for _, c := range changes {
+		switch c.Kind {
+		case store.ChangeAll:
+			v.tokens.clear()
+			v.authTokens.clear()
+			return
+		case store.ChangeToken:
+			tokens = append(tokens, c.Key)
+			principals = append(principals, c.Key)
+		case store.ChangeUser:
+			principals = append(principals, c.Key)
+		case store.ChangeAuthToken:
+			auth = append(auth, c.Key)
+		}
+	}
+	if len(tokens) > 0 {
+		v.tokens.drop(tokens, nil)
+	}
+	if len(auth) > 0 || len(principals) > 0 {
+		v.authTokens.drop(auth, principals)
+	}
+}
+
+// credCache is a bounded map of immutable decoded records. Reads are one
+// lock-free load; fills and invalidations are serialized by mu, which also
+// guards the generation a fill compares. An entry may belong to a group
+// (an auth token to its principal), and dropping a group drops its entries.
+type credCache[V any] struct {
+	m       sync.Map // key → *V
+	mu      sync.Mutex
+	gen     atomic.Uint64                  // bumped, under mu, by every drop
+	n       int                            // entries, under mu
+	max     int                            // bound on n
+	groups  map[string]map[string]struct{} // group → keys, under mu
+	groupOf map[string]string              // key → group, under mu
+}
+
+func newCredCache[V any](max int) *credCache[V] {
+	return &credCache[V]{max: max, groups: map[string]map[string]struct{}{}, groupOf: map[string]string{}}
+}
+
+func (c *credCache[V]) get(key string) (*V, bool) {
+	if e, ok := c.m.Load(key); ok {
+		return e.(*V), true
+	}
+	return nil, false
+}
+
+// generation is read before a fill's store read.
+func (c *credCache[V]) generation() uint64 { return c.gen.Load() }
+
+// fill stores v under key unless a drop happened since gen was read (the
+// store read may then predate the change that drop reported).
+func (c *credCache[V]) fill(gen uint64, key string, v *V, group string) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if _, had := c.m.Swap(key, v); had {
+		c.ungroupLocked(key)
+	} else {
+		c.n++
+	}
+	if group != "" {
+		keys := c.groups[group]
+		if keys == nil {
+			keys = map[string]struct{}{}
+			c.groups[group] = keys
+		}
+		keys[key] = struct{}{}
+		c.groupOf[key] = group
+	}
+	for c.n > c.max {
+		c.m.Range(func(k, _ any) bool {
+			if k.(string) != key {
+				c.deleteLocked(k.(string))
+				return false
+			}
+			return true
+		})
+	}
+}
+
+// drop removes keys and every entry of groups.
+func (c *credCache[V]) drop(keys, groups []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	for _, k := range keys {
+		c.deleteLocked(k)
+	}
+	for _, g := range groups {
+		for k := range c.groups[g] {
+			c.deleteLocked(k)
+		}
+	}
+}
+
+// clear empties the cache (the store was reloaded as a whole).
+func (c *credCache[V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	c.m.Clear()
+	c.n = 0
+	clear(c.groups)
+	clear(c.groupOf)
+}
+
+func (c *credCache[V]) deleteLocked(key string) {
+	if _, had := c.m.LoadAndDelete(key); had {
+		c.n--
+		c.ungroupLocked(key)
+	}
+}
+
+func (c *credCache[V]) ungroupLocked(key string) {
+	g, ok := c.groupOf[key]
+	if !ok {
+		return
+	}
+	delete(c.groupOf, key)
+	if keys := c.groups[g]; keys != nil {
+		delete(keys, key)
+		if len(keys) == 0 {
+			delete(c.groups, g)
+		}
+	}
+}
