@@ -70,6 +70,9 @@ func Unauthenticated(reason, msg string) error {
 
 // KindOf returns the kind of err, or 0 if it is not a domain error.
 func KindOf(err error) Kind {
+	if err == nil {
+		return 0 // without an allocation for errors.As's target: Check asks on every call
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind

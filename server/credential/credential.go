@@ -105,7 +105,16 @@ func ValidClientID(s string) bool {
 
 // MAC computes and verifies the keyed MAC under which tokens are stored.
 type MAC struct {
-	pool sync.Pool // of hash.Hash; HMAC setup is the costly part on the hot path
+	pool sync.Pool // of *macState; HMAC setup is the costly part on the hot path
+}
+
+// macState is one pooled HMAC with scratch space, so that a Verify on the
+// hot path allocates nothing: the token's bytes and the sum would each
+// escape to the heap through the hash.Hash interface otherwise.
+type macState struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
 }
 
 // NewMAC returns a MAC keyed with key (at least 32 bytes).
@@ -115,28 +124,34 @@ func NewMAC(key []byte) (*MAC, error) {
 	}
 	k := append([]byte(nil), key...)
 	m := &MAC{}
-	m.pool.New = func() any { return hmac.New(sha256.New, k) }
+	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, k)} }
 	return m, nil
+}
+
+// compute returns the MAC of token, in st.sum.
+func (st *macState) compute(token string) []byte {
+	st.h.Reset()
+	st.in = append(st.in[:0], token...)
+	st.h.Write(st.in)
+	if cap(st.in) > 4096 { // do not keep a huge input alive in the pool
+		st.in = nil
+	}
+	return st.h.Sum(st.sum[:0])
 }
 
 // Sum returns HMAC-SHA256(key, token).
 func (m *MAC) Sum(token string) []byte {
-	h := m.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(token))
-	out := h.Sum(make([]byte, 0, sha256.Size))
-	m.pool.Put(h)
+	st := m.pool.Get().(*macState)
+	out := append(make([]byte, 0, sha256.Size), st.compute(token)...)
+	m.pool.Put(st)
 	return out
 }
 
 // Verify reports, in constant time, whether mac is the MAC of token.
 func (m *MAC) Verify(token string, mac []byte) bool {
-	h := m.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(token))
-	var buf [sha256.Size]byte
-	ok := hmac.Equal(h.Sum(buf[:0]), mac)
-	m.pool.Put(h)
+	st := m.pool.Get().(*macState)
+	ok := hmac.Equal(st.compute(token), mac)
+	m.pool.Put(st)
 	return ok
 }
 
