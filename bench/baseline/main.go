@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // --pprof-addr
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,6 +31,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
 	httpAddr := flag.String("http-addr", "", "also serve the bare JSON handler here")
+	pprofAddr := flag.String("pprof-addr", "", "serve net/http/pprof here (bench/profile.sh profiles the baseline as it does the broker)")
 	flag.Parse()
 
 	lis, err := net.Listen("tcp", *addr)
@@ -47,6 +49,15 @@ func main() {
 		s.GracefulStop()
 	}()
 
+	if *pprofAddr != "" {
+		pl, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		go func() { _ = http.Serve(pl, http.DefaultServeMux) }() // net/http/pprof registers there
+		fmt.Printf("pprof listening on %s\n", pl.Addr())
+	}
 	if *httpAddr != "" {
 		hl, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
