@@ -646,3 +646,13 @@ func BenchmarkAllows(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkValidateResource(b *testing.B) {
+	const drn = "drn:astra:org:3f0c1a9e-5a2b-4c1d-9e8f-0a1b2c3d4e5f:db:db1:keyspace:ks:table:t"
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateResource(drn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
