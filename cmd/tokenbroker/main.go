@@ -21,6 +21,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/cmd/tokenbroker/internal/cli"
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/broker"
+	"github.com/tokenbroker/tokenbroker/server/gctune"
 )
 
 func main() {
@@ -114,6 +115,12 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	cfg.Logger = logger
 	cfg.BootstrapOut = stderr
+	// GC pacing for a small heap under a high call rate (server/gctune);
+	// GOGC in the environment turns it off.
+	if tuner := gctune.Start(gctune.DefaultFloor); tuner != nil {
+		defer tuner.Stop()
+		logger.Debug("garbage collector paced", "min_growth_bytes", gctune.DefaultFloor)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
