@@ -54,6 +54,19 @@ type ChangeNotifier interface {
 	// of the whole store (the backend lost track of single changes), fn is
 	// called once with a Change of kind ChangeAll. cancel stops the calls.
 	Subscribe(fn func([]Change)) (cancel func())
+	// SubscribeWindows calls opening with the changes of each batch
+	// before any read of this process can see them (bbolt: before its
+	// commit; etcd: before the mirror applies the watch response), and
+	// closing with the same changes once they are visible and Subscribe's
+	// subscribers have seen them, or once the batch has failed. Windows
+	// follow one another in commit order, never overlapping. What a
+	// subscriber keeps from earlier reads can be kept exact with it: from
+	// opening to closing, a read may already return the batch's state
+	// while Subscribe has not reported it yet, so what the batch changes
+	// must be neither answered from memory nor filled from a read
+	// (server/view's credential records). opening and closing run on the
+	// backend's update path: quick, and without reading the store.
+	SubscribeWindows(opening, closing func([]Change)) (cancel func())
 }
 
 // Change is one record created, updated or deleted.

@@ -19,14 +19,18 @@ import (
 // the credentials in use instead, filled on a miss and emptied by the
 // change feed like everything else here:
 //
-//   - An entry is dropped when the feed reports a change to its record (a
+//   - An entry is dropped when a batch of changes to its record (a
 //     revocation, a rotation, a recorded use) or, for an auth token, to its
-//     principal (the application token or user whose roles it carries). The
-//     feed is delivered before the write that made the change returns, so
-//     a revocation is in effect on this process when it returns, and on
+//     principal (the application token or user whose roles it carries)
+//     opens its window (store.ChangeNotifier.SubscribeWindows): before any
+//     read can see the batch. Until the window closes, after the batch is
+//     visible and delivered, the records it changes are not filled, so a
+//     Check reads them from the store: no Check can see a revocation and a
+//     later one miss it. The window closes before the write returns, so a
+//     revocation is in effect on this process when it returns, and on
 //     another replica when its watch delivers it, as for an uncached read.
-//   - A miss fills the entry only if no change was delivered while it read
-//     the store (a generation check): a read that began before a
+//   - A miss fills the entry only if no window opened or closed while it
+//     read the store (a generation check): a read that began before a
 //     revocation committed can never put the revoked record back.
 //   - Reads keep failing closed when a shared store's view is stale
 //     (store.Freshness), hit or miss; and while this process has a write
@@ -116,16 +120,21 @@ func (v *View) cacheUsable() (bool, error) {
 	return v.lag == nil || !v.lag.FeedBehind(), nil
 }
 
-// dropCredentials removes what a batch of changes makes stale, before the
-// batch's writes return.
-func (v *View) dropCredentials(changes []store.Change) {
+// openWindow drops the cached records a batch changes, and keeps them from
+// being filled until closeWindow, before any read can see the batch.
+func (v *View) openWindow(changes []store.Change) { v.window(changes, true) }
+
+// closeWindow ends openWindow's, once the batch is visible and delivered
+// (or failed).
+func (v *View) closeWindow(changes []store.Change) { v.window(changes, false) }
+
+func (v *View) window(changes []store.Change, open bool) {
 	var tokens, auth, principals []string
+	all := false
 	for _, c := range changes {
 		switch c.Kind {
 		case store.ChangeAll:
-			v.tokens.clear()
-			v.authTokens.clear()
-			return
+			all = true
 		case store.ChangeToken:
 			tokens = append(tokens, c.Key)
 			principals = append(principals, c.Key)
@@ -135,11 +144,11 @@ func (v *View) dropCredentials(changes []store.Change) {
 			auth = append(auth, c.Key)
 		}
 	}
-	if len(tokens) > 0 {
-		v.tokens.drop(tokens, nil)
+	if all || len(tokens) > 0 {
+		v.tokens.window(open, all, tokens, nil)
 	}
-	if len(auth) > 0 || len(principals) > 0 {
-		v.authTokens.drop(auth, principals)
+	if all || len(auth) > 0 || len(principals) > 0 {
+		v.authTokens.window(open, all, auth, principals)
 	}
 }
 
@@ -150,15 +159,21 @@ func (v *View) dropCredentials(changes []store.Change) {
 type credCache[V any] struct {
 	m       sync.Map // key → *V
 	mu      sync.Mutex
-	gen     atomic.Uint64                  // bumped, under mu, by every drop
+	gen     atomic.Uint64                  // bumped, under mu, by every window's opening and closing
 	n       int                            // entries, under mu
 	max     int                            // bound on n
 	groups  map[string]map[string]struct{} // group → keys, under mu
 	groupOf map[string]string              // key → group, under mu
+	// What open windows change, not to be filled (under mu): keys and
+	// groups with a count of windows, and whole reloads.
+	pendingKeys   map[string]int
+	pendingGroups map[string]int
+	pendingAll    int
 }
 
 func newCredCache[V any](max int) *credCache[V] {
-	return &credCache[V]{max: max, groups: map[string]map[string]struct{}{}, groupOf: map[string]string{}}
+	return &credCache[V]{max: max, groups: map[string]map[string]struct{}{}, groupOf: map[string]string{},
+		pendingKeys: map[string]int{}, pendingGroups: map[string]int{}}
 }
 
 func (c *credCache[V]) get(key string) (*V, bool) {
@@ -179,7 +194,7 @@ func (c *credCache[V]) fill(gen uint64, key string, v *V, group string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen.Load() != gen {
+	if c.gen.Load() != gen || c.pendingAll > 0 || c.pendingKeys[key] > 0 || (group != "" && c.pendingGroups[group] > 0) {
 		return
 	}
 	if _, had := c.m.Swap(key, v); had {
@@ -207,30 +222,44 @@ func (c *credCache[V]) fill(gen uint64, key string, v *V, group string) {
 	}
 }
 
-// drop removes keys and every entry of groups.
-func (c *credCache[V]) drop(keys, groups []string) {
+// window opens (or closes) a window over keys and groups, or over
+// everything: either way it drops their entries (none can have been filled
+// while the window was open) and bumps the generation, so that a fill
+// whose store read overlapped either end is refused.
+func (c *credCache[V]) window(open, all bool, keys, groups []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen.Add(1)
+	d := 1
+	if !open {
+		d = -1
+	}
+	if all {
+		c.pendingAll += d
+		c.m.Clear()
+		c.n = 0
+		clear(c.groups)
+		clear(c.groupOf)
+	}
 	for _, k := range keys {
 		c.deleteLocked(k)
+		count(c.pendingKeys, k, d)
 	}
 	for _, g := range groups {
 		for k := range c.groups[g] {
 			c.deleteLocked(k)
 		}
+		count(c.pendingGroups, g, d)
 	}
 }
 
-// clear empties the cache (the store was reloaded as a whole).
-func (c *credCache[V]) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen.Add(1)
-	c.m.Clear()
-	c.n = 0
-	clear(c.groups)
-	clear(c.groupOf)
+// count adds d to m[k], forgetting k at zero.
+func count(m map[string]int, k string, d int) {
+	if n := m[k] + d; n > 0 {
+		m[k] = n
+	} else {
+		delete(m, k)
+	}
 }
 
 func (c *credCache[V]) deleteLocked(key string) {

@@ -143,7 +143,9 @@ func Open(ctx context.Context, st store.Store, cfg Config) (*View, error) {
 	v.syncer, _ = st.(store.Syncer)
 	v.freshness, _ = st.(store.Freshness)
 	v.lag, _ = st.(store.FeedLag)
-	v.cancel = feed.Subscribe(v.onChanges)
+	cancelFeed := feed.Subscribe(v.onChanges)
+	cancelWindows := feed.SubscribeWindows(v.openWindow, v.closeWindow)
+	v.cancel = func() { cancelFeed(); cancelWindows() }
 	if err := v.load(ctx); err != nil {
 		v.Stop()
 		return nil, err
@@ -181,9 +183,6 @@ func (v *View) Stop() {
 // databases and deleted credentials.
 func (v *View) onChanges(changes []store.Change) {
 	ctx := context.Background()
-	// First, and whatever else fails: a revoked credential must not be
-	// answered from memory once its revocation returns.
-	v.dropCredentials(changes)
 	if v.stale.Load() {
 		v.reloadAfterFailure(ctx)
 		return // the reload read everything this batch changed

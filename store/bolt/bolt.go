@@ -125,7 +125,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{db: db, log: opts.Logger}
-	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit, s.feed.Publish)
+	s.w = newCommitter(db, opts.Logger, opts.MaxBatch, opts.OnCommit, &s.feed)
 	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk})
 	s.log.Info("store opened", "path", path, "schema_version", schemaVersion, "max_batch", opts.MaxBatch)
 	return s, nil

@@ -34,6 +34,15 @@ func (s *Store) Subscribe(fn func([]store.Change)) (cancel func()) {
 	return s.feed.Subscribe(fn)
 }
 
+// SubscribeWindows implements store.ChangeNotifier: a batch's window opens
+// once its write functions have run, before the transaction commits (a
+// read transaction begun after the commit writes its meta page sees the
+// batch, before the commit returns), and closes after the feed's delivery
+// or the failed commit.
+func (s *Store) SubscribeWindows(opening, closing func([]store.Change)) (cancel func()) {
+	return s.feed.SubscribeWindows(opening, closing)
+}
+
 // txChanges collects the changes of the committer's current transaction.
 // It is used only on the committer goroutine.
 type txChanges struct {
@@ -68,6 +77,13 @@ func (c *txChanges) note(bucket string, key []byte, deleted bool) {
 	c.list = append(c.list, store.Change{Kind: kind, Key: string(key), Deleted: deleted})
 }
 
+// peek returns a sorted copy of the notes so far (a window's changes).
+func (c *txChanges) peek() []store.Change {
+	out := slices.Clone(c.list)
+	sortChanges(out)
+	return out
+}
+
 // take returns the notes in key order (bucket, then key: the order of the
 // events of one etcd transaction) and starts a fresh list, since
 // subscribers may keep the slice.
@@ -75,13 +91,17 @@ func (c *txChanges) take() []store.Change {
 	out := c.list
 	c.list = nil
 	clear(c.at)
-	slices.SortFunc(out, func(a, b store.Change) int {
+	sortChanges(out)
+	return out
+}
+
+func sortChanges(list []store.Change) {
+	slices.SortFunc(list, func(a, b store.Change) int {
 		if d := strings.Compare(bucketOf[a.Kind], bucketOf[b.Kind]); d != 0 {
 			return d
 		}
 		return strings.Compare(a.Key, b.Key)
 	})
-	return out
 }
 
 // bucketOf is the inverse of kvrecords.ChangeKindOf, for take's order.

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/feed"
 )
 
 // Group commit.
@@ -116,9 +117,10 @@ type committer struct {
 	// goroutine only.
 	changes txChanges
 	publish func([]store.Change)
+	windows *feed.Feed // opens and closes each batch's window (store.ChangeNotifier)
 }
 
-func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(int, time.Duration), publish func([]store.Change)) *committer {
+func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(int, time.Duration), f *feed.Feed) *committer {
 	c := &committer{
 		db:      db,
 		log:     log,
@@ -128,7 +130,9 @@ func newCommitter(db *bbolt.DB, log *slog.Logger, maxBatch int, onCommit func(in
 	}
 	c.update = db.Update
 	c.onCommit = onCommit
-	c.publish = publish
+	if f != nil {
+		c.publish, c.windows = f.Publish, f
+	}
 	go c.run()
 	return c
 }
@@ -329,6 +333,7 @@ func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq
 
 	var refused []refusal
 	var err error
+	var window []store.Change // opened before the commit, closed below
 	for len(live) > 0 {
 		failed, failErr := -1, error(nil)
 		err = c.update(func(tx *bbolt.Tx) error {
@@ -338,6 +343,12 @@ func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq
 					failed, failErr = i, err
 					return err
 				}
+			}
+			// Everything ran: the commit follows, and a read may see it
+			// before Commit returns.
+			if c.windows != nil && c.windows.Windowed() {
+				window = c.changes.peek()
+				c.windows.Open(window)
 			}
 			return nil
 		})
@@ -369,6 +380,9 @@ func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq
 		if changes := c.changes.take(); len(changes) > 0 {
 			c.publish(changes)
 		}
+	}
+	if window != nil {
+		c.windows.Close(window) // committed and delivered, or failed
 	}
 	if err != nil {
 		c.log.Error("write transaction failed", "batch", len(live), "refused", len(refused), "err", err)

@@ -46,6 +46,13 @@ func (s *Store) Subscribe(fn func([]store.Change)) (cancel func()) {
 	return s.feed.Subscribe(fn)
 }
 
+// SubscribeWindows implements store.ChangeNotifier: a watch response's
+// window opens before the mirror applies it and closes once the feed has
+// delivered it (mirror.go).
+func (s *Store) SubscribeWindows(opening, closing func([]store.Change)) (cancel func()) {
+	return s.feed.SubscribeWindows(opening, closing)
+}
+
 // publish calls every subscriber with changes (from the watch goroutine:
 // batches arrive in commit order).
 func (s *Store) publish(changes []store.Change) { s.feed.Publish(changes) }

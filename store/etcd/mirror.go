@@ -195,9 +195,12 @@ func (s *Store) watchLoop(rev int64) {
 			if resp.IsProgressNotify() {
 				s.m.progress(resp.Header.Revision)
 			} else if len(resp.Events) > 0 {
+				changes := changesOf(resp.Events, len(s.prefix))
+				s.feed.Open(changes) // before any read can see them
 				last := s.m.apply(resp.Events, len(s.prefix))
-				s.publish(changesOf(resp.Events, len(s.prefix)))
+				s.publish(changes)
 				s.m.progress(last) // after the feed: see apply
+				s.feed.Close(changes)
 			}
 			rev, _ = s.m.current()
 			backoff = 50 * time.Millisecond
@@ -212,10 +215,13 @@ func (s *Store) watchLoop(rev int64) {
 			if err != nil {
 				s.log.Warn("reloading the mirror failed; retrying", "err", err.Error())
 			} else {
+				all := []store.Change{{Kind: store.ChangeAll}}
+				s.feed.Open(all)
 				s.m.replace(t, r)
 				s.reloads.Add(1)
-				s.publish([]store.Change{{Kind: store.ChangeAll}})
+				s.publish(all)
 				s.m.progress(r)
+				s.feed.Close(all)
 				rev = r
 				continue
 			}

@@ -173,3 +173,76 @@ func testSharedFeed(t *testing.T, a, b store.Store) {
 	})
 	ra.want(t, "first handle's feed", del(store.ChangeRole, RoleID(1)))
 }
+
+// testChangeWindows: a batch's window opens before the store returns its
+// writes and closes after they are returned and the feed delivered them,
+// all before the write returns; windows come in order, never overlapping.
+func testChangeWindows(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	n := s.(store.ChangeNotifier)
+	var mu sync.Mutex
+	var log []string
+	var problems []string
+	open := 0
+	visible := func(id string) bool {
+		_, err := s.GetToken(ctx, id)
+		return err == nil
+	}
+	note := func(format string, c store.Change) {
+		log = append(log, format+":"+c.Key)
+	}
+	cancelFeed := n.Subscribe(func(changes []store.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range changes {
+			if c.Kind == store.ChangeToken {
+				note("feed", c)
+			}
+		}
+	})
+	defer cancelFeed()
+	cancelWindows := n.SubscribeWindows(func(changes []store.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		if open++; open != 1 {
+			problems = append(problems, "windows overlap")
+		}
+		for _, c := range changes {
+			if c.Kind == store.ChangeToken {
+				note("open", c)
+				if visible(c.Key) == !c.Deleted {
+					problems = append(problems, "a read saw "+c.Key+"'s change before its window opened")
+				}
+			}
+		}
+	}, func(changes []store.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		open--
+		for _, c := range changes {
+			if c.Kind == store.ChangeToken {
+				note("close", c)
+				if visible(c.Key) != !c.Deleted {
+					problems = append(problems, "a read missed "+c.Key+"'s change when its window closed")
+				}
+			}
+		}
+	})
+	defer cancelWindows()
+
+	mustCreateRoles(t, s, RoleID(1))
+	must(t, s.Bootstrap(ctx, NewOrganization(), NewToken(ClientID(1), RoleID(1))), "bootstrap")
+	must(t, s.CreateToken(ctx, NewToken(ClientID(2), RoleID(1))), "create token")
+	must(t, s.DeleteToken(ctx, ClientID(2)), "delete token")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Fatal(strings.Join(problems, "; "))
+	}
+	want := []string{"open:" + ClientID(1), "feed:" + ClientID(1), "close:" + ClientID(1),
+		"open:" + ClientID(2), "feed:" + ClientID(2), "close:" + ClientID(2),
+		"open:" + ClientID(2), "feed:" + ClientID(2), "close:" + ClientID(2)}
+	if !slices.Equal(log, want) {
+		t.Fatalf("by the time the writes returned:\n %v\nwant\n %v", log, want)
+	}
+}

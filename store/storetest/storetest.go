@@ -115,6 +115,7 @@ var cases = []testCase{
 	{"DeleteTokenKeepingRole", testDeleteTokenKeepingRole},
 	{"ConcurrentDeleteLastHoldersOfRole", testConcurrentDeleteLastHolders},
 	{"ChangeFeed", testChangeFeed},
+	{"ChangeWindows", testChangeWindows},
 }
 
 // Run runs every case in its own subtest with a fresh store from newStore.

@@ -1,7 +1,8 @@
 // Package feed is the subscriber list behind a backend's change feed
 // (store.ChangeNotifier): store/bolt publishes each committed batch from its
 // committer, store/etcd each watch response from its watch loop. Both call
-// Publish from one goroutine, so subscribers see batches in commit order.
+// Publish (and Open and Close around it) from one goroutine, so subscribers
+// see batches in commit order.
 package feed
 
 import (
@@ -12,10 +13,13 @@ import (
 
 // Feed holds the subscribers. The zero value is ready to use.
 type Feed struct {
-	mu   sync.Mutex
-	next int
-	subs map[int]func([]store.Change)
+	mu      sync.Mutex
+	next    int
+	subs    map[int]func([]store.Change)
+	windows map[int]window
 }
+
+type window struct{ opening, closing func([]store.Change) }
 
 // Subscribe implements store.ChangeNotifier.
 func (f *Feed) Subscribe(fn func([]store.Change)) (cancel func()) {
@@ -24,8 +28,7 @@ func (f *Feed) Subscribe(fn func([]store.Change)) (cancel func()) {
 	if f.subs == nil {
 		f.subs = map[int]func([]store.Change){}
 	}
-	id := f.next
-	f.next++
+	id := f.add()
 	f.subs[id] = fn
 	return func() {
 		f.mu.Lock()
@@ -34,9 +37,29 @@ func (f *Feed) Subscribe(fn func([]store.Change)) (cancel func()) {
 	}
 }
 
+// SubscribeWindows implements store.ChangeNotifier.
+func (f *Feed) SubscribeWindows(opening, closing func([]store.Change)) (cancel func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.windows == nil {
+		f.windows = map[int]window{}
+	}
+	id := f.add()
+	f.windows[id] = window{opening, closing}
+	return func() {
+		f.mu.Lock()
+		delete(f.windows, id)
+		f.mu.Unlock()
+	}
+}
+
+func (f *Feed) add() int {
+	id := f.next
+	f.next++
+	return id
+}
+
 // Publish calls every subscriber with changes, in the caller's goroutine.
-// The list is copied first, so a subscriber may cancel itself (or another)
-// from inside its call.
 func (f *Feed) Publish(changes []store.Change) {
 	if len(changes) == 0 {
 		return
@@ -48,6 +71,40 @@ func (f *Feed) Publish(changes []store.Change) {
 	}
 	f.mu.Unlock()
 	for _, fn := range subs {
+		fn(changes)
+	}
+}
+
+// Windowed reports whether anyone subscribed to windows, so that a
+// backend can skip preparing them.
+func (f *Feed) Windowed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.windows) > 0
+}
+
+// Open calls every window subscriber's opening with changes; the backend
+// must call Close with the same changes once the window ends.
+func (f *Feed) Open(changes []store.Change) { f.each(changes, true) }
+
+// Close calls every window subscriber's closing with changes.
+func (f *Feed) Close(changes []store.Change) { f.each(changes, false) }
+
+func (f *Feed) each(changes []store.Change, opening bool) {
+	if len(changes) == 0 {
+		return
+	}
+	f.mu.Lock()
+	fns := make([]func([]store.Change), 0, len(f.windows))
+	for _, w := range f.windows {
+		if opening {
+			fns = append(fns, w.opening)
+		} else {
+			fns = append(fns, w.closing)
+		}
+	}
+	f.mu.Unlock()
+	for _, fn := range fns {
 		fn(changes)
 	}
 }
