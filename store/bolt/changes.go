@@ -105,7 +105,9 @@ type writeTx struct {
 }
 
 func (t *writeTx) Bucket(name []byte) kv.Bucket {
-	return &writeBucket{boltBucket: boltBucket{t.tx.Bucket(name)}, name: string(name), rec: t.rec}
+	b := t.tx.Bucket(name)
+	setFillPercent(b, name) // schema.go: every write reaches bbolt through here
+	return &writeBucket{boltBucket: boltBucket{b}, name: string(name), rec: t.rec}
 }
 
 type writeBucket struct {
