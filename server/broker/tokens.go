@@ -75,7 +75,11 @@ func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTo
 		err = b.st.CreateToken(ctx, t)
 		switch {
 		case err == nil:
-			b.log.InfoContext(ctx, "application token created", "client_id", t.ClientID, "roles", t.Roles, "by", caller.ID)
+			// Debug, not Info: creates run at machine rates (services mint
+			// tokens), a log line each cost about a twentieth of a create's
+			// CPU, and the audit event committed with the token is the
+			// durable record of every create (docs/audit.md).
+			b.log.DebugContext(ctx, "application token created", "client_id", t.ClientID, "roles", t.Roles, "by", caller.ID)
 			return IssuedToken{Token: t, Secret: cred.Secret, Bearer: cred.Token}, nil
 		case errors.Is(err, store.ErrAlreadyExists) && attempt < maxCreateRetries:
 			continue // a 137-bit client ID collided: astronomically rare, but retry
