@@ -195,6 +195,24 @@ func (b *Broker) mayGrant(caller *Principal, role store.Role) error {
 	return nil
 }
 
+// mayGrantStored is mayGrant for a role the view holds, checked against
+// the role's compiled permissions (the view's set for that role alone, the
+// one a token holding only it uses) instead of compiling its patterns on
+// every call: this check runs on every create. The set is looked up after
+// the role: if the role changed in between, the check uses either version,
+// as it would have a moment earlier or later; if it was deleted, the set
+// grants nothing (covered) and the write fails on the missing role, and a
+// role anyone holds cannot be deleted.
+func (b *Broker) mayGrantStored(caller *Principal, role store.Role) error {
+	if caller == nil || caller.perms == nil {
+		return Denied("cannot grant role %q", role.Name)
+	}
+	if action, resource, ok := caller.perms.CoversSet(b.view.Permissions([]string{role.ID})); !ok {
+		return Denied("cannot grant role %q: caller lacks %q on %q", role.Name, action, resource)
+	}
+	return nil
+}
+
 func validateDescription(field, s string) error {
 	if len(s) > maxDescriptionLen {
 		return Invalid("%s: at most %d bytes", field, maxDescriptionLen)

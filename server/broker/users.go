@@ -53,7 +53,7 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 		if !ok {
 			return Invalid("roles[%d]: unknown role id %q", i, id)
 		}
-		if err := b.mayGrant(caller, role); err != nil {
+		if err := b.mayGrantStored(caller, role); err != nil {
 			return err
 		}
 	}
@@ -65,7 +65,7 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 func (b *Broker) mayManage(caller *Principal, what string, roles []string) error {
 	for _, id := range roles {
 		if role, ok := b.view.Role(id); ok {
-			if err := b.mayGrant(caller, role); err != nil {
+			if err := b.mayGrantStored(caller, role); err != nil {
 				return Denied("cannot change %s holding role %q: %s", what, role.Name, err.(*Error).Msg)
 			}
 		}

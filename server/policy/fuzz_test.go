@@ -73,6 +73,24 @@ func FuzzMatch(f *testing.F) {
 	})
 }
 
+// FuzzCoversSet: checking a compiled role (CoversSet) answers exactly what
+// checking the stored role (Covers) does, invalid patterns included.
+func FuzzCoversSet(f *testing.F) {
+	for i, p := range drnSeeds {
+		f.Add(p, drnSeeds[(i+5)%len(drnSeeds)], drnSeeds[(i+2)%len(drnSeeds)])
+	}
+	f.Fuzz(func(t *testing.T, heldPattern, granted1, granted2 string) {
+		held := Compile(fuzzOrg, []store.Role{{ID: "h", Resources: []string{heldPattern, "drn:astra:org:" + fuzzOrg},
+			Actions: []string{"db-table-select", "org-read"}, Effect: EffectAllow}})
+		r := store.Role{ID: "r", Resources: []string{granted1, granted2}, Actions: []string{"org-read", "db-table-select"}, Effect: EffectAllow}
+		a1, res1, ok1 := held.Covers(r)
+		a2, res2, ok2 := held.CoversSet(Compile(fuzzOrg, []store.Role{r}))
+		if a1 != a2 || res1 != res2 || ok1 != ok2 {
+			t.Fatalf("Covers = (%q, %q, %v), CoversSet = (%q, %q, %v)", a1, res1, ok1, a2, res2, ok2)
+		}
+	})
+}
+
 // FuzzValidateText: free text is refused exactly when it is invalid
 // UTF-8, too long, or holds a control character.
 func FuzzValidateText(f *testing.F) {
