@@ -43,12 +43,10 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 	if len(roles) > maxTokenRoles {
 		return Invalid("roles: at most %d roles", maxTokenRoles)
 	}
-	seen := make(map[string]bool, len(roles))
 	for i, id := range roles {
-		if seen[id] {
+		if slices.Contains(roles[:i], id) { // at most 50: no map to allocate
 			return Invalid("roles[%d]: duplicate role id %q", i, id)
 		}
-		seen[id] = true
 		role, ok := b.view.Role(id)
 		if !ok {
 			return Invalid("roles[%d]: unknown role id %q", i, id)

@@ -171,8 +171,22 @@ func Compile(orgID string, roles []store.Role) *Set {
 			s.byAction[a] = append(s.byAction[a], pats...)
 		}
 	}
+	// Actions of one role share its patterns: after reduction, equal lists
+	// become one shared slice, which coversGrant checks once per role.
+	shared := map[string][]compiled{}
 	for a, pats := range s.byAction {
-		s.byAction[a] = reduce(pats)
+		pats = reduce(pats)
+		raws := make([]string, len(pats))
+		for i, p := range pats {
+			raws[i] = p.raw
+		}
+		key := strings.Join(raws, "\x00")
+		if same, ok := shared[key]; ok {
+			pats = same
+		} else {
+			shared[key] = pats
+		}
+		s.byAction[a] = pats
 	}
 	return s
 }
@@ -268,16 +282,21 @@ func (s *Set) org() string {
 
 // coversGrant is Covers on a compiled role.
 func (s *Set) coversGrant(g grant) (missingAction, missingResource string, ok bool) {
+	var checked []compiled // the last held list that covers all of g.pats
 	for _, a := range g.actions {
 		var held []compiled
 		if s != nil {
 			held = s.byAction[a]
+		}
+		if len(held) > 0 && len(held) == len(checked) && &held[0] == &checked[0] {
+			continue // the same shared list (Compile): already checked
 		}
 		for _, p := range g.pats {
 			if p.segs == nil || !coveredBy(held, p) {
 				return a, p.raw, false
 			}
 		}
+		checked = held
 	}
 	return "", "", true
 }
