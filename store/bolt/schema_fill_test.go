@@ -27,28 +27,28 @@ func TestAppendedBucketsArePacked(t *testing.T) {
 	if err := s.CreateRole(ctx, storetest.NewRole(role)); err != nil {
 		t.Fatal(err)
 	}
-	// Ascending client IDs and expiries, created by concurrent writers so
-	// that commits carry many creates each, as they do when served.
+	// Ascending client IDs and expiries, created in rounds of concurrent
+	// writers so that commits carry many creates each, as they do when
+	// served, and every round's keys follow the previous round's.
 	const tokens, writers = 2000, 16
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Go(func() {
-			for i := w; i < tokens; i += writers {
+	for round := 0; round < tokens; round += writers {
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for i := round; i < round+writers; i++ {
+			wg.Go(func() {
 				tok := storetest.NewToken(storetest.ClientID(i), role)
 				tok.Expiry = storetest.Base.Add(time.Duration(i) * time.Second)
 				ev := &store.AuditEvent{Action: "TokenService.CreateToken", TargetKind: "token", TargetID: tok.ClientID, Outcome: "success"}
-				if err := s.CreateToken(store.WithAudit(ctx, ev), tok); err != nil {
-					errs <- err
-					return
-				}
+				errs <- s.CreateToken(store.WithAudit(ctx, ev), tok)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+		}
 	}
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		for name, want := range fillPercent {
@@ -57,10 +57,10 @@ func TestAppendedBucketsArePacked(t *testing.T) {
 				t.Errorf("%s: %d leaf pages; the test needs more records", name, st.LeafPageN)
 				continue
 			}
-			// The last page of each bucket is partly filled, and a
-			// concurrent batch may land a little left of the edge: allow
-			// 10 points below the target (the default split gives ~50%).
-			if got := float64(st.LeafInuse) / float64(st.LeafAlloc); got < want-0.1 {
+			// The last page of each bucket is partly filled, and a round
+			// split over two commits lands a little left of the edge: allow
+			// 15 points below the target (the default split gives ~50%).
+			if got := float64(st.LeafInuse) / float64(st.LeafAlloc); got < want-0.15 {
 				t.Errorf("%s: leaf pages %.0f%% full (%d pages), want about %.0f%%", name, 100*got, st.LeafPageN, 100*want)
 			}
 		}
