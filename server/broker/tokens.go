@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/server/credential"
@@ -78,8 +79,11 @@ func (b *Broker) CreateToken(ctx context.Context, caller *Principal, in CreateTo
 			// Debug, not Info: creates run at machine rates (services mint
 			// tokens), a log line each cost about a twentieth of a create's
 			// CPU, and the audit event committed with the token is the
-			// durable record of every create (docs/audit.md).
-			b.log.DebugContext(ctx, "application token created", "client_id", t.ClientID, "roles", t.Roles, "by", caller.ID)
+			// durable record of every create (docs/audit.md). Checked
+			// first: the arguments alone would allocate.
+			if b.log.Enabled(ctx, slog.LevelDebug) {
+				b.log.DebugContext(ctx, "application token created", "client_id", t.ClientID, "roles", t.Roles, "by", caller.ID)
+			}
 			return IssuedToken{Token: t, Secret: cred.Secret, Bearer: cred.Token}, nil
 		case errors.Is(err, store.ErrAlreadyExists) && attempt < maxCreateRetries:
 			continue // a 137-bit client ID collided: astronomically rare, but retry
