@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,11 +74,15 @@ func start(b *testing.B) *env {
 	return e
 }
 
-// run drives op from parallelism×GOMAXPROCS goroutines and reports calls/s.
+// run drives op from parallelism×GOMAXPROCS goroutines and reports calls/s
+// and the process's CPU time per call (client and server together, since
+// both are in this process): on a shared machine the rate depends on what
+// CPU the process got, the CPU per call much less.
 func (e *env) run(b *testing.B, op func(ctx context.Context, conn *grpc.ClientConn) error) {
 	var next atomic.Uint32
 	b.SetParallelism(parallelism)
 	b.ResetTimer()
+	cpu0 := processCPU()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		conn := e.conns[int(next.Add(1))%len(e.conns)]
@@ -89,6 +94,16 @@ func (e *env) run(b *testing.B, op func(ctx context.Context, conn *grpc.ClientCo
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-us/call")
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkGRPC compares, on one server and at the same concurrency:

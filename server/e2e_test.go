@@ -1090,6 +1090,20 @@ func TestRolesREST(t *testing.T) {
 	wantGRPC(t, "list after org-token-read was removed (gRPC)", err, codes.PermissionDenied, "")
 	code, raw, _ = env.REST(t, http.MethodGet, "/v2/currentOrg", reader.Token, nil)
 	wantStatus(t, "currentOrg after org-read was added", code, raw, http.StatusOK)
+
+	// The escalation check of a create sees a role change at once: a
+	// granter holding org-read may hand out the role while it grants only
+	// org-read, and not once it grants org-token-read too.
+	granter := env.CreateToken(t, admin, createRole(t, env, "granter", "org-token-write", "org-read"))
+	code, raw, _ = env.REST(t, http.MethodPost, tokensPath, granter.Token, map[string]any{"roles": []string{readerRole}})
+	wantStatus(t, "granter creates a token with a role within its permissions", code, raw, http.StatusOK)
+	code, raw, _ = env.REST(t, http.MethodPut, rolesPath+"/"+readerRole, admin,
+		map[string]any{"Name": "token-reader", "Policy": rolePolicy([]string{org}, "org-read", "org-token-read")})
+	wantStatus(t, "PUT adds org-token-read", code, raw, http.StatusOK)
+	code, raw, hdr = env.REST(t, http.MethodPost, tokensPath, granter.Token, map[string]any{"roles": []string{readerRole}})
+	wantAstraError(t, "granter creates a token with the widened role", code, raw, hdr, http.StatusForbidden, 0, "org-token-read")
+	_, err = env.Tokens.CreateToken(env.GRPCCtx(granter.Token), &tbv1.CreateTokenRequest{Roles: []string{readerRole}})
+	wantGRPC(t, "granter creates a token with the widened role (gRPC)", err, codes.PermissionDenied, "org-token-read")
 }
 
 // ---- 12. misc endpoints -----------------------------------------------------

@@ -43,17 +43,15 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 	if len(roles) > maxTokenRoles {
 		return Invalid("roles: at most %d roles", maxTokenRoles)
 	}
-	seen := make(map[string]bool, len(roles))
 	for i, id := range roles {
-		if seen[id] {
+		if slices.Contains(roles[:i], id) { // at most 50: no map to allocate
 			return Invalid("roles[%d]: duplicate role id %q", i, id)
 		}
-		seen[id] = true
 		role, ok := b.view.Role(id)
 		if !ok {
 			return Invalid("roles[%d]: unknown role id %q", i, id)
 		}
-		if err := b.mayGrant(caller, role); err != nil {
+		if err := b.mayGrantStored(caller, role); err != nil {
 			return err
 		}
 	}
@@ -65,7 +63,7 @@ func (b *Broker) validateRoleList(caller *Principal, roles []string) error {
 func (b *Broker) mayManage(caller *Principal, what string, roles []string) error {
 	for _, id := range roles {
 		if role, ok := b.view.Role(id); ok {
-			if err := b.mayGrant(caller, role); err != nil {
+			if err := b.mayGrantStored(caller, role); err != nil {
 				return Denied("cannot change %s holding role %q: %s", what, role.Name, err.(*Error).Msg)
 			}
 		}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,64 @@ func FuzzMatch(f *testing.F) {
 			t.Fatalf("an action the role lacks was allowed on %q", resource)
 		}
 	})
+}
+
+// FuzzCoversSet: Covers (a stored role) and CoversSet (the role compiled)
+// both answer what a direct reading of the rule gives: every (action,
+// pattern) pair of the role, in order, is held on a pattern that matches
+// it (Match compares a "*" literally, so it says whether one pattern
+// covers another); an invalid pattern is never covered.
+func FuzzCoversSet(f *testing.F) {
+	for i, p := range drnSeeds {
+		f.Add(p, drnSeeds[(i+5)%len(drnSeeds)], drnSeeds[(i+2)%len(drnSeeds)])
+	}
+	f.Fuzz(func(t *testing.T, heldPattern, granted1, granted2 string) {
+		org := "drn:astra:org:" + fuzzOrg
+		heldRoles := []store.Role{
+			{ID: "h1", Resources: []string{heldPattern, org}, Actions: []string{"db-table-select", "org-read"}, Effect: EffectAllow},
+			{ID: "h2", Resources: []string{granted2}, Actions: []string{"org-read"}, Effect: EffectAllow},
+		}
+		held := Compile(fuzzOrg, heldRoles)
+		r := store.Role{ID: "r", Resources: []string{granted1, granted2}, Actions: []string{"org-read", "db-table-select", "org-read"}, Effect: EffectAllow}
+
+		wantA, wantRes, wantOK := "", "", true
+	check:
+		for _, a := range r.Actions {
+			for _, raw := range r.Resources {
+				p := raw
+				if ValidateResource(raw) == nil {
+					p = substitute(raw)
+				}
+				covered := false
+				for _, h := range heldRoles {
+					for _, q := range h.Resources {
+						if ValidateResource(raw) == nil && ValidateResource(q) == nil && slices.Contains(h.Actions, a) && Match(substitute(q), p) {
+							covered = true
+						}
+					}
+				}
+				if !covered {
+					wantA, wantRes, wantOK = a, p, false
+					break check
+				}
+			}
+		}
+		a1, res1, ok1 := held.Covers(r)
+		a2, res2, ok2 := held.CoversSet(Compile(fuzzOrg, []store.Role{r}))
+		if a1 != wantA || res1 != wantRes || ok1 != wantOK || a2 != wantA || res2 != wantRes || ok2 != wantOK {
+			t.Fatalf("Covers = (%q, %q, %v), CoversSet = (%q, %q, %v), want (%q, %q, %v)", a1, res1, ok1, a2, res2, ok2, wantA, wantRes, wantOK)
+		}
+	})
+}
+
+// substitute puts fuzzOrg in place of the placeholder in a valid pattern's
+// org segment, as Compile does.
+func substitute(pattern string) string {
+	segs := strings.Split(pattern, ":")
+	if segs[3] == OrgPlaceholder {
+		segs[3] = fuzzOrg
+	}
+	return strings.Join(segs, ":")
 }
 
 // FuzzValidateText: free text is refused exactly when it is invalid

@@ -282,14 +282,42 @@ func TestCovers(t *testing.T) {
 		if a != tt.wantA || res != tt.wantRes || ok != tt.wantOK {
 			t.Errorf("%s: Covers = (%q, %q, %v), want (%q, %q, %v)", tt.name, a, res, ok, tt.wantA, tt.wantRes, tt.wantOK)
 		}
+		// The same answer from the role compiled once, as the view keeps it.
+		a, res, ok = held.CoversSet(Compile(testOrg, []store.Role{tt.r}))
+		if a != tt.wantA || res != tt.wantRes || ok != tt.wantOK {
+			t.Errorf("%s: CoversSet = (%q, %q, %v), want (%q, %q, %v)", tt.name, a, res, ok, tt.wantA, tt.wantRes, tt.wantOK)
+		}
 	}
 	var nilSet *Set
 	if _, _, ok := nilSet.Covers(role("x", []string{"org-read"}, org)); ok {
 		t.Error("nil Set covers a role")
 	}
+	if _, _, ok := nilSet.CoversSet(Compile(testOrg, []store.Role{role("x", []string{"org-read"}, org)})); ok {
+		t.Error("nil Set covers a compiled role")
+	}
+	if _, _, ok := held.CoversSet(nil); !ok {
+		t.Error("a nil compiled role (nothing granted) is not covered")
+	}
+
+	// A set of several roles is covered when each of them is; the first
+	// role not covered is reported.
+	two := Compile(testOrg, []store.Role{
+		role("a", []string{"org-db-view"}, org+":db:7"),
+		role("b", []string{"org-read", "org-token-write"}, org),
+	})
+	if a, res, ok := held.CoversSet(two); ok || a != "org-token-write" || res != org {
+		t.Errorf("two roles: CoversSet = (%q, %q, %v), want (org-token-write, %q, false)", a, res, ok, org)
+	}
+
+	// A role compiled for another organization: its placeholder names that
+	// organization, so nothing of it is covered.
+	other := Compile("0b6a3a7e-1c7b-4f0e-8e1f-3a1b2c3d4e5f", []store.Role{role("x", []string{"org-read"}, "drn:astra:org:__ORG_ID__")})
+	if _, _, ok := held.CoversSet(other); ok {
+		t.Error("a role compiled for another organization is covered")
+	}
 }
 
-func defaultByName(t *testing.T) map[string]store.Role {
+func defaultByName(t testing.TB) map[string]store.Role {
 	t.Helper()
 	m := map[string]store.Role{}
 	for _, r := range DefaultRoles(testOrg) {
@@ -630,6 +658,33 @@ func backquoted(xs []string) string {
 		q[i] = "`" + x + "`"
 	}
 	return strings.Join(q, ", ")
+}
+
+// BenchmarkCovers is the escalation check of a create that grants the R/W
+// Svc Acct role, by an Organization Administrator: from the stored role
+// (compiled on every call) and from the role's compiled set (what the view
+// keeps).
+func BenchmarkCovers(b *testing.B) {
+	roles := defaultByName(b)
+	caller := Compile(testOrg, []store.Role{roles["Organization Administrator"]})
+	granted := roles["R/W Svc Acct"]
+	b.Run("Role", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, ok := caller.Covers(granted); !ok {
+				b.Fatal("not covered")
+			}
+		}
+	})
+	b.Run("CompiledSet", func(b *testing.B) {
+		compiled := Compile(testOrg, []store.Role{granted})
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, ok := caller.CoversSet(compiled); !ok {
+				b.Fatal("not covered")
+			}
+		}
+	})
 }
 
 func BenchmarkAllows(b *testing.B) {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/tokenbroker/tokenbroker/store"
@@ -112,6 +113,35 @@ type Set struct {
 	// byAction maps an action to the patterns it is allowed on, with
 	// duplicates and patterns subsumed by another one removed.
 	byAction map[string][]compiled
+	// grants are the roles the set was compiled from, in order, as Covers
+	// reads a role: so that a compiled set can itself be checked for
+	// coverage (CoversSet) without compiling its roles again.
+	grants []grant
+}
+
+// grant is one allow role compiled for the escalation check: its actions
+// and every one of its patterns in order, invalid ones included (segs nil,
+// raw as stored), since the check fails closed on them.
+type grant struct {
+	actions []string
+	pats    []compiled
+}
+
+// compileGrant compiles r's patterns with orgID; ok is false when r grants
+// nothing (its Effect is not allow), so there is nothing to check.
+func compileGrant(orgID string, r store.Role) (g grant, ok bool) {
+	if r.Effect != EffectAllow {
+		return grant{}, false
+	}
+	pats := make([]compiled, len(r.Resources))
+	for i, raw := range r.Resources {
+		c, valid := compilePattern(orgID, raw)
+		if !valid {
+			c = compiled{raw: raw} // segs nil: reported as missing
+		}
+		pats[i] = c
+	}
+	return grant{actions: r.Actions, pats: pats}, true
 }
 
 // Compile builds the Set granted by roles in organization orgID. It
@@ -122,24 +152,41 @@ type Set struct {
 func Compile(orgID string, roles []store.Role) *Set {
 	s := &Set{orgID: orgID, byAction: make(map[string][]compiled)}
 	for _, r := range roles {
-		if r.Effect != EffectAllow {
+		g, ok := compileGrant(orgID, r)
+		if !ok {
 			continue
 		}
-		pats := make([]compiled, 0, len(r.Resources))
-		for _, raw := range r.Resources {
-			if c, ok := compilePattern(orgID, raw); ok {
+		g.actions = slices.Clone(g.actions) // immutable: the caller keeps r
+		s.grants = append(s.grants, g)
+		pats := make([]compiled, 0, len(g.pats))
+		for _, c := range g.pats {
+			if c.segs != nil {
 				pats = append(pats, c)
 			}
 		}
 		if len(pats) == 0 {
 			continue
 		}
-		for _, a := range r.Actions {
+		for _, a := range g.actions {
 			s.byAction[a] = append(s.byAction[a], pats...)
 		}
 	}
+	// Actions of one role share its patterns: after reduction, equal lists
+	// become one shared slice, which coversGrant checks once per role.
+	shared := map[string][]compiled{}
 	for a, pats := range s.byAction {
-		s.byAction[a] = reduce(pats)
+		pats = reduce(pats)
+		raws := make([]string, len(pats))
+		for i, p := range pats {
+			raws[i] = p.raw
+		}
+		key := strings.Join(raws, "\x00")
+		if same, ok := shared[key]; ok {
+			pats = same
+		} else {
+			shared[key] = pats
+		}
+		s.byAction[a] = pats
 	}
 	return s
 }
@@ -196,31 +243,60 @@ func (s *Set) Allows(action, resource string) bool {
 // pattern in r is reported as missing rather than skipped: this is a
 // security check, so it fails closed on data it cannot interpret.
 func (s *Set) Covers(r store.Role) (missingAction, missingResource string, ok bool) {
-	if r.Effect != EffectAllow {
+	g, ok := compileGrant(s.org(), r)
+	if !ok {
 		return "", "", true
 	}
-	orgID := ""
-	if s != nil {
-		orgID = s.orgID
+	return s.coversGrant(g)
+}
+
+// CoversSet reports what Covers reports for each role r was compiled from,
+// in order, stopping at the first role not covered: the same check as
+// Covers, on roles already compiled (the view keeps a compiled set per
+// role, so the escalation check on a create compiles nothing). r must be
+// compiled for s's organization, as Covers compiles a role; if it was not,
+// its placeholders mean another organization and nothing of it is covered.
+// A nil r grants nothing and is covered.
+func (s *Set) CoversSet(r *Set) (missingAction, missingResource string, ok bool) {
+	if r == nil {
+		return "", "", true
 	}
-	pats := make([]compiled, len(r.Resources))
-	valid := make([]bool, len(r.Resources))
-	for i, raw := range r.Resources {
-		pats[i], valid[i] = compilePattern(orgID, raw)
+	held := s
+	if r.orgID != s.org() {
+		held = nil
 	}
-	for _, a := range r.Actions {
+	for _, g := range r.grants {
+		if a, res, ok := held.coversGrant(g); !ok {
+			return a, res, false
+		}
+	}
+	return "", "", true
+}
+
+func (s *Set) org() string {
+	if s == nil {
+		return ""
+	}
+	return s.orgID
+}
+
+// coversGrant is Covers on a compiled role.
+func (s *Set) coversGrant(g grant) (missingAction, missingResource string, ok bool) {
+	var checked []compiled // the last held list that covers all of g.pats
+	for _, a := range g.actions {
 		var held []compiled
 		if s != nil {
 			held = s.byAction[a]
 		}
-		for i, p := range pats {
-			if !valid[i] {
-				return a, r.Resources[i], false
-			}
-			if !coveredBy(held, p) {
+		if len(held) > 0 && len(held) == len(checked) && &held[0] == &checked[0] {
+			continue // the same shared list (Compile): already checked
+		}
+		for _, p := range g.pats {
+			if p.segs == nil || !coveredBy(held, p) {
 				return a, p.raw, false
 			}
 		}
+		checked = held
 	}
 	return "", "", true
 }

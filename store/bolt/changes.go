@@ -44,16 +44,44 @@ func (s *Store) SubscribeWindows(opening, closing func([]store.Change)) (cancel 
 }
 
 // txChanges collects the changes of the committer's current transaction.
-// It is used only on the committer goroutine.
+// It is used only on the committer goroutine. It also holds that
+// transaction's write handle (writeTx) and the buckets handed out in it, so
+// that a batch's write functions share one handle and one writeBucket per
+// bucket instead of allocating their own in every function.
 type txChanges struct {
-	at   map[string]int // bucket "/" key → index in list
+	at   map[changeKey]int // → index in list
 	list []store.Change
+
+	wtx     writeTx        // wtx.tx: the transaction the handles belong to
+	buckets []*writeBucket // of wtx.tx, looked up by name (a handful)
 }
+
+// changeKey names a record: its bucket and key. Key is the same string as
+// the Change's.
+type changeKey struct{ bucket, key string }
 
 // reset forgets the notes of a transaction that is being re-run.
 func (c *txChanges) reset() {
 	clear(c.at)
 	c.list = c.list[:0]
+}
+
+// writeTx returns the write handle of tx, the committer's transaction.
+func (c *txChanges) writeTx(tx *bbolt.Tx) *writeTx {
+	if c.wtx.tx != tx {
+		c.endTx()
+		c.wtx = writeTx{tx: tx, rec: c}
+	}
+	return &c.wtx
+}
+
+// endTx drops the handles of a transaction that has ended (bbolt buckets
+// are valid only within their transaction), so that the next one starts
+// afresh and the ended one is not kept reachable.
+func (c *txChanges) endTx() {
+	c.wtx = writeTx{}
+	clear(c.buckets)
+	c.buckets = c.buckets[:0]
 }
 
 // note records a put (deleted false) or delete of key in bucket, if the
@@ -65,16 +93,16 @@ func (c *txChanges) note(bucket string, key []byte, deleted bool) {
 	if !ok {
 		return
 	}
-	full := bucket + "/" + string(key)
-	if i, ok := c.at[full]; ok {
+	if i, ok := c.at[changeKey{bucket, string(key)}]; ok { // (no allocation for the lookup)
 		c.list[i].Deleted = deleted
 		return
 	}
 	if c.at == nil {
-		c.at = map[string]int{}
+		c.at = map[changeKey]int{}
 	}
-	c.at[full] = len(c.list)
-	c.list = append(c.list, store.Change{Kind: kind, Key: string(key), Deleted: deleted})
+	k := string(key)
+	c.at[changeKey{bucket, k}] = len(c.list)
+	c.list = append(c.list, store.Change{Kind: kind, Key: k, Deleted: deleted})
 }
 
 // peek returns a sorted copy of the notes so far (a window's changes).
@@ -116,16 +144,25 @@ var bucketOf = func() map[store.ChangeKind]string {
 }()
 
 // writeTx is the kv.Tx of the committer's transaction: boltTx, plus the
-// notes of what it writes. (Reads keep the pointer-sized boltTx, which
-// converts to an interface without allocating; a write pays for the extra
-// words.)
+// notes of what it writes. There is one per transaction (txChanges.writeTx).
+// (Reads keep the pointer-sized boltTx, which converts to an interface
+// without allocating.)
 type writeTx struct {
 	tx  *bbolt.Tx
 	rec *txChanges
 }
 
 func (t *writeTx) Bucket(name []byte) kv.Bucket {
-	return &writeBucket{boltBucket: boltBucket{t.tx.Bucket(name)}, name: string(name), rec: t.rec}
+	for _, b := range t.rec.buckets {
+		if b.name == string(name) {
+			return b
+		}
+	}
+	b := t.tx.Bucket(name)
+	setFillPercent(b, name) // schema.go: every write reaches bbolt through here
+	wb := &writeBucket{boltBucket: boltBucket{b}, name: string(name), rec: t.rec}
+	t.rec.buckets = append(t.rec.buckets, wb)
+	return wb
 }
 
 type writeBucket struct {

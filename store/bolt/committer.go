@@ -157,10 +157,11 @@ func (c *committer) do(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	if ev := store.AuditFrom(ctx); ev != nil {
-		if err := checkAuditEvent(*ev); err != nil {
+		ahead, err := encodeAhead(*ev)
+		if err != nil {
 			return fmt.Errorf("audit event: %w", err)
 		}
-		fn = audited(fn, &c.changes, ev)
+		fn = audited(fn, &c.changes, ev, ahead)
 	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 
@@ -187,16 +188,48 @@ func (c *committer) do(ctx context.Context, fn func(*bbolt.Tx) error) error {
 // writes to it before the read, and the caller touches it again only after
 // its answer. The committer never writes *ev: the Seq exists only in the
 // stored copy.
-func audited(fn func(*bbolt.Tx) error, rec *txChanges, ev *store.AuditEvent) func(*bbolt.Tx) error {
+//
+// ahead is the event as do found it, already encoded (encodeAhead): when
+// *ev is still equal to it, the encoded record is appended as it is, so
+// validating and encoding the event is not done inside the transaction,
+// where every other writer waits.
+func audited(fn func(*bbolt.Tx) error, rec *txChanges, ev *store.AuditEvent, ahead encodedEvent) func(*bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if err := appendAuditTx(tx, rec, *ev); err != nil {
+		var err error
+		if e := *ev; ahead.val != nil && e == ahead.event {
+			err = appendEncodedAuditTx(tx, rec, ahead.val)
+		} else {
+			err = appendAuditTx(tx, rec, e)
+		}
+		if err != nil {
 			return fmt.Errorf("audit event: %w", err)
 		}
 		return nil
 	}
+}
+
+// encodedEvent is an audit event and its encoded record (val nil: not
+// encoded ahead).
+type encodedEvent struct {
+	event store.AuditEvent
+	val   []byte
+}
+
+// encodeAhead validates e and encodes it before its write is queued. An
+// event without a Time is only validated: the transaction stamps it with
+// the commit's clock and encodes it then.
+func encodeAhead(e store.AuditEvent) (encodedEvent, error) {
+	if e.Time.IsZero() {
+		return encodedEvent{}, checkAuditEvent(e)
+	}
+	val, err := encodeAuditEvent(e)
+	if err != nil {
+		return encodedEvent{}, err
+	}
+	return encodedEvent{event: e, val: val}, nil
 }
 
 // close stops accepting requests and waits until every queued one has been
@@ -352,6 +385,7 @@ func (c *committer) commitOnce(batch []*writeReq, final bool) (again []*writeReq
 			}
 			return nil
 		})
+		c.changes.endTx()
 		if failed < 0 {
 			break // committed, or the commit failed
 		}

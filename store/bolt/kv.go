@@ -48,7 +48,7 @@ func (c boltCursor) Next() ([]byte, []byte)         { return c.c.Next() }
 type backend struct{ s *Store }
 
 func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
-	return b.s.w.do(ctx, func(tx *bbolt.Tx) error { return fn(&writeTx{tx: tx, rec: &b.s.w.changes}) })
+	return b.s.w.do(ctx, func(tx *bbolt.Tx) error { return fn(b.s.w.changes.writeTx(tx)) })
 }
 
 func (b backend) Cascade(ctx context.Context, fn func(kv.Tx) error, _ kvrecords.Cascade) error {
@@ -78,5 +78,11 @@ func (backend) EndRead(tx kv.Tx) { _ = tx.(boltTx).tx.Rollback() }
 func checkAuditEvent(e store.AuditEvent) error { return kvrecords.CheckAuditEvent(e) }
 
 func appendAuditTx(tx *bbolt.Tx, rec *txChanges, e store.AuditEvent) error {
-	return kvrecords.AppendAuditTx(&writeTx{tx: tx, rec: rec}, e)
+	return kvrecords.AppendAuditTx(rec.writeTx(tx), e)
+}
+
+func encodeAuditEvent(e store.AuditEvent) ([]byte, error) { return kvrecords.EncodeAuditEvent(e) }
+
+func appendEncodedAuditTx(tx *bbolt.Tx, rec *txChanges, val []byte) error {
+	return kvrecords.AppendEncodedAuditTx(rec.writeTx(tx), val)
 }

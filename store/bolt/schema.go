@@ -95,7 +95,8 @@ const schemaVersion1 = "1"
 // FillPercent, 50% by default, which suits random inserts; with ascending
 // keys every page but the last is never written again, so splitting at 50%
 // would leave the bucket half empty for good. FillPercent is not stored in
-// the file: it is set on the bucket in every write transaction (kv.go).
+// the file: it is set on the bucket in every write transaction (writeTx in
+// changes.go, the committer's; boltTx in kv.go).
 //
 // Application tokens and their role and expiry indexes are keyed by
 // time-ordered client IDs (server/credential) or by an expiry that is

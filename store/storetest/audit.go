@@ -116,7 +116,8 @@ func testAuditedWrite(t *testing.T, s store.Store) {
 }
 
 // testAuditEventValueAtWriteTime: a call that writes twice with one event
-// records it twice, each time with the targets it had at that write.
+// records it twice, each time with the targets it had at that write, and
+// with what the write's closure set in it.
 func testAuditEventValueAtWriteTime(t *testing.T, s store.Store) {
 	ev := NewAuditEvent("RoleService.CreateRole", "role", RoleID(1))
 	ctx := store.WithAudit(t.Context(), &ev)
@@ -124,10 +125,21 @@ func testAuditEventValueAtWriteTime(t *testing.T, s store.Store) {
 	ev.TargetID, ev.Detail = RoleID(2), "second write"
 	must(t, s.CreateRole(ctx, NewRole(RoleID(2))), "audited create role 2")
 
+	// A closure of the write may still change the event: the record is the
+	// event as the write's transaction left it, not as the call handed it
+	// over.
+	_, err := s.UpdateRole(ctx, RoleID(2), func(r store.Role) (store.Role, error) {
+		ev.Detail = "set by the closure"
+		return r, nil
+	})
+	must(t, err, "audited update role 2")
+
 	first := NewAuditEvent("RoleService.CreateRole", "role", RoleID(1))
 	second := first
 	second.TargetID, second.Detail = RoleID(2), "second write"
-	wantAuditEvents(t, s, []store.AuditEvent{first, second})
+	third := second
+	third.Detail = "set by the closure"
+	wantAuditEvents(t, s, []store.AuditEvent{first, second, third})
 	if ev.Seq != 0 {
 		t.Fatalf("the store set the caller's Seq to %d", ev.Seq)
 	}

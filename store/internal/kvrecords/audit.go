@@ -64,6 +64,13 @@ func appendAuditTx(tx kv.Tx, e store.AuditEvent) error {
 	if err != nil {
 		return err
 	}
+	return appendEncodedAuditTx(tx, val)
+}
+
+// appendEncodedAuditTx appends an event encoded by encodeAuditEvent under
+// the next Seq. val must not be modified afterwards (the backend may keep
+// it until commit).
+func appendEncodedAuditTx(tx kv.Tx, val []byte) error {
 	b := tx.Bucket(bucketAudit)
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -185,3 +192,21 @@ func CheckAuditEvent(e store.AuditEvent) error { return checkAuditEvent(e) }
 // AppendAuditTx appends e to the audit log in tx: a backend's committer
 // runs it in the transaction of the write the event records.
 func AppendAuditTx(tx kv.Tx, e store.AuditEvent) error { return appendAuditTx(tx, e) }
+
+// EncodeAuditEvent validates and encodes e as AppendAuditTx stores it, so
+// that a committer can encode an event before its transaction and append
+// it with AppendEncodedAuditTx. e.Time must be set (AppendAuditTx gives a
+// zero Time the commit's clock, which is not known before).
+func EncodeAuditEvent(e store.AuditEvent) ([]byte, error) {
+	if e.Time.IsZero() {
+		return nil, errors.New("time is required")
+	}
+	if err := checkAuditEvent(e); err != nil {
+		return nil, err
+	}
+	return encodeAuditEvent(e)
+}
+
+// AppendEncodedAuditTx appends an event EncodeAuditEvent encoded, as
+// AppendAuditTx appends it. val must not be modified afterwards.
+func AppendEncodedAuditTx(tx kv.Tx, val []byte) error { return appendEncodedAuditTx(tx, val) }
