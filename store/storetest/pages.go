@@ -199,3 +199,105 @@ func testListDatabasesPage(t *testing.T, s store.Store) {
 		t.Fatalf("after the last ID: %d databases, next %q, %v", len(got), next, err)
 	}
 }
+
+// testListTenantsPage: pages in name order visit every tenant once, as
+// whole records, including tenants whose names extend one another's; a
+// deleted cursor tenant still resumes after its name.
+func testListTenantsPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, next, err := s.ListTenantsPage(ctx, "", 10); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("no tenants: %d, next %q, %v", len(got), next, err)
+	}
+	const n = 11
+	var want []string
+	for _, i := range rand.Perm(n) {
+		name := TenantName(i)
+		if i%3 == 0 {
+			name += "0" // "tenant-0003" < "tenant-00030" < "tenant-0004"
+		}
+		mustCreateTenants(t, s, name)
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	name := func(tn store.Tenant) string { return tn.Name }
+	page := func(after string, limit int) ([]store.Tenant, string, error) {
+		return s.ListTenantsPage(ctx, after, limit)
+	}
+	for _, limit := range []int{1, 4, n, 100} {
+		if got := walkPages(t, "list tenants page", limit, name, page, nil); joined(got) != joined(want) {
+			t.Fatalf("limit %d: paged %v\nwant %v", limit, got, want)
+		}
+	}
+	first, next, err := s.ListTenantsPage(ctx, "", 0)
+	must(t, err, "list tenants page with the default limit")
+	if len(first) != n || next != "" {
+		t.Fatalf("default limit: %d tenants, next %q", len(first), next)
+	}
+	for _, tn := range first {
+		if !sameTenant(tn, NewTenant(tn.Name)) {
+			t.Fatalf("listed %+v, stored %+v", tn, NewTenant(tn.Name))
+		}
+	}
+	deleted := false
+	got := walkPages(t, "list tenants page under delete", 3, name, page, func(next string) {
+		if !deleted {
+			deleted = true
+			must(t, s.DeleteTenant(ctx, next), "delete cursor tenant")
+		}
+	})
+	if joined(got) != joined(want) { // the cursor tenant was already listed
+		t.Fatalf("paging across a deleted cursor tenant: %v\nwant %v", got, want)
+	}
+}
+
+// testListNamespaceStatsPage: paging a tenant's statistics follows the
+// order of ListNamespaceStats, never strays into a tenant whose name
+// extends this one's, carries whole records, and resumes after a cursor
+// namespace that is no longer there.
+func testListNamespaceStatsPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t1, t10 := TenantName(1), TenantName(1)+"0"
+	if got, next, err := s.ListNamespaceStatsPage(ctx, t1, "", 10); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("unknown tenant: %d, next %q, %v", len(got), next, err)
+	}
+	mustCreateTenants(t, s, t1, t10)
+	names := []string{"default", "Default", "alpha-1", "alpha.1", "alpha_1", "alpha", "0", "zz", "b"}
+	var put []store.NamespaceStats
+	for i, ns := range names {
+		n := NewNamespaceStats(t1, ns)
+		n.MessagesIn = int64(i)
+		put = append(put, n, NewNamespaceStats(t10, ns+"-other"))
+	}
+	must(t, s.PutNamespaceStats(ctx, put), "put namespace stats")
+	for _, tenant := range []string{t1, t10} {
+		all, err := s.ListNamespaceStats(ctx, tenant)
+		must(t, err, "list namespace stats")
+		want := make([]string, len(all))
+		for i, n := range all {
+			want[i] = n.Namespace
+		}
+		ns := func(n store.NamespaceStats) string { return n.Namespace }
+		page := func(after string, limit int) ([]store.NamespaceStats, string, error) {
+			return s.ListNamespaceStatsPage(ctx, tenant, after, limit)
+		}
+		for _, limit := range []int{1, 4, len(names), 100} {
+			if got := walkPages(t, "list namespace stats page", limit, ns, page, nil); joined(got) != joined(want) {
+				t.Fatalf("tenant %s limit %d: paged %v\nwant %v", tenant, limit, got, want)
+			}
+		}
+		first, _, err := s.ListNamespaceStatsPage(ctx, tenant, "", 0)
+		must(t, err, "list namespace stats page with the default limit")
+		for i := range first {
+			if !sameNamespaceStats(first[i], all[i]) {
+				t.Fatalf("page[%d] %+v, listed %+v", i, first[i], all[i])
+			}
+		}
+	}
+	// A cursor namespace need not exist (statistics of a deleted and
+	// recreated tenant, or a name between two stored ones).
+	got, next, err := s.ListNamespaceStatsPage(ctx, t1, "alpha-0", 2)
+	must(t, err, "list after a namespace that is not there")
+	if len(got) != 2 || got[0].Namespace != "alpha-1" || got[1].Namespace != "alpha.1" || next != "alpha.1" {
+		t.Fatalf("after %q: %v, next %q; want alpha-1, alpha.1", "alpha-0", got, next)
+	}
+}

@@ -127,3 +127,51 @@ func (s *Records) ListDatabasesPage(ctx context.Context, after string, limit int
 	}
 	return page, next, nil
 }
+
+// ListTenantsPage implements store.Store: the tenants bucket is keyed by
+// name.
+func (s *Records) ListTenantsPage(ctx context.Context, after string, limit int) ([]store.Tenant, string, error) {
+	var from []byte
+	if after != "" {
+		from = []byte(after)
+	}
+	page, more, err := readPage(s, bucketTenants, nil, from, limit, func(_ kv.Tx, _, v []byte) (store.Tenant, error) {
+		return decodeTenant(v)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants after %q: %w", after, err)
+	}
+	next := ""
+	if more {
+		next = page[len(page)-1].Name
+	}
+	return page, next, nil
+}
+
+// ListNamespaceStatsPage implements store.Store: namespace_stats holds a
+// tenant's namespaces under its prefix, in bytewise order of their names.
+func (s *Records) ListNamespaceStatsPage(ctx context.Context, tenant, after string, limit int) ([]store.NamespaceStats, string, error) {
+	if checkTenantName(tenant) != nil {
+		return nil, "", nil // its prefix could match another tenant's keys
+	}
+	var from []byte
+	if after != "" {
+		from = namespaceStatsKey(tenant, after)
+	}
+	prefix := tenantPrefix(tenant)
+	page, more, err := readPage(s, bucketNamespaceStats, prefix, from, limit, func(_ kv.Tx, k, v []byte) (store.NamespaceStats, error) {
+		rec, err := decodeNamespaceStatsRecord(v)
+		if err != nil {
+			return store.NamespaceStats{}, fmt.Errorf("namespace %q: %w", k[len(prefix):], err)
+		}
+		return rec.namespaceStats(), nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list namespace stats of tenant %q after %q: %w", tenant, after, err)
+	}
+	next := ""
+	if more {
+		next = page[len(page)-1].Namespace
+	}
+	return page, next, nil
+}
