@@ -137,6 +137,11 @@ type Store interface {
 	GetRole(ctx context.Context, id string) (Role, error)
 	// ListRoles returns every role, ordered by ID.
 	ListRoles(ctx context.Context) ([]Role, error)
+	// ListRolesPage returns up to limit roles with IDs greater than after,
+	// in ID order, and the ID to continue after ("" when there are no
+	// more). limit <= 0 means 100. Paging visits every role that existed
+	// throughout exactly once.
+	ListRolesPage(ctx context.Context, after string, limit int) (roles []Role, next string, err error)
 	// UpdateRole runs update on the current record and stores its result in
 	// one transaction. If update returns an error, nothing is written and
 	// that error is returned unchanged (wrapped). update may run more than

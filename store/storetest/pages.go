@@ -48,6 +48,18 @@ func walkPages[C comparable, T any](t *testing.T, what string, limit int, key fu
 
 func joined(keys []string) string { return strings.Join(keys, ",") }
 
+// wantPages walks a list with each limit and checks that the pages hold
+// want, in order.
+func wantPages[C comparable, T any](t *testing.T, what string, want []string, limits []int, key func(T) string,
+	page func(after C, limit int) ([]T, C, error)) {
+	t.Helper()
+	for _, limit := range limits {
+		if got := walkPages(t, what, limit, key, page, nil); joined(got) != joined(want) {
+			t.Fatalf("%s, limit %d: paged %v\nwant %v", what, limit, got, want)
+		}
+	}
+}
+
 // testListUsersPage: pages in username order (not ID order) visit every
 // user once, for limits that do and do not divide the count; a deleted
 // cursor user still resumes after its name; the default limit is 100.
@@ -180,11 +192,7 @@ func testListDatabasesPage(t *testing.T, s store.Store) {
 	page := func(after string, limit int) ([]store.Database, string, error) {
 		return s.ListDatabasesPage(ctx, after, limit)
 	}
-	for _, limit := range []int{1, 4, n, 100} {
-		if got := walkPages(t, "list databases page", limit, id, page, nil); joined(got) != joined(want) {
-			t.Fatalf("limit %d: paged %v\nwant %v", limit, got, want)
-		}
-	}
+	wantPages(t, "list databases page", want, []int{1, 4, n, 100}, id, page)
 	first, next, err := s.ListDatabasesPage(ctx, "", 0)
 	must(t, err, "list databases page with the default limit")
 	if len(first) != n || next != "" {
@@ -223,11 +231,7 @@ func testListTenantsPage(t *testing.T, s store.Store) {
 	page := func(after string, limit int) ([]store.Tenant, string, error) {
 		return s.ListTenantsPage(ctx, after, limit)
 	}
-	for _, limit := range []int{1, 4, n, 100} {
-		if got := walkPages(t, "list tenants page", limit, name, page, nil); joined(got) != joined(want) {
-			t.Fatalf("limit %d: paged %v\nwant %v", limit, got, want)
-		}
-	}
+	wantPages(t, "list tenants page", want, []int{1, 4, n, 100}, name, page)
 	first, next, err := s.ListTenantsPage(ctx, "", 0)
 	must(t, err, "list tenants page with the default limit")
 	if len(first) != n || next != "" {
@@ -280,11 +284,7 @@ func testListNamespaceStatsPage(t *testing.T, s store.Store) {
 		page := func(after string, limit int) ([]store.NamespaceStats, string, error) {
 			return s.ListNamespaceStatsPage(ctx, tenant, after, limit)
 		}
-		for _, limit := range []int{1, 4, len(names), 100} {
-			if got := walkPages(t, "list namespace stats page", limit, ns, page, nil); joined(got) != joined(want) {
-				t.Fatalf("tenant %s limit %d: paged %v\nwant %v", tenant, limit, got, want)
-			}
-		}
+		wantPages(t, "list namespace stats page of "+tenant, want, []int{1, 4, len(names), 100}, ns, page)
 		first, _, err := s.ListNamespaceStatsPage(ctx, tenant, "", 0)
 		must(t, err, "list namespace stats page with the default limit")
 		for i := range first {
@@ -299,5 +299,45 @@ func testListNamespaceStatsPage(t *testing.T, s store.Store) {
 	must(t, err, "list after a namespace that is not there")
 	if len(got) != 2 || got[0].Namespace != "alpha-1" || got[1].Namespace != "alpha.1" || next != "alpha.1" {
 		t.Fatalf("after %q: %v, next %q; want alpha-1, alpha.1", "alpha-0", got, next)
+	}
+}
+
+// testListRolesPage: pages in ID order visit every role once, as whole
+// records, whatever the creation order; a deleted cursor role still
+// resumes after its ID.
+func testListRolesPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, next, err := s.ListRolesPage(ctx, "", 10); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("no roles: %d, next %q, %v", len(got), next, err)
+	}
+	const n = 17
+	var want []string
+	for _, i := range rand.Perm(n) {
+		mustCreateRoles(t, s, RoleID(i+1))
+		want = append(want, RoleID(i+1))
+	}
+	slices.Sort(want)
+	id := func(r store.Role) string { return r.ID }
+	page := func(after string, limit int) ([]store.Role, string, error) { return s.ListRolesPage(ctx, after, limit) }
+	wantPages(t, "list roles page", want, []int{1, 5, n, 100}, id, page)
+	first, next, err := s.ListRolesPage(ctx, "", 0)
+	must(t, err, "list roles page with the default limit")
+	if len(first) != n || next != "" {
+		t.Fatalf("default limit: %d roles, next %q", len(first), next)
+	}
+	for _, r := range first {
+		if !sameRole(r, NewRole(r.ID)) {
+			t.Fatalf("listed %+v, stored %+v", r, NewRole(r.ID))
+		}
+	}
+	deleted := false
+	got := walkPages(t, "list roles page under delete", 3, id, page, func(next string) {
+		if !deleted {
+			deleted = true
+			must(t, s.DeleteRole(ctx, next, Base), "delete cursor role")
+		}
+	})
+	if joined(got) != joined(want) { // the cursor role was already listed
+		t.Fatalf("paging across a deleted cursor role: %v\nwant %v", got, want)
 	}
 }

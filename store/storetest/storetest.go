@@ -29,6 +29,7 @@ var cases = []testCase{
 	{"BootstrapUnknownRole", testBootstrapUnknownRole},
 	{"CreateTokenUnknownRole", testCreateTokenUnknownRole},
 	{"RoleCRUD", testRoleCRUD},
+	{"ListRolesPage", testListRolesPage},
 	{"UpdateRoleClosureError", testUpdateRoleClosureError},
 	{"UpdateRoleCannotChangeID", testUpdateRoleCannotChangeID},
 	{"DeleteRoleInUse", testDeleteRoleInUse},

@@ -49,23 +49,31 @@ func readPage[T any](s *Records, bucket, prefix, after []byte, limit int, decode
 	return page, more, err
 }
 
-// ListUsersPage implements store.Store: users_by_name gives the order.
-func (s *Records) ListUsersPage(ctx context.Context, after string, limit int) ([]store.User, string, error) {
+// pageByKey is readPage over a bucket whose keys are the records' own
+// string keys (an ID, a name): the page starts after the key after ("" for
+// the first), and the cursor returned is the key of its last record ("" when
+// nothing follows).
+func pageByKey[T any](s *Records, bucket []byte, what, after string, limit int, decode func(tx kv.Tx, k, v []byte) (T, error), key func(T) string) ([]T, string, error) {
 	var from []byte
 	if after != "" {
 		from = []byte(after)
 	}
-	page, more, err := readPage(s, bucketUsersByName, nil, from, limit, func(tx kv.Tx, _, id []byte) (store.User, error) {
-		return userByIndexedID(tx, id)
-	})
+	page, more, err := readPage(s, bucket, nil, from, limit, decode)
 	if err != nil {
-		return nil, "", fmt.Errorf("list users after %q: %w", after, err)
+		return nil, "", fmt.Errorf("list %s after %q: %w", what, after, err)
 	}
 	next := ""
 	if more {
-		next = page[len(page)-1].Username
+		next = key(page[len(page)-1])
 	}
 	return page, next, nil
+}
+
+// ListUsersPage implements store.Store: users_by_name gives the order.
+func (s *Records) ListUsersPage(ctx context.Context, after string, limit int) ([]store.User, string, error) {
+	return pageByKey(s, bucketUsersByName, "users", after, limit, func(tx kv.Tx, _, id []byte) (store.User, error) {
+		return userByIndexedID(tx, id)
+	}, func(u store.User) string { return u.Username })
 }
 
 // ListPulsarTokensPage implements store.Store: pulsar_tokens_by_tenant
@@ -111,41 +119,24 @@ func (s *Records) ListPulsarTokensPage(ctx context.Context, tenant string, after
 // ListDatabasesPage implements store.Store: the databases bucket is keyed
 // by ID.
 func (s *Records) ListDatabasesPage(ctx context.Context, after string, limit int) ([]store.Database, string, error) {
-	var from []byte
-	if after != "" {
-		from = []byte(after)
-	}
-	page, more, err := readPage(s, bucketDatabases, nil, from, limit, func(_ kv.Tx, _, v []byte) (store.Database, error) {
+	return pageByKey(s, bucketDatabases, "databases", after, limit, func(_ kv.Tx, _, v []byte) (store.Database, error) {
 		return decodeDatabase(v)
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list databases after %q: %w", after, err)
-	}
-	next := ""
-	if more {
-		next = page[len(page)-1].ID
-	}
-	return page, next, nil
+	}, func(db store.Database) string { return db.ID })
+}
+
+// ListRolesPage implements store.Store: the roles bucket is keyed by ID.
+func (s *Records) ListRolesPage(ctx context.Context, after string, limit int) ([]store.Role, string, error) {
+	return pageByKey(s, bucketRoles, "roles", after, limit, func(_ kv.Tx, _, v []byte) (store.Role, error) {
+		return decodeRole(v)
+	}, func(r store.Role) string { return r.ID })
 }
 
 // ListTenantsPage implements store.Store: the tenants bucket is keyed by
 // name.
 func (s *Records) ListTenantsPage(ctx context.Context, after string, limit int) ([]store.Tenant, string, error) {
-	var from []byte
-	if after != "" {
-		from = []byte(after)
-	}
-	page, more, err := readPage(s, bucketTenants, nil, from, limit, func(_ kv.Tx, _, v []byte) (store.Tenant, error) {
+	return pageByKey(s, bucketTenants, "tenants", after, limit, func(_ kv.Tx, _, v []byte) (store.Tenant, error) {
 		return decodeTenant(v)
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list tenants after %q: %w", after, err)
-	}
-	next := ""
-	if more {
-		next = page[len(page)-1].Name
-	}
-	return page, next, nil
+	}, func(t store.Tenant) string { return t.Name })
 }
 
 // ListNamespaceStatsPage implements store.Store: namespace_stats holds a
