@@ -35,7 +35,7 @@ import (
 const seeded = 1150 // more than one internal page
 
 // seedStore stops env, runs fn on its store, and starts env again.
-func seedStore(t *testing.T, env *servertest.Env, fn func(ctx context.Context, s store.Store)) {
+func seedStore(t testing.TB, env *servertest.Env, fn func(ctx context.Context, s store.Store)) {
 	t.Helper()
 	env.Shutdown()
 	var s store.Store
