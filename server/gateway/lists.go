@@ -97,11 +97,10 @@ func asMessages[T proto.Message](items []T) []proto.Message {
 	return out
 }
 
-// rpcPage makes a pagedList's call from a list RPC: setPage gives the
-// request its page size and token, page returns a response's items and
-// next page token.
-func rpcPage[Req, Resp proto.Message](rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error),
-	setPage func(req Req, size int32, token string), page func(Resp) ([]proto.Message, string)) func(context.Context, *http.Request, map[string]string, int32, string) (proto.Message, []proto.Message, string, error) {
+// rpcPage makes a pagedList's call from a list RPC: items returns a
+// response's items, setPage gives the request its page size and token.
+func rpcPage[Req proto.Message, Resp listResponse, Item proto.Message](rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error),
+	items func(Resp) []Item, setPage func(req Req, size int32, token string)) func(context.Context, *http.Request, map[string]string, int32, string) (proto.Message, []proto.Message, string, error) {
 	return func(ctx context.Context, r *http.Request, path map[string]string, size int32, token string) (proto.Message, []proto.Message, string, error) {
 		var zero Req
 		req := zero.ProtoReflect().New().Interface().(Req)
@@ -113,9 +112,14 @@ func rpcPage[Req, Resp proto.Message](rpc func(context.Context, Req, ...grpc.Cal
 		if err != nil {
 			return nil, nil, "", err
 		}
-		items, next := page(resp)
-		return resp, items, next, nil
+		return resp, asMessages(items(resp)), resp.GetNextPageToken(), nil
 	}
+}
+
+// listResponse is the answer of a list RPC.
+type listResponse interface {
+	proto.Message
+	GetNextPageToken() string
 }
 
 func tokenList(c tbv1.TokenServiceClient) pagedList {
@@ -123,10 +127,8 @@ func tokenList(c tbv1.TokenServiceClient) pagedList {
 		method:  tbv1.TokenService_ListTokens_FullMethodName,
 		pattern: "/v2/clientIdSecrets",
 		field:   "clients",
-		call: rpcPage(c.ListTokens, func(q *tbv1.ListTokensRequest, size int32, token string) { q.PageSize, q.PageToken = size, token },
-			func(p *tbv1.ListTokensResponse) ([]proto.Message, string) {
-				return asMessages(p.GetClients()), p.GetNextPageToken()
-			}),
+		call: rpcPage(c.ListTokens, (*tbv1.ListTokensResponse).GetClients,
+			func(q *tbv1.ListTokensRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -136,10 +138,8 @@ func roleList(c tbv1.TokenServiceClient) pagedList {
 		pattern: "/v2/organizations/roles",
 		field:   "roles",
 		bare:    true,
-		call: rpcPage(c.ListRoles, func(q *tbv1.ListRolesRequest, size int32, token string) { q.PageSize, q.PageToken = size, token },
-			func(p *tbv1.ListRolesResponse) ([]proto.Message, string) {
-				return asMessages(p.GetRoles()), p.GetNextPageToken()
-			}),
+		call: rpcPage(c.ListRoles, (*tbv1.ListRolesResponse).GetRoles,
+			func(q *tbv1.ListRolesRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -160,10 +160,8 @@ func userList(c tbv1.AuthServiceClient) pagedList {
 			}
 			return []byte(`"OrgID":` + string(id) + `,"OrgName":` + string(name)), nil
 		},
-		call: rpcPage(c.ListUsers, func(q *tbv1.ListUsersRequest, size int32, token string) { q.PageSize, q.PageToken = size, token },
-			func(p *tbv1.ListUsersResponse) ([]proto.Message, string) {
-				return asMessages(p.GetUsers()), p.GetNextPageToken()
-			}),
+		call: rpcPage(c.ListUsers, (*tbv1.ListUsersResponse).GetUsers,
+			func(q *tbv1.ListUsersRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -173,10 +171,8 @@ func tenantList(c tbv1.PulsarTokenServiceClient) pagedList {
 		pattern: "/v2/streaming/tenants",
 		field:   "tenants",
 		bare:    true,
-		call: rpcPage(c.ListTenants, func(q *tbv1.ListTenantsRequest, size int32, token string) { q.PageSize, q.PageToken = size, token },
-			func(p *tbv1.ListTenantsResponse) ([]proto.Message, string) {
-				return asMessages(p.GetTenants()), p.GetNextPageToken()
-			}),
+		call: rpcPage(c.ListTenants, (*tbv1.ListTenantsResponse).GetTenants,
+			func(q *tbv1.ListTenantsRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -186,10 +182,8 @@ func pulsarTokenList(c tbv1.PulsarTokenServiceClient) pagedList {
 		pattern: "/v2/streaming/tenants/{tenant}/tokens",
 		field:   "tokens",
 		bare:    true,
-		call: rpcPage(c.ListPulsarTokens, func(q *tbv1.ListPulsarTokensRequest, size int32, token string) { q.PageSize, q.PageToken = size, token },
-			func(p *tbv1.ListPulsarTokensResponse) ([]proto.Message, string) {
-				return asMessages(p.GetTokens()), p.GetNextPageToken()
-			}),
+		call: rpcPage(c.ListPulsarTokens, (*tbv1.ListPulsarTokensResponse).GetTokens,
+			func(q *tbv1.ListPulsarTokensRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -203,12 +197,12 @@ func namespaceStatsList(c tbv1.PulsarTokenServiceClient, pattern string) pagedLi
 		field:   "namespaces",
 		bare:    true,
 		key:     func(item proto.Message) string { return item.(*tbv1.NamespaceUsage).GetName() },
-		call: rpcPage(c.GetNamespaceStats, func(q *tbv1.GetNamespaceStatsRequest, size int32, token string) {
-			q.PageSize, q.PageToken = size, token
-		},
-			func(p *tbv1.GetNamespaceStatsResponse) ([]proto.Message, string) {
-				usages := slices.SortedFunc(maps.Values(p.GetNamespaces()), func(a, b *tbv1.NamespaceUsage) int { return strings.Compare(a.GetName(), b.GetName()) })
-				return asMessages(usages), p.GetNextPageToken()
+		call: rpcPage(c.GetNamespaceStats,
+			func(p *tbv1.GetNamespaceStatsResponse) []*tbv1.NamespaceUsage {
+				return slices.SortedFunc(maps.Values(p.GetNamespaces()), func(a, b *tbv1.NamespaceUsage) int { return strings.Compare(a.GetName(), b.GetName()) })
+			},
+			func(q *tbv1.GetNamespaceStatsRequest, size int32, token string) {
+				q.PageSize, q.PageToken = size, token
 			}),
 	}
 }
@@ -220,10 +214,8 @@ func databaseList(c tbv1.DatabaseServiceClient) pagedList {
 		field:      "databases",
 		bare:       true,
 		astraPaged: true,
-		call: rpcPage(c.ListDatabases, func(q *tbv1.ListDatabasesRequest, size int32, token string) { q.PageSize, q.PageToken = size, token },
-			func(p *tbv1.ListDatabasesResponse) ([]proto.Message, string) {
-				return asMessages(p.GetDatabases()), p.GetNextPageToken()
-			}),
+		call: rpcPage(c.ListDatabases, (*tbv1.ListDatabasesResponse).GetDatabases,
+			func(q *tbv1.ListDatabasesRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 

@@ -60,6 +60,37 @@ func wantPages[C comparable, T any](t *testing.T, what string, want []string, li
 	}
 }
 
+// checkKeyedPages checks a list paged by its records' own keys, holding
+// the records want names, in order: walks with limits that do and do not
+// divide the count visit each once; the default limit (100) returns them
+// all as whole records (stored reports whether one is as stored); and
+// deleting the record a cursor names (del) does not lose the place.
+func checkKeyedPages[T any](t *testing.T, what string, want []string, key func(T) string,
+	page func(after string, limit int) ([]T, string, error), stored func(T) bool, del func(key string) error) {
+	t.Helper()
+	wantPages(t, "list "+what+" page", want, []int{1, 4, len(want), 100}, key, page)
+	all, next, err := page("", 0)
+	must(t, err, "list "+what+" page with the default limit")
+	if len(all) != len(want) || next != "" {
+		t.Fatalf("%s, default limit: %d, next %q; want %d", what, len(all), next, len(want))
+	}
+	for _, rec := range all {
+		if !stored(rec) {
+			t.Fatalf("%s: listed %+v, not as stored", what, rec)
+		}
+	}
+	deleted := false
+	got := walkPages(t, "list "+what+" page under delete", 3, key, page, func(next string) {
+		if !deleted {
+			deleted = true
+			must(t, del(next), "delete the cursor's record")
+		}
+	})
+	if joined(got) != joined(want) { // the cursor's record was already listed
+		t.Fatalf("%s: paging across a deleted cursor: %v\nwant %v", what, got, want)
+	}
+}
+
 // testListUsersPage: pages in username order (not ID order) visit every
 // user once, for limits that do and do not divide the count; a deleted
 // cursor user still resumes after its name; the default limit is 100.
@@ -227,31 +258,12 @@ func testListTenantsPage(t *testing.T, s store.Store) {
 		want = append(want, name)
 	}
 	slices.Sort(want)
-	name := func(tn store.Tenant) string { return tn.Name }
-	page := func(after string, limit int) ([]store.Tenant, string, error) {
-		return s.ListTenantsPage(ctx, after, limit)
-	}
-	wantPages(t, "list tenants page", want, []int{1, 4, n, 100}, name, page)
-	first, next, err := s.ListTenantsPage(ctx, "", 0)
-	must(t, err, "list tenants page with the default limit")
-	if len(first) != n || next != "" {
-		t.Fatalf("default limit: %d tenants, next %q", len(first), next)
-	}
-	for _, tn := range first {
-		if !sameTenant(tn, NewTenant(tn.Name)) {
-			t.Fatalf("listed %+v, stored %+v", tn, NewTenant(tn.Name))
-		}
-	}
-	deleted := false
-	got := walkPages(t, "list tenants page under delete", 3, name, page, func(next string) {
-		if !deleted {
-			deleted = true
-			must(t, s.DeleteTenant(ctx, next), "delete cursor tenant")
-		}
-	})
-	if joined(got) != joined(want) { // the cursor tenant was already listed
-		t.Fatalf("paging across a deleted cursor tenant: %v\nwant %v", got, want)
-	}
+	checkKeyedPages(t, "tenants", want, func(tn store.Tenant) string { return tn.Name },
+		func(after string, limit int) ([]store.Tenant, string, error) {
+			return s.ListTenantsPage(ctx, after, limit)
+		},
+		func(tn store.Tenant) bool { return sameTenant(tn, NewTenant(tn.Name)) },
+		func(name string) error { return s.DeleteTenant(ctx, name) })
 }
 
 // testListNamespaceStatsPage: paging a tenant's statistics follows the
@@ -317,27 +329,8 @@ func testListRolesPage(t *testing.T, s store.Store) {
 		want = append(want, RoleID(i+1))
 	}
 	slices.Sort(want)
-	id := func(r store.Role) string { return r.ID }
-	page := func(after string, limit int) ([]store.Role, string, error) { return s.ListRolesPage(ctx, after, limit) }
-	wantPages(t, "list roles page", want, []int{1, 5, n, 100}, id, page)
-	first, next, err := s.ListRolesPage(ctx, "", 0)
-	must(t, err, "list roles page with the default limit")
-	if len(first) != n || next != "" {
-		t.Fatalf("default limit: %d roles, next %q", len(first), next)
-	}
-	for _, r := range first {
-		if !sameRole(r, NewRole(r.ID)) {
-			t.Fatalf("listed %+v, stored %+v", r, NewRole(r.ID))
-		}
-	}
-	deleted := false
-	got := walkPages(t, "list roles page under delete", 3, id, page, func(next string) {
-		if !deleted {
-			deleted = true
-			must(t, s.DeleteRole(ctx, next, Base), "delete cursor role")
-		}
-	})
-	if joined(got) != joined(want) { // the cursor role was already listed
-		t.Fatalf("paging across a deleted cursor role: %v\nwant %v", got, want)
-	}
+	checkKeyedPages(t, "roles", want, func(r store.Role) string { return r.ID },
+		func(after string, limit int) ([]store.Role, string, error) { return s.ListRolesPage(ctx, after, limit) },
+		func(r store.Role) bool { return sameRole(r, NewRole(r.ID)) },
+		func(id string) error { return s.DeleteRole(ctx, id, Base) })
 }
