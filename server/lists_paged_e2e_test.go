@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,7 +35,7 @@ import (
 const seeded = 1150 // more than one internal page
 
 // seedStore stops env, runs fn on its store, and starts env again.
-func seedStore(t *testing.T, env *servertest.Env, fn func(ctx context.Context, s store.Store)) {
+func seedStore(t testing.TB, env *servertest.Env, fn func(ctx context.Context, s store.Store)) {
 	t.Helper()
 	env.Shutdown()
 	var s store.Store
@@ -85,8 +87,14 @@ func parallel(t *testing.T, n int, fn func(i int) error) {
 type restList struct {
 	path  string // with any query string the caller needs ("" none)
 	field string // the array's member in a paged answer
-	bare  bool   // an unpaged answer is a bare array
+	bare  bool   // an unpaged answer is a bare array (or object, keyed)
 	key   string // the item member that identifies it
+	// keyed: the collection is an object of the items by their key (a
+	// map field), not an array.
+	keyed bool
+	// errBody is the member of the path's error body ("errors", the /v2
+	// body, when empty).
+	errBody string
 	// members: the exact members of an unpaged object answer.
 	members []string
 }
@@ -116,6 +124,40 @@ func keysOf(t *testing.T, l restList, items []json.RawMessage) []string {
 	return out
 }
 
+// itemKeys returns the keys of a list's collection, in the order sent: an
+// array of items, or (keyed) an object of items by key, each item's key
+// member equal to its key.
+func itemKeys(t *testing.T, l restList, what string, raw json.RawMessage) []string {
+	t.Helper()
+	if !l.keyed {
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			t.Fatalf("%s: not a JSON array (%v): %.200s", what, err, raw)
+		}
+		return keysOf(t, l, items)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("%s: not a JSON object (%v): %.200s", what, err, raw)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var item json.RawMessage
+		if err := dec.Decode(&item); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := keysOf(t, l, []json.RawMessage{item}); got[0] != tok {
+			t.Fatalf("%s: item %q under key %q", what, got[0], tok)
+		}
+		keys = append(keys, tok.(string))
+	}
+	return keys
+}
+
 // getUnpaged reads the list in one response, as Astra's clients do, and
 // checks its shape.
 func getUnpaged(t *testing.T, env *servertest.Env, l restList, query string) []string {
@@ -124,12 +166,8 @@ func getUnpaged(t *testing.T, env *servertest.Env, l restList, query string) []s
 	if code != http.StatusOK {
 		t.Fatalf("GET %s: %d %.300s", l.url(query), code, raw)
 	}
-	var items []json.RawMessage
 	if l.bare {
-		if err := json.Unmarshal(raw, &items); err != nil {
-			t.Fatalf("GET %s: not a JSON array (%v): %.200s", l.url(query), err, raw)
-		}
-		return keysOf(t, l, items)
+		return itemKeys(t, l, "GET "+l.url(query), raw)
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
@@ -143,10 +181,7 @@ func getUnpaged(t *testing.T, env *servertest.Env, l restList, query string) []s
 	if want := slices.Sorted(slices.Values(l.members)); !slices.Equal(got, want) {
 		t.Fatalf("GET %s: members %v, want %v (Astra's shape)", l.url(query), got, want)
 	}
-	if err := json.Unmarshal(obj[l.field], &items); err != nil {
-		t.Fatalf("GET %s: %s is not an array: %v", l.url(query), l.field, err)
-	}
-	return keysOf(t, l, items)
+	return itemKeys(t, l, "GET "+l.url(query)+" "+l.field, obj[l.field])
 }
 
 // walkREST pages with pageSize until nextPageToken is "".
@@ -173,18 +208,19 @@ func walkREST(t *testing.T, env *servertest.Env, l restList, query string, size 
 		if err := json.Unmarshal(raw, &body); err != nil {
 			t.Fatalf("GET %s: paged answer is not an object: %.200s", l.url(q), raw)
 		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(body[l.field], &items); err != nil {
-			t.Fatalf("GET %s: no %s array: %.200s", l.url(q), l.field, raw)
+		items, ok := body[l.field]
+		if !ok {
+			t.Fatalf("GET %s: no %s: %.200s", l.url(q), l.field, raw)
 		}
-		if len(items) > size {
-			t.Fatalf("page of %d > pageSize %d", len(items), size)
+		keys := itemKeys(t, l, "GET "+l.url(q)+" "+l.field, items)
+		if len(keys) > size {
+			t.Fatalf("page of %d > pageSize %d", len(keys), size)
 		}
 		nt, ok := body["nextPageToken"]
 		if !ok {
 			t.Fatalf("GET %s: a paged answer lacks nextPageToken", l.url(q))
 		}
-		all = append(all, keysOf(t, l, items)...)
+		all = append(all, keys...)
 		if err := json.Unmarshal(nt, &tok); err != nil {
 			t.Fatal(err)
 		}
@@ -206,10 +242,11 @@ func wantBadPaging(t *testing.T, env *servertest.Env, l restList, extra map[stri
 	for q, f := range extra {
 		cases[q] = f
 	}
+	body := cmp.Or(l.errBody, "errors")
 	for q, field := range cases {
 		code, raw, _ := env.REST(t, http.MethodGet, l.url(q), env.AdminToken, nil)
-		if code != http.StatusBadRequest || !strings.Contains(string(raw), field) || !strings.Contains(string(raw), `"errors"`) {
-			t.Errorf("GET %s = %d %s, want 400 naming %s", l.url(q), code, raw, field)
+		if code != http.StatusBadRequest || !strings.Contains(string(raw), field) || !strings.Contains(string(raw), `"`+body+`"`) {
+			t.Errorf("GET %s = %d %s, want 400 naming %s in a {%q} body", l.url(q), code, raw, field, body)
 		}
 	}
 }

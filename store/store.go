@@ -160,6 +160,11 @@ type Store interface {
 	GetRole(ctx context.Context, id string) (Role, error)
 	// ListRoles returns every role, ordered by ID.
 	ListRoles(ctx context.Context) ([]Role, error)
+	// ListRolesPage returns up to limit roles with IDs greater than after,
+	// in ID order, and the ID to continue after ("" when there are no
+	// more). limit <= 0 means 100. Paging visits every role that existed
+	// throughout exactly once.
+	ListRolesPage(ctx context.Context, after string, limit int) (roles []Role, next string, err error)
 	// UpdateRole runs update on the current record and stores its result in
 	// one transaction. If update returns an error, nothing is written and
 	// that error is returned unchanged (wrapped). update may run more than
@@ -272,6 +277,12 @@ type Store interface {
 	GetTenant(ctx context.Context, name string) (Tenant, error)
 	// ListTenants returns every tenant, ordered by name.
 	ListTenants(ctx context.Context) ([]Tenant, error)
+	// ListTenantsPage returns up to limit tenants with names greater than
+	// after (bytewise), in name order, and the name to continue after (""
+	// when there are no more). limit <= 0 means 100. Paging with the
+	// returned cursor visits every tenant that existed throughout exactly
+	// once.
+	ListTenantsPage(ctx context.Context, after string, limit int) (tenants []Tenant, next string, err error)
 	// UpdateTenant runs update on a tenant and stores its result in one
 	// transaction (same closure rules as UpdateRole). Name cannot be changed.
 	// ErrNotFound if absent.
@@ -348,6 +359,13 @@ type Store interface {
 	// ListNamespaceStats returns a tenant's namespace statistics, ordered by
 	// namespace (none for an unknown tenant).
 	ListNamespaceStats(ctx context.Context, tenant string) ([]NamespaceStats, error)
+	// ListNamespaceStatsPage returns up to limit of a tenant's namespace
+	// statistics whose namespaces come after after (bytewise), in
+	// ListNamespaceStats' order, and the namespace to continue after (""
+	// when there are no more; none for an unknown tenant). limit <= 0
+	// means 100. Paging visits every namespace that has statistics
+	// throughout exactly once.
+	ListNamespaceStatsPage(ctx context.Context, tenant, after string, limit int) (stats []NamespaceStats, next string, err error)
 
 	// AppendAuditEvents records events that go with no change (refused
 	// calls), in one transaction.

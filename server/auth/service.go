@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -147,28 +146,19 @@ func (s *Service) CreateUser(ctx context.Context, req *tbv1.CreateUserRequest) (
 // server/paging); over REST, a request without paging parameters is
 // answered with every user by the gateway, page by page.
 func (s *Service) ListUsers(ctx context.Context, req *tbv1.ListUsersRequest) (*tbv1.ListUsersResponse, error) {
-	size, err := paging.Size(req.GetPageSize())
-	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	after, err := paging.Decode(userPageKind, req.GetPageToken())
-	if err != nil || (after != nil && !utf8.Valid(after)) {
-		return nil, s.fail(ctx, paging.Invalid())
-	}
-	users, next, err := s.b.ListUsersPage(ctx, string(after), size)
+	users, next, err := paging.ByKey[store.User, *tbv1.User]{
+		Kind: userPageKind,
+		Read: func(after string, limit int) ([]store.User, string, error) {
+			return s.b.ListUsersPage(ctx, after, limit)
+		},
+		Key:  func(u store.User) string { return u.Username },
+		Item: s.userToProto,
+	}.Page(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	org := s.b.Org()
-	out := &tbv1.ListUsersResponse{OrgId: org.ID, OrgName: org.Name, Users: make([]*tbv1.User, 0, len(users))}
-	for _, u := range users {
-		out.Users = append(out.Users, s.userToProto(u))
-	}
-	if n := paging.Fit(out.Users); n < len(out.Users) {
-		out.Users, next = out.Users[:n], users[n-1].Username
-	}
-	out.NextPageToken = paging.Encode(userPageKind, []byte(next))
-	return out, nil
+	return &tbv1.ListUsersResponse{OrgId: org.ID, OrgName: org.Name, Users: users, NextPageToken: next}, nil
 }
 
 // userPageKind tags the user list's page tokens (they hold a username).

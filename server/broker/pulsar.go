@@ -459,15 +459,6 @@ func (b *Broker) CreateTenant(ctx context.Context, caller *Principal, in TenantI
 
 func tenantSecretAAD(name string) []byte { return []byte("tenant-secret:" + name) }
 
-// ListTenants returns every tenant.
-func (b *Broker) ListTenants(ctx context.Context) ([]store.Tenant, error) {
-	ts, err := b.st.ListTenants(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	return ts, nil
-}
-
 // GetTenant returns one tenant; cluster, when set (the
 // X-DataStax-Pulsar-Cluster header), must be the tenant's.
 func (b *Broker) GetTenant(ctx context.Context, name, cluster string) (store.Tenant, error) {

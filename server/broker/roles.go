@@ -29,15 +29,6 @@ func (s RoleSpec) validate() error {
 	return nil
 }
 
-// ListRoles returns default and custom roles.
-func (b *Broker) ListRoles(ctx context.Context) ([]store.Role, error) {
-	roles, err := b.st.ListRoles(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list roles: %w", err)
-	}
-	return roles, nil
-}
-
 // GetRole returns one role.
 func (b *Broker) GetRole(ctx context.Context, id string) (store.Role, error) {
 	if err := validateRoleID(id); err != nil {

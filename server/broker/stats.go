@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -54,44 +53,59 @@ func (b *Broker) ReportNamespaceStats(ctx context.Context, caller *Principal, st
 // presenting cred: an application or auth token whose roles allow
 // org-billing-read on the organization or org-stream-manage on the
 // tenant, or one of the tenant's own Pulsar tokens (as Astra's SDK sends).
-// With namespace set, only that namespace's statistics (404 when none were
-// reported for it).
-func (b *Broker) NamespaceStats(ctx context.Context, cred, tenant, namespace string) ([]store.NamespaceStats, error) {
+// One page: up to limit namespaces (1..MaxListPageSize) after the
+// namespace after, in namespace order, and the namespace to continue after
+// ("" when there are no more). With namespace set, only that namespace's
+// statistics (404 when none were reported for it), and no next page.
+func (b *Broker) NamespaceStats(ctx context.Context, cred, tenant, namespace, after string, limit int) ([]store.NamespaceStats, string, error) {
 	if namespace != "" && !namespaceRE.MatchString(namespace) {
-		return nil, Invalid("namespace: 1 to 128 characters of letters, digits, '_', '.' and '-'")
+		return nil, "", Invalid("namespace: 1 to 128 characters of letters, digits, '_', '.' and '-'")
 	}
 	tenantDRN := policy.StreamDRN(b.org.ID, tenant)
 	if isJWTShape(cred) {
 		res, err := b.checkPulsarJWT(ctx, cred, tenantDRN)
 		switch {
 		case err != nil:
-			return nil, err
+			return nil, "", err
 		case res.Reason == CheckReasonCredentialInvalid:
-			return nil, Unauthenticated(ReasonUnknownToken, "invalid or expired Pulsar token")
+			return nil, "", Unauthenticated(ReasonUnknownToken, "invalid or expired Pulsar token")
 		case !res.Allowed:
-			return nil, Denied("this Pulsar token belongs to another tenant")
+			return nil, "", Denied("this Pulsar token belongs to another tenant")
 		}
 	} else {
 		p, err := b.Authenticate(ctx, cred)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if !p.Allows("org-billing-read", policy.OrgDRN(b.org.ID)) && !p.Allows("org-stream-manage", tenantDRN) {
-			return nil, Denied("token lacks %q on %q and %q on %q", "org-billing-read", policy.OrgDRN(b.org.ID), "org-stream-manage", tenantDRN)
+			return nil, "", Denied("token lacks %q on %q and %q on %q", "org-billing-read", policy.OrgDRN(b.org.ID), "org-stream-manage", tenantDRN)
 		}
 	}
 	if _, err := b.GetTenant(ctx, tenant, ""); err != nil {
-		return nil, err
-	}
-	stats, err := b.st.ListNamespaceStats(ctx, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("list namespace stats: %w", err)
+		return nil, "", err
 	}
 	if namespace != "" {
-		stats = slices.DeleteFunc(stats, func(s store.NamespaceStats) bool { return s.Namespace != namespace })
-		if len(stats) == 0 {
-			return nil, NotFound("no statistics for namespace %q of tenant %q", namespace, tenant)
+		// The one namespace is the first after the greatest key below it.
+		stats, _, err := b.st.ListNamespaceStatsPage(ctx, tenant, justBefore(namespace), 1)
+		if err != nil {
+			return nil, "", fmt.Errorf("list namespace stats: %w", err)
 		}
+		if len(stats) == 0 || stats[0].Namespace != namespace {
+			return nil, "", NotFound("no statistics for namespace %q of tenant %q", namespace, tenant)
+		}
+		return stats, "", nil
 	}
-	return stats, nil
+	stats, next, err := b.st.ListNamespaceStatsPage(ctx, tenant, after, pageLimit(limit))
+	if err != nil {
+		return nil, "", fmt.Errorf("list namespace stats: %w", err)
+	}
+	return stats, next, nil
+}
+
+// justBefore returns a cursor that the valid namespace name ns is the first
+// name after, in bytewise order: ns with its last byte decremented and 0xff
+// appended. Only names that start with that prefix lie between the two,
+// and a name holding 0xff is no namespace name (namespaceRE).
+func justBefore(ns string) string {
+	return ns[:len(ns)-1] + string([]byte{ns[len(ns)-1] - 1, 0xff})
 }

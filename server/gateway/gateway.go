@@ -127,8 +127,12 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, r
 	// Registered after the generated handlers, so it takes their place.
 	for _, l := range []pagedList{
 		tokenList(tbv1.NewTokenServiceClient(conn)),
+		roleList(tbv1.NewTokenServiceClient(conn)),
 		userList(tbv1.NewAuthServiceClient(conn)),
+		tenantList(tbv1.NewPulsarTokenServiceClient(conn)),
 		pulsarTokenList(tbv1.NewPulsarTokenServiceClient(conn)),
+		namespaceStatsList(tbv1.NewPulsarTokenServiceClient(conn), "/v2/stats/namespaces/{tenant}"),
+		namespaceStatsList(tbv1.NewPulsarTokenServiceClient(conn), "/admin/v2/stats/namespaces/{tenant}"),
 		databaseList(tbv1.NewDatabaseServiceClient(conn)),
 	} {
 		if err := mux.HandlePath(http.MethodGet, l.pattern, l.handle(mux, log)); err != nil {

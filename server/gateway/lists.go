@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -45,6 +49,10 @@ type pagedList struct {
 	// bare: Astra answers a bare JSON array (response_body: field); a paged
 	// answer is then {"<field>":[…],"nextPageToken":…}.
 	bare bool
+	// key, when set, makes the collection a JSON object of the items by
+	// key instead of an array (a map field: namespace statistics by
+	// "tenant/namespace").
+	key func(item proto.Message) string
 	// astraPaged: the route has Astra's own paging (a bounded default
 	// page), so an answer without pageSize/pageToken is that one page, not
 	// the whole list.
@@ -52,10 +60,11 @@ type pagedList struct {
 	// head returns the members of the answer before the array, from the
 	// first page (users carry OrgID and OrgName); nil: none.
 	head func(first proto.Message) ([]byte, error)
-	// call fetches one page: the request is populated from the path and the
-	// query string, and pageSize/pageToken set when paged is true; it
-	// returns the response, its items and the next token.
-	call func(ctx context.Context, query *http.Request, path map[string]string, paged bool, size int32, token string) (proto.Message, []proto.Message, string, error)
+	// call fetches one page: the request is populated from the path and
+	// the query string, and given the page size and token (both zero for
+	// Astra's own page); it returns the response, its items and the next
+	// token.
+	call func(ctx context.Context, query *http.Request, path map[string]string, size int32, token string) (proto.Message, []proto.Message, string, error)
 }
 
 // populate fills req from the path parameters and the query string, as the
@@ -88,23 +97,49 @@ func asMessages[T proto.Message](items []T) []proto.Message {
 	return out
 }
 
+// rpcPage makes a pagedList's call from a list RPC: items returns a
+// response's items, setPage gives the request its page size and token.
+func rpcPage[Req proto.Message, Resp listResponse, Item proto.Message](rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error),
+	items func(Resp) []Item, setPage func(req Req, size int32, token string)) func(context.Context, *http.Request, map[string]string, int32, string) (proto.Message, []proto.Message, string, error) {
+	return func(ctx context.Context, r *http.Request, path map[string]string, size int32, token string) (proto.Message, []proto.Message, string, error) {
+		var zero Req
+		req := zero.ProtoReflect().New().Interface().(Req)
+		if err := populate(req, r, path); err != nil {
+			return nil, nil, "", err
+		}
+		setPage(req, size, token)
+		resp, err := rpc(ctx, req)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return resp, asMessages(items(resp)), resp.GetNextPageToken(), nil
+	}
+}
+
+// listResponse is the answer of a list RPC.
+type listResponse interface {
+	proto.Message
+	GetNextPageToken() string
+}
+
 func tokenList(c tbv1.TokenServiceClient) pagedList {
 	return pagedList{
 		method:  tbv1.TokenService_ListTokens_FullMethodName,
 		pattern: "/v2/clientIdSecrets",
 		field:   "clients",
-		call: func(ctx context.Context, r *http.Request, path map[string]string, _ bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
-			req := &tbv1.ListTokensRequest{}
-			if err := populate(req, r, path); err != nil {
-				return nil, nil, "", err
-			}
-			req.PageSize, req.PageToken = size, token
-			resp, err := c.ListTokens(ctx, req)
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return resp, asMessages(resp.GetClients()), resp.GetNextPageToken(), nil
-		},
+		call: rpcPage(c.ListTokens, (*tbv1.ListTokensResponse).GetClients,
+			func(q *tbv1.ListTokensRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
+	}
+}
+
+func roleList(c tbv1.TokenServiceClient) pagedList {
+	return pagedList{
+		method:  tbv1.TokenService_ListRoles_FullMethodName,
+		pattern: "/v2/organizations/roles",
+		field:   "roles",
+		bare:    true,
+		call: rpcPage(c.ListRoles, (*tbv1.ListRolesResponse).GetRoles,
+			func(q *tbv1.ListRolesRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -125,18 +160,19 @@ func userList(c tbv1.AuthServiceClient) pagedList {
 			}
 			return []byte(`"OrgID":` + string(id) + `,"OrgName":` + string(name)), nil
 		},
-		call: func(ctx context.Context, r *http.Request, path map[string]string, _ bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
-			req := &tbv1.ListUsersRequest{}
-			if err := populate(req, r, path); err != nil {
-				return nil, nil, "", err
-			}
-			req.PageSize, req.PageToken = size, token
-			resp, err := c.ListUsers(ctx, req)
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return resp, asMessages(resp.GetUsers()), resp.GetNextPageToken(), nil
-		},
+		call: rpcPage(c.ListUsers, (*tbv1.ListUsersResponse).GetUsers,
+			func(q *tbv1.ListUsersRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
+	}
+}
+
+func tenantList(c tbv1.PulsarTokenServiceClient) pagedList {
+	return pagedList{
+		method:  tbv1.PulsarTokenService_ListTenants_FullMethodName,
+		pattern: "/v2/streaming/tenants",
+		field:   "tenants",
+		bare:    true,
+		call: rpcPage(c.ListTenants, (*tbv1.ListTenantsResponse).GetTenants,
+			func(q *tbv1.ListTenantsRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -146,18 +182,28 @@ func pulsarTokenList(c tbv1.PulsarTokenServiceClient) pagedList {
 		pattern: "/v2/streaming/tenants/{tenant}/tokens",
 		field:   "tokens",
 		bare:    true,
-		call: func(ctx context.Context, r *http.Request, path map[string]string, _ bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
-			req := &tbv1.ListPulsarTokensRequest{}
-			if err := populate(req, r, path); err != nil {
-				return nil, nil, "", err
-			}
-			req.PageSize, req.PageToken = size, token
-			resp, err := c.ListPulsarTokens(ctx, req)
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return resp, asMessages(resp.GetTokens()), resp.GetNextPageToken(), nil
-		},
+		call: rpcPage(c.ListPulsarTokens, (*tbv1.ListPulsarTokensResponse).GetTokens,
+			func(q *tbv1.ListPulsarTokensRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
+	}
+}
+
+// namespaceStatsList serves a tenant's namespace statistics on pattern
+// (Astra documents two paths): an object keyed "tenant/namespace", in
+// namespace order.
+func namespaceStatsList(c tbv1.PulsarTokenServiceClient, pattern string) pagedList {
+	return pagedList{
+		method:  tbv1.PulsarTokenService_GetNamespaceStats_FullMethodName,
+		pattern: pattern,
+		field:   "namespaces",
+		bare:    true,
+		key:     func(item proto.Message) string { return item.(*tbv1.NamespaceUsage).GetName() },
+		call: rpcPage(c.GetNamespaceStats,
+			func(p *tbv1.GetNamespaceStatsResponse) []*tbv1.NamespaceUsage {
+				return slices.SortedFunc(maps.Values(p.GetNamespaces()), func(a, b *tbv1.NamespaceUsage) int { return strings.Compare(a.GetName(), b.GetName()) })
+			},
+			func(q *tbv1.GetNamespaceStatsRequest, size int32, token string) {
+				q.PageSize, q.PageToken = size, token
+			}),
 	}
 }
 
@@ -168,20 +214,8 @@ func databaseList(c tbv1.DatabaseServiceClient) pagedList {
 		field:      "databases",
 		bare:       true,
 		astraPaged: true,
-		call: func(ctx context.Context, r *http.Request, path map[string]string, paged bool, size int32, token string) (proto.Message, []proto.Message, string, error) {
-			req := &tbv1.ListDatabasesRequest{}
-			if err := populate(req, r, path); err != nil {
-				return nil, nil, "", err
-			}
-			if paged {
-				req.PageSize, req.PageToken = size, token
-			}
-			resp, err := c.ListDatabases(ctx, req)
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return resp, asMessages(resp.GetDatabases()), resp.GetNextPageToken(), nil
-		},
+		call: rpcPage(c.ListDatabases, (*tbv1.ListDatabasesResponse).GetDatabases,
+			func(q *tbv1.ListDatabasesRequest, size int32, token string) { q.PageSize, q.PageToken = size, token }),
 	}
 }
 
@@ -217,18 +251,22 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 			runtime.HTTPError(ctx, mux, outbound, w, r, err)
 			return
 		}
-		if !paged {
+		if !paged && !l.astraPaged {
 			size = streamPageSize
 		}
 		// one: this answer is one page (asked for, or Astra's own).
 		one := paged || l.astraPaged
 		// object: the answer is a JSON object (else a bare array).
 		object := !l.bare || paged
+		opening, closing := byte('['), byte(']') // the collection: an array, or an object by key
+		if l.key != nil {
+			opening, closing = '{', '}'
+		}
 		rc := http.NewResponseController(w)
 		var buf bytes.Buffer
 		written := 0 // items so far
 		for page := 0; ; page++ {
-			resp, items, next, err := l.call(ctx, r, path, paged, size, token)
+			resp, items, next, err := l.call(ctx, r, path, size, token)
 			if err != nil {
 				if page == 0 {
 					runtime.HTTPError(ctx, mux, outbound, w, r, err)
@@ -254,7 +292,7 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 					}
 					buf.WriteString(`"` + l.field + `":`)
 				}
-				buf.WriteByte('[')
+				buf.WriteByte(opening)
 				w.Header().Set("Content-Type", outbound.ContentType(nil))
 			}
 			for _, it := range items {
@@ -266,12 +304,17 @@ func (l pagedList) handle(mux *runtime.ServeMux, log *slog.Logger) runtime.Handl
 				if written > 0 {
 					buf.WriteByte(',')
 				}
+				if l.key != nil {
+					k, _ := json.Marshal(l.key(it)) // a string always marshals
+					buf.Write(k)
+					buf.WriteByte(':')
+				}
 				buf.Write(b)
 				written++
 			}
 			last := one || next == ""
 			if last {
-				buf.WriteByte(']')
+				buf.WriteByte(closing)
 				if paged {
 					nt, _ := json.Marshal(next)
 					buf.WriteString(`,"nextPageToken":`)

@@ -13,6 +13,7 @@ package paging
 import (
 	"encoding/base64"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -70,13 +71,66 @@ func Invalid() error { return broker.Invalid("pageToken: not a page token return
 // encoded (at least one when there is any: a single item is bounded by the
 // API's field limits far below it). A list that answers fewer items than it
 // read sets its next page token after the last item it answers.
-func Fit[T proto.Message](items []T) int {
+func Fit[T proto.Message](items []T) int { return FitBy(items, protoSize[T]) }
+
+func protoSize[T proto.Message](m T) int { return proto.Size(m) }
+
+// FitBy is Fit for items whose encoded size in the answer is size(item):
+// an entry of a map field also carries its key.
+func FitBy[T any](items []T, size func(T) int) int {
 	total := 0
 	for i, it := range items {
-		total += proto.Size(it) + 8 // field tag and length prefix, generously
+		total += size(it) + 8 // field tag and length prefix, generously
 		if total > MaxPageBytes && i > 0 {
 			return i
 		}
 	}
 	return len(items)
+}
+
+// ByKey answers the pages of a list whose items are ordered by a string
+// key (an ID, a name) that its page tokens hold: every list read from one
+// of the store's ...Page reads keyed that way.
+type ByKey[R any, P proto.Message] struct {
+	// Kind tags the list's page tokens (see Encode).
+	Kind string
+	// Read reads up to limit records after the key after ("" from the
+	// first), and the key to continue after ("" when there are no more).
+	Read func(after string, limit int) ([]R, string, error)
+	// Key is a record's key; Item its answer.
+	Key  func(R) string
+	Item func(R) P
+	// Size is an item's encoded size in the answer; nil: proto.Size.
+	Size func(P) int
+}
+
+// Page answers one page for a request's page_size and page_token: the
+// items, at most Size(pageSize) and cut at MaxPageBytes, and the token of
+// the next page ("" on the last). Bad paging input is an invalid-argument
+// error naming the field; Read's errors are returned unchanged.
+func (l ByKey[R, P]) Page(pageSize int32, pageToken string) ([]P, string, error) {
+	size, err := Size(pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := Decode(l.Kind, pageToken)
+	if err != nil || (after != nil && !utf8.Valid(after)) { // keys are strings
+		return nil, "", Invalid()
+	}
+	recs, next, err := l.Read(string(after), size)
+	if err != nil {
+		return nil, "", err
+	}
+	items := make([]P, len(recs))
+	for i, r := range recs {
+		items[i] = l.Item(r)
+	}
+	fit := l.Size
+	if fit == nil {
+		fit = protoSize[P]
+	}
+	if n := FitBy(items, fit); n < len(items) {
+		items, next = items[:n], l.Key(recs[n-1])
+	}
+	return items, Encode(l.Kind, []byte(next)), nil
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -61,17 +62,30 @@ func (s *Service) CreateTenant(ctx context.Context, req *tbv1.CreateTenantReques
 	return &tbv1.CreateTenantResponse{Tenant: out}, nil
 }
 
-func (s *Service) ListTenants(ctx context.Context, _ *tbv1.ListTenantsRequest) (*tbv1.ListTenantsResponse, error) {
-	ts, err := s.b.ListTenants(ctx)
+// ListTenants answers one page of tenants in name order (the rule of
+// server/paging); over REST, a request without paging parameters is
+// answered with every tenant by the gateway, page by page.
+func (s *Service) ListTenants(ctx context.Context, req *tbv1.ListTenantsRequest) (*tbv1.ListTenantsResponse, error) {
+	tenants, next, err := paging.ByKey[store.Tenant, *tbv1.Tenant]{
+		Kind: tenantPageKind,
+		Read: func(after string, limit int) ([]store.Tenant, string, error) {
+			return s.b.ListTenantsPage(ctx, after, limit)
+		},
+		Key:  func(t store.Tenant) string { return t.Name },
+		Item: tenantToProto,
+	}.Page(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &tbv1.ListTenantsResponse{Tenants: make([]*tbv1.Tenant, 0, len(ts))}
-	for _, t := range ts {
-		out.Tenants = append(out.Tenants, tenantToProto(t))
-	}
-	return out, nil
+	return &tbv1.ListTenantsResponse{Tenants: tenants, NextPageToken: next}, nil
 }
+
+// Page token kinds: the tenant list's hold a tenant name, the namespace
+// statistics' a namespace name.
+const (
+	tenantPageKind    = "t1"
+	namespacePageKind = "n1"
+)
 
 func (s *Service) GetTenant(ctx context.Context, req *tbv1.GetTenantRequest) (*tbv1.GetTenantResponse, error) {
 	t, err := s.b.GetTenant(ctx, req.GetTenant(), callctx.PulsarCluster(ctx))
@@ -253,26 +267,43 @@ func (s *Service) ReportNamespaceStats(ctx context.Context, req *tbv1.ReportName
 	return &tbv1.ReportNamespaceStatsResponse{}, nil
 }
 
+// GetNamespaceStats answers one page of a tenant's namespaces in
+// namespace order (the rule of server/paging), or the one namespace asked
+// for; over REST, a request without paging parameters is answered with
+// every namespace by the gateway, page by page.
 func (s *Service) GetNamespaceStats(ctx context.Context, req *tbv1.GetNamespaceStatsRequest) (*tbv1.GetNamespaceStatsResponse, error) {
-	stats, err := s.b.NamespaceStats(ctx, callctx.Credential(ctx), req.GetTenant(), req.GetNamespace())
+	usages, next, err := paging.ByKey[store.NamespaceStats, *tbv1.NamespaceUsage]{
+		Kind: namespacePageKind,
+		Read: func(after string, limit int) ([]store.NamespaceStats, string, error) {
+			return s.b.NamespaceStats(ctx, callctx.Credential(ctx), req.GetTenant(), req.GetNamespace(), after, limit)
+		},
+		Key:  func(st store.NamespaceStats) string { return st.Namespace },
+		Item: namespaceUsage,
+		// A map entry carries its key ("tenant/namespace", the name) too.
+		Size: func(u *tbv1.NamespaceUsage) int { return proto.Size(u) + len(u.GetName()) + 8 },
+	}.Page(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &tbv1.GetNamespaceStatsResponse{Namespaces: make(map[string]*tbv1.NamespaceUsage, len(stats))}
-	for _, st := range stats {
-		name := st.Tenant + "/" + st.Namespace
-		out.Namespaces[name] = &tbv1.NamespaceUsage{
-			Name:            name,
-			TotalMessagesIn: float64(st.MessagesIn), TotalMessagesOut: float64(st.MessagesOut),
-			TotalBytesIn: float64(st.BytesIn), TotalBytesOut: float64(st.BytesOut),
-			MsgRateIn: st.MsgRateIn, MsgRateOut: st.MsgRateOut, ThroughputIn: st.ThroughputIn, ThroughputOut: st.ThroughputOut,
-			SubscriptionCount: float64(st.Subscriptions), ProducerCount: float64(st.Producers), ConsumerCount: float64(st.Consumers),
-			SubscriptionDelayed: float64(st.SubscriptionDelayed), StorageSize: float64(st.StorageSize),
-			BacklogStorageByteSize: float64(st.BacklogBytes), MsgBacklogNumber: float64(st.BacklogMessages),
-			UpdatedAt: st.UpdatedAt.UTC().Format(time.RFC3339Nano),
-		}
+	out := &tbv1.GetNamespaceStatsResponse{Namespaces: make(map[string]*tbv1.NamespaceUsage, len(usages)), NextPageToken: next}
+	for _, u := range usages {
+		out.Namespaces[u.GetName()] = u
 	}
 	return out, nil
+}
+
+func namespaceUsage(st store.NamespaceStats) *tbv1.NamespaceUsage {
+	name := st.Tenant + "/" + st.Namespace
+	return &tbv1.NamespaceUsage{
+		Name:            name,
+		TotalMessagesIn: float64(st.MessagesIn), TotalMessagesOut: float64(st.MessagesOut),
+		TotalBytesIn: float64(st.BytesIn), TotalBytesOut: float64(st.BytesOut),
+		MsgRateIn: st.MsgRateIn, MsgRateOut: st.MsgRateOut, ThroughputIn: st.ThroughputIn, ThroughputOut: st.ThroughputOut,
+		SubscriptionCount: float64(st.Subscriptions), ProducerCount: float64(st.Producers), ConsumerCount: float64(st.Consumers),
+		SubscriptionDelayed: float64(st.SubscriptionDelayed), StorageSize: float64(st.StorageSize),
+		BacklogStorageByteSize: float64(st.BacklogBytes), MsgBacklogNumber: float64(st.BacklogMessages),
+		UpdatedAt: st.UpdatedAt.UTC().Format(time.RFC3339Nano),
+	}
 }
 
 func (s *Service) claims(t store.PulsarToken) (*structpb.Struct, error) {

@@ -185,17 +185,26 @@ func (s *Service) DeleteToken(ctx context.Context, req *tbv1.DeleteTokenRequest)
 	return &tbv1.DeleteTokenResponse{}, nil
 }
 
-func (s *Service) ListRoles(ctx context.Context, _ *tbv1.ListRolesRequest) (*tbv1.ListRolesResponse, error) {
-	roles, err := s.b.ListRoles(ctx)
+// ListRoles answers one page of roles in ID order (the rule of
+// server/paging); over REST, a request without paging parameters is
+// answered with every role by the gateway, page by page.
+func (s *Service) ListRoles(ctx context.Context, req *tbv1.ListRolesRequest) (*tbv1.ListRolesResponse, error) {
+	roles, next, err := paging.ByKey[store.Role, *tbv1.Role]{
+		Kind: rolePageKind,
+		Read: func(after string, limit int) ([]store.Role, string, error) {
+			return s.b.ListRolesPage(ctx, after, limit)
+		},
+		Key:  func(r store.Role) string { return r.ID },
+		Item: roleToProto,
+	}.Page(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &tbv1.ListRolesResponse{Roles: make([]*tbv1.Role, 0, len(roles))}
-	for _, r := range roles {
-		out.Roles = append(out.Roles, roleToProto(r))
-	}
-	return out, nil
+	return &tbv1.ListRolesResponse{Roles: roles, NextPageToken: next}, nil
 }
+
+// rolePageKind tags the role list's page tokens (they hold a role ID).
+const rolePageKind = "r1"
 
 func (s *Service) CreateRole(ctx context.Context, req *tbv1.CreateRoleRequest) (*tbv1.CreateRoleResponse, error) {
 	r, err := s.b.CreateRole(ctx, broker.PrincipalFrom(ctx), specFromProto(req.GetName(), req.GetPolicy()))

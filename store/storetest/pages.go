@@ -48,6 +48,49 @@ func walkPages[C comparable, T any](t *testing.T, what string, limit int, key fu
 
 func joined(keys []string) string { return strings.Join(keys, ",") }
 
+// wantPages walks a list with each limit and checks that the pages hold
+// want, in order.
+func wantPages[C comparable, T any](t *testing.T, what string, want []string, limits []int, key func(T) string,
+	page func(after C, limit int) ([]T, C, error)) {
+	t.Helper()
+	for _, limit := range limits {
+		if got := walkPages(t, what, limit, key, page, nil); joined(got) != joined(want) {
+			t.Fatalf("%s, limit %d: paged %v\nwant %v", what, limit, got, want)
+		}
+	}
+}
+
+// checkKeyedPages checks a list paged by its records' own keys, holding
+// the records want names, in order: walks with limits that do and do not
+// divide the count visit each once; the default limit (100) returns them
+// all as whole records (stored reports whether one is as stored); and
+// deleting the record a cursor names (del) does not lose the place.
+func checkKeyedPages[T any](t *testing.T, what string, want []string, key func(T) string,
+	page func(after string, limit int) ([]T, string, error), stored func(T) bool, del func(key string) error) {
+	t.Helper()
+	wantPages(t, "list "+what+" page", want, []int{1, 4, len(want), 100}, key, page)
+	all, next, err := page("", 0)
+	must(t, err, "list "+what+" page with the default limit")
+	if len(all) != len(want) || next != "" {
+		t.Fatalf("%s, default limit: %d, next %q; want %d", what, len(all), next, len(want))
+	}
+	for _, rec := range all {
+		if !stored(rec) {
+			t.Fatalf("%s: listed %+v, not as stored", what, rec)
+		}
+	}
+	deleted := false
+	got := walkPages(t, "list "+what+" page under delete", 3, key, page, func(next string) {
+		if !deleted {
+			deleted = true
+			must(t, del(next), "delete the cursor's record")
+		}
+	})
+	if joined(got) != joined(want) { // the cursor's record was already listed
+		t.Fatalf("%s: paging across a deleted cursor: %v\nwant %v", what, got, want)
+	}
+}
+
 // testListUsersPage: pages in username order (not ID order) visit every
 // user once, for limits that do and do not divide the count; a deleted
 // cursor user still resumes after its name; the default limit is 100.
@@ -180,11 +223,7 @@ func testListDatabasesPage(t *testing.T, s store.Store) {
 	page := func(after string, limit int) ([]store.Database, string, error) {
 		return s.ListDatabasesPage(ctx, after, limit)
 	}
-	for _, limit := range []int{1, 4, n, 100} {
-		if got := walkPages(t, "list databases page", limit, id, page, nil); joined(got) != joined(want) {
-			t.Fatalf("limit %d: paged %v\nwant %v", limit, got, want)
-		}
-	}
+	wantPages(t, "list databases page", want, []int{1, 4, n, 100}, id, page)
 	first, next, err := s.ListDatabasesPage(ctx, "", 0)
 	must(t, err, "list databases page with the default limit")
 	if len(first) != n || next != "" {
@@ -198,4 +237,100 @@ func testListDatabasesPage(t *testing.T, s store.Store) {
 	if got, next, err := s.ListDatabasesPage(ctx, want[n-1], 5); err != nil || len(got) != 0 || next != "" {
 		t.Fatalf("after the last ID: %d databases, next %q, %v", len(got), next, err)
 	}
+}
+
+// testListTenantsPage: pages in name order visit every tenant once, as
+// whole records, including tenants whose names extend one another's; a
+// deleted cursor tenant still resumes after its name.
+func testListTenantsPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, next, err := s.ListTenantsPage(ctx, "", 10); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("no tenants: %d, next %q, %v", len(got), next, err)
+	}
+	const n = 11
+	var want []string
+	for _, i := range rand.Perm(n) {
+		name := TenantName(i)
+		if i%3 == 0 {
+			name += "0" // "tenant-0003" < "tenant-00030" < "tenant-0004"
+		}
+		mustCreateTenants(t, s, name)
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	checkKeyedPages(t, "tenants", want, func(tn store.Tenant) string { return tn.Name },
+		func(after string, limit int) ([]store.Tenant, string, error) {
+			return s.ListTenantsPage(ctx, after, limit)
+		},
+		func(tn store.Tenant) bool { return sameTenant(tn, NewTenant(tn.Name)) },
+		func(name string) error { return s.DeleteTenant(ctx, name) })
+}
+
+// testListNamespaceStatsPage: paging a tenant's statistics follows the
+// order of ListNamespaceStats, never strays into a tenant whose name
+// extends this one's, carries whole records, and resumes after a cursor
+// namespace that is no longer there.
+func testListNamespaceStatsPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t1, t10 := TenantName(1), TenantName(1)+"0"
+	if got, next, err := s.ListNamespaceStatsPage(ctx, t1, "", 10); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("unknown tenant: %d, next %q, %v", len(got), next, err)
+	}
+	mustCreateTenants(t, s, t1, t10)
+	names := []string{"default", "Default", "alpha-1", "alpha.1", "alpha_1", "alpha", "0", "zz", "b"}
+	var put []store.NamespaceStats
+	for i, ns := range names {
+		n := NewNamespaceStats(t1, ns)
+		n.MessagesIn = int64(i)
+		put = append(put, n, NewNamespaceStats(t10, ns+"-other"))
+	}
+	must(t, s.PutNamespaceStats(ctx, put), "put namespace stats")
+	for _, tenant := range []string{t1, t10} {
+		all, err := s.ListNamespaceStats(ctx, tenant)
+		must(t, err, "list namespace stats")
+		want := make([]string, len(all))
+		for i, n := range all {
+			want[i] = n.Namespace
+		}
+		ns := func(n store.NamespaceStats) string { return n.Namespace }
+		page := func(after string, limit int) ([]store.NamespaceStats, string, error) {
+			return s.ListNamespaceStatsPage(ctx, tenant, after, limit)
+		}
+		wantPages(t, "list namespace stats page of "+tenant, want, []int{1, 4, len(names), 100}, ns, page)
+		first, _, err := s.ListNamespaceStatsPage(ctx, tenant, "", 0)
+		must(t, err, "list namespace stats page with the default limit")
+		for i := range first {
+			if !sameNamespaceStats(first[i], all[i]) {
+				t.Fatalf("page[%d] %+v, listed %+v", i, first[i], all[i])
+			}
+		}
+	}
+	// A cursor namespace need not exist (statistics of a deleted and
+	// recreated tenant, or a name between two stored ones).
+	got, next, err := s.ListNamespaceStatsPage(ctx, t1, "alpha-0", 2)
+	must(t, err, "list after a namespace that is not there")
+	if len(got) != 2 || got[0].Namespace != "alpha-1" || got[1].Namespace != "alpha.1" || next != "alpha.1" {
+		t.Fatalf("after %q: %v, next %q; want alpha-1, alpha.1", "alpha-0", got, next)
+	}
+}
+
+// testListRolesPage: pages in ID order visit every role once, as whole
+// records, whatever the creation order; a deleted cursor role still
+// resumes after its ID.
+func testListRolesPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, next, err := s.ListRolesPage(ctx, "", 10); err != nil || len(got) != 0 || next != "" {
+		t.Fatalf("no roles: %d, next %q, %v", len(got), next, err)
+	}
+	const n = 17
+	var want []string
+	for _, i := range rand.Perm(n) {
+		mustCreateRoles(t, s, RoleID(i+1))
+		want = append(want, RoleID(i+1))
+	}
+	slices.Sort(want)
+	checkKeyedPages(t, "roles", want, func(r store.Role) string { return r.ID },
+		func(after string, limit int) ([]store.Role, string, error) { return s.ListRolesPage(ctx, after, limit) },
+		func(r store.Role) bool { return sameRole(r, NewRole(r.ID)) },
+		func(id string) error { return s.DeleteRole(ctx, id, Base) })
 }

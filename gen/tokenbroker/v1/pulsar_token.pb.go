@@ -306,7 +306,16 @@ func (x *CreateTenantResponse) GetTenant() *Tenant {
 }
 
 type ListTenantsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Beyond Astra, optional: answer one page of at most this many tenants
+	// (at most 1000; larger values are reduced to 1000) in name order. 0: the
+	// default page of 1000 (over REST, a request without paging parameters is
+	// answered with every tenant, streamed page by page). A page may also be
+	// cut short so that one message stays far below grpc's default 4 MiB
+	// receive limit; next_page_token says whether more follow.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,9 +350,25 @@ func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
 	return file_tokenbroker_v1_pulsar_token_proto_rawDescGZIP(), []int{3}
 }
 
+func (x *ListTenantsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTenantsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListTenantsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenants       []*Tenant              `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tenants []*Tenant              `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// Set when more tenants may follow; pass it as page_token. "" on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +408,13 @@ func (x *ListTenantsResponse) GetTenants() []*Tenant {
 		return x.Tenants
 	}
 	return nil
+}
+
+func (x *ListTenantsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetTenantRequest struct {
@@ -1686,7 +1718,17 @@ type GetNamespaceStatsRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// When set, only this namespace of the tenant ("" = all of them).
-	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Beyond Astra, optional: answer one page of at most this many
+	// namespaces (at most 1000; larger values are reduced to 1000) in
+	// namespace order. 0: the default page of 1000 (over REST, a request
+	// without paging parameters is answered with every namespace, streamed
+	// page by page). A page may also be cut short so that one message stays
+	// far below grpc's default 4 MiB receive limit; next_page_token says
+	// whether more follow.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1731,6 +1773,20 @@ func (x *GetNamespaceStatsRequest) GetTenant() string {
 func (x *GetNamespaceStatsRequest) GetNamespace() string {
 	if x != nil {
 		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetNamespaceStatsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetNamespaceStatsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
 	}
 	return ""
 }
@@ -1914,7 +1970,10 @@ func (x *NamespaceUsage) GetUpdatedAt() string {
 type GetNamespaceStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Keyed "tenant/namespace".
-	Namespaces    map[string]*NamespaceUsage `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Namespaces map[string]*NamespaceUsage `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Set when more namespaces may follow; pass it as page_token. "" on the
+	// last page (and always for one namespace).
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1956,6 +2015,13 @@ func (x *GetNamespaceStatsResponse) GetNamespaces() map[string]*NamespaceUsage {
 	return nil
 }
 
+func (x *GetNamespaceStatsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_tokenbroker_v1_pulsar_token_proto protoreflect.FileDescriptor
 
 const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
@@ -1987,10 +2053,14 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\fcloud_region\x18\a \x01(\tR\vcloudRegion\x12!\n" +
 	"\ftoken_format\x18\b \x01(\tR\vtokenFormat\"F\n" +
 	"\x14CreateTenantResponse\x12.\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x16.tokenbroker.v1.TenantR\x06tenant\"\x14\n" +
-	"\x12ListTenantsRequest\"G\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x16.tokenbroker.v1.TenantR\x06tenant\"P\n" +
+	"\x12ListTenantsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"o\n" +
 	"\x13ListTenantsResponse\x120\n" +
-	"\atenants\x18\x01 \x03(\v2\x16.tokenbroker.v1.TenantR\atenants\"*\n" +
+	"\atenants\x18\x01 \x03(\v2\x16.tokenbroker.v1.TenantR\atenants\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
 	"\x10GetTenantRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"C\n" +
 	"\x11GetTenantResponse\x12.\n" +
@@ -2079,10 +2149,13 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x10backlog_messages\x18\x11 \x01(\x03R\x0fbacklogMessages\"S\n" +
 	"\x1bReportNamespaceStatsRequest\x124\n" +
 	"\x05stats\x18\x01 \x03(\v2\x1e.tokenbroker.v1.NamespaceStatsR\x05stats\"\x1e\n" +
-	"\x1cReportNamespaceStatsResponse\"P\n" +
+	"\x1cReportNamespaceStatsResponse\"\x8c\x01\n" +
 	"\x18GetNamespaceStatsRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
-	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"\xb5\x05\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb5\x05\n" +
 	"\x0eNamespaceUsage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x11total_messages_in\x18\x02 \x01(\x01R\x0ftotalMessagesIn\x12,\n" +
@@ -2103,11 +2176,12 @@ const file_tokenbroker_v1_pulsar_token_proto_rawDesc = "" +
 	"\x19backlog_storage_byte_size\x18\x0f \x01(\x01R\x16backlogStorageByteSize\x12,\n" +
 	"\x12msg_backlog_number\x18\x10 \x01(\x01R\x10msgBacklogNumber\x12\x1d\n" +
 	"\n" +
-	"updated_at\x18\x11 \x01(\tR\tupdatedAt\"\xd5\x01\n" +
+	"updated_at\x18\x11 \x01(\tR\tupdatedAt\"\xfd\x01\n" +
 	"\x19GetNamespaceStatsResponse\x12Y\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\v29.tokenbroker.v1.GetNamespaceStatsResponse.NamespacesEntryR\n" +
-	"namespaces\x1a]\n" +
+	"namespaces\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x1a]\n" +
 	"\x0fNamespacesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
 	"\x05value\x18\x02 \x01(\v2\x1e.tokenbroker.v1.NamespaceUsageR\x05value:\x028\x012\xae\n" +

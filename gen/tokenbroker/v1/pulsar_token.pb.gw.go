@@ -62,11 +62,19 @@ func local_request_PulsarTokenService_CreateTenant_0(ctx context.Context, marsha
 	return msg, metadata, err
 }
 
+var filter_PulsarTokenService_ListTenants_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
 func request_PulsarTokenService_ListTenants_0(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ListTenantsRequest
 		metadata runtime.ServerMetadata
 	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_ListTenants_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
@@ -79,6 +87,12 @@ func local_request_PulsarTokenService_ListTenants_0(ctx context.Context, marshal
 		protoReq ListTenantsRequest
 		metadata runtime.ServerMetadata
 	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_ListTenants_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	msg, err := server.ListTenants(ctx, &protoReq)
 	return msg, metadata, err
 }
@@ -735,6 +749,8 @@ func local_request_PulsarTokenService_GetNamespaceStats_1(ctx context.Context, m
 	return msg, metadata, err
 }
 
+var filter_PulsarTokenService_GetNamespaceStats_2 = &utilities.DoubleArray{Encoding: map[string]int{"tenant": 0, "namespace": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+
 func request_PulsarTokenService_GetNamespaceStats_2(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetNamespaceStatsRequest
@@ -756,6 +772,12 @@ func request_PulsarTokenService_GetNamespaceStats_2(ctx context.Context, marshal
 	protoReq.Namespace, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_2); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -786,9 +808,17 @@ func local_request_PulsarTokenService_GetNamespaceStats_2(ctx context.Context, m
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
 	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_2); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	msg, err := server.GetNamespaceStats(ctx, &protoReq)
 	return msg, metadata, err
 }
+
+var filter_PulsarTokenService_GetNamespaceStats_3 = &utilities.DoubleArray{Encoding: map[string]int{"tenant": 0, "namespace": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
 func request_PulsarTokenService_GetNamespaceStats_3(ctx context.Context, marshaler runtime.Marshaler, client PulsarTokenServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -811,6 +841,12 @@ func request_PulsarTokenService_GetNamespaceStats_3(ctx context.Context, marshal
 	protoReq.Namespace, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_3); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -840,6 +876,12 @@ func local_request_PulsarTokenService_GetNamespaceStats_3(ctx context.Context, m
 	protoReq.Namespace, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "namespace", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PulsarTokenService_GetNamespaceStats_3); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetNamespaceStats(ctx, &protoReq)
 	return msg, metadata, err

@@ -1173,7 +1173,16 @@ func (x *Role) GetType() string {
 }
 
 type ListRolesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Beyond Astra, optional: answer one page of at most this many roles (at
+	// most 1000; larger values are reduced to 1000) in ID order. 0: the
+	// default page of 1000 (over REST, a request without paging parameters is
+	// answered with every role, streamed page by page). A page may also be
+	// cut short so that one message stays far below grpc's default 4 MiB
+	// receive limit; next_page_token says whether more follow.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Beyond Astra, optional: the next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1208,9 +1217,25 @@ func (*ListRolesRequest) Descriptor() ([]byte, []int) {
 	return file_tokenbroker_v1_token_proto_rawDescGZIP(), []int{18}
 }
 
+func (x *ListRolesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRolesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListRolesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Roles         []*Role                `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Roles []*Role                `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Set when more roles may follow; pass it as page_token. "" on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1250,6 +1275,13 @@ func (x *ListRolesResponse) GetRoles() []*Role {
 		return x.Roles
 	}
 	return nil
+}
+
+func (x *ListRolesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type CreateRoleRequest struct {
@@ -1797,10 +1829,14 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\x06org_id\x18\x04 \x01(\tR\x05OrgID\x121\n" +
 	"\x15last_update_date_time\x18\x05 \x01(\tR\x12LastUpdateDateTime\x12-\n" +
 	"\x13last_update_user_id\x18\x06 \x01(\tR\x10LastUpdateUserID\x12\x12\n" +
-	"\x04type\x18\a \x01(\tR\x04Type\"\x12\n" +
-	"\x10ListRolesRequest\"?\n" +
+	"\x04type\x18\a \x01(\tR\x04Type\"N\n" +
+	"\x10ListRolesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"g\n" +
 	"\x11ListRolesResponse\x12*\n" +
-	"\x05roles\x18\x01 \x03(\v2\x14.tokenbroker.v1.RoleR\x05roles\"W\n" +
+	"\x05roles\x18\x01 \x03(\v2\x14.tokenbroker.v1.RoleR\x05roles\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n" +
 	"\x11CreateRoleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04Name\x12.\n" +
 	"\x06policy\x18\x02 \x01(\v2\x16.tokenbroker.v1.PolicyR\x06Policy\">\n" +

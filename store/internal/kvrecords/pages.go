@@ -49,23 +49,31 @@ func readPage[T any](s *Records, bucket, prefix, after []byte, limit int, decode
 	return page, more, err
 }
 
-// ListUsersPage implements store.Store: users_by_name gives the order.
-func (s *Records) ListUsersPage(ctx context.Context, after string, limit int) ([]store.User, string, error) {
+// pageByKey is readPage over a bucket whose keys are the records' own
+// string keys (an ID, a name): the page starts after the key after ("" for
+// the first), and the cursor returned is the key of its last record ("" when
+// nothing follows).
+func pageByKey[T any](s *Records, bucket []byte, what, after string, limit int, decode func(tx kv.Tx, k, v []byte) (T, error), key func(T) string) ([]T, string, error) {
 	var from []byte
 	if after != "" {
 		from = []byte(after)
 	}
-	page, more, err := readPage(s, bucketUsersByName, nil, from, limit, func(tx kv.Tx, _, id []byte) (store.User, error) {
-		return userByIndexedID(tx, id)
-	})
+	page, more, err := readPage(s, bucket, nil, from, limit, decode)
 	if err != nil {
-		return nil, "", fmt.Errorf("list users after %q: %w", after, err)
+		return nil, "", fmt.Errorf("list %s after %q: %w", what, after, err)
 	}
 	next := ""
 	if more {
-		next = page[len(page)-1].Username
+		next = key(page[len(page)-1])
 	}
 	return page, next, nil
+}
+
+// ListUsersPage implements store.Store: users_by_name gives the order.
+func (s *Records) ListUsersPage(ctx context.Context, after string, limit int) ([]store.User, string, error) {
+	return pageByKey(s, bucketUsersByName, "users", after, limit, func(tx kv.Tx, _, id []byte) (store.User, error) {
+		return userByIndexedID(tx, id)
+	}, func(u store.User) string { return u.Username })
 }
 
 // ListPulsarTokensPage implements store.Store: pulsar_tokens_by_tenant
@@ -111,19 +119,50 @@ func (s *Records) ListPulsarTokensPage(ctx context.Context, tenant string, after
 // ListDatabasesPage implements store.Store: the databases bucket is keyed
 // by ID.
 func (s *Records) ListDatabasesPage(ctx context.Context, after string, limit int) ([]store.Database, string, error) {
+	return pageByKey(s, bucketDatabases, "databases", after, limit, func(_ kv.Tx, _, v []byte) (store.Database, error) {
+		return decodeDatabase(v)
+	}, func(db store.Database) string { return db.ID })
+}
+
+// ListRolesPage implements store.Store: the roles bucket is keyed by ID.
+func (s *Records) ListRolesPage(ctx context.Context, after string, limit int) ([]store.Role, string, error) {
+	return pageByKey(s, bucketRoles, "roles", after, limit, func(_ kv.Tx, _, v []byte) (store.Role, error) {
+		return decodeRole(v)
+	}, func(r store.Role) string { return r.ID })
+}
+
+// ListTenantsPage implements store.Store: the tenants bucket is keyed by
+// name.
+func (s *Records) ListTenantsPage(ctx context.Context, after string, limit int) ([]store.Tenant, string, error) {
+	return pageByKey(s, bucketTenants, "tenants", after, limit, func(_ kv.Tx, _, v []byte) (store.Tenant, error) {
+		return decodeTenant(v)
+	}, func(t store.Tenant) string { return t.Name })
+}
+
+// ListNamespaceStatsPage implements store.Store: namespace_stats holds a
+// tenant's namespaces under its prefix, in bytewise order of their names.
+func (s *Records) ListNamespaceStatsPage(ctx context.Context, tenant, after string, limit int) ([]store.NamespaceStats, string, error) {
+	if checkTenantName(tenant) != nil {
+		return nil, "", nil // its prefix could match another tenant's keys
+	}
 	var from []byte
 	if after != "" {
-		from = []byte(after)
+		from = namespaceStatsKey(tenant, after)
 	}
-	page, more, err := readPage(s, bucketDatabases, nil, from, limit, func(_ kv.Tx, _, v []byte) (store.Database, error) {
-		return decodeDatabase(v)
+	prefix := tenantPrefix(tenant)
+	page, more, err := readPage(s, bucketNamespaceStats, prefix, from, limit, func(_ kv.Tx, k, v []byte) (store.NamespaceStats, error) {
+		rec, err := decodeNamespaceStatsRecord(v)
+		if err != nil {
+			return store.NamespaceStats{}, fmt.Errorf("namespace %q: %w", k[len(prefix):], err)
+		}
+		return rec.namespaceStats(), nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list databases after %q: %w", after, err)
+		return nil, "", fmt.Errorf("list namespace stats of tenant %q after %q: %w", tenant, after, err)
 	}
 	next := ""
 	if more {
-		next = page[len(page)-1].ID
+		next = page[len(page)-1].Namespace
 	}
 	return page, next, nil
 }

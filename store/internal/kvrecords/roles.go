@@ -46,8 +46,9 @@ func (s *Records) GetRole(ctx context.Context, id string) (store.Role, error) {
 	return getOne(s, bucketRoles, id, "role", decodeRole)
 }
 
-// ListRoles implements store.Store. Roles are few (tens), so one read
-// transaction over the whole bucket stays short.
+// ListRoles implements store.Store, in one read transaction over the
+// whole bucket: for the view's load, which keeps every role in memory
+// anyway (every database adds one). API lists page with ListRolesPage.
 func (s *Records) ListRoles(ctx context.Context) ([]store.Role, error) {
 	return listAll(s, bucketRoles, "roles", decodeRole)
 }

@@ -42,7 +42,8 @@ func (s *Records) GetTenant(ctx context.Context, name string) (store.Tenant, err
 }
 
 // ListTenants implements store.Store. Tenants are few (one per streaming
-// tenant of the organization), so one read transaction stays short.
+// tenant of the organization), so one read transaction stays short; API
+// lists page with ListTenantsPage all the same.
 func (s *Records) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 	return listAll(s, bucketTenants, "tenants", decodeTenant)
 }

@@ -81,7 +81,12 @@ func (a *app) tenantListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, _ []string) error {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				resp, err := c.pulsar.ListTenants(ctx, &tbv1.ListTenantsRequest{})
+				resp := &tbv1.ListTenantsResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := c.pulsar.ListTenants(ctx, &tbv1.ListTenantsRequest{PageToken: token})
+					resp.Tenants = append(resp.Tenants, page.GetTenants()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

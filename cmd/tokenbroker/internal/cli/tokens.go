@@ -295,7 +295,7 @@ func (r roleIndex) join(ids []string) string {
 // read roles sees IDs instead (best effort, never a failure).
 func (a *app) roleNames(ctx context.Context, c clients) roleIndex {
 	idx := roleIndex{}
-	resp, err := c.tokens.ListRoles(ctx, &tbv1.ListRolesRequest{})
+	resp, err := listRoles(ctx, c)
 	if err != nil {
 		return idx
 	}
@@ -303,6 +303,17 @@ func (a *app) roleNames(ctx context.Context, c clients) roleIndex {
 		idx[r.GetId()] = r.GetName()
 	}
 	return idx
+}
+
+// listRoles reads every page of the role list into one response.
+func listRoles(ctx context.Context, c clients) (*tbv1.ListRolesResponse, error) {
+	resp := &tbv1.ListRolesResponse{}
+	err := allPages(func(token string) (string, error) {
+		page, err := c.tokens.ListRoles(ctx, &tbv1.ListRolesRequest{PageToken: token})
+		resp.Roles = append(resp.Roles, page.GetRoles()...)
+		return page.GetNextPageToken(), err
+	})
+	return resp, err
 }
 
 // resolveRoles turns role names or IDs into IDs. IDs (UUIDs) are passed
@@ -318,7 +329,7 @@ func (a *app) resolveRoles(ctx context.Context, c clients, refs []string) ([]str
 			continue
 		}
 		if roles == nil {
-			resp, err := c.tokens.ListRoles(ctx, &tbv1.ListRolesRequest{})
+			resp, err := listRoles(ctx, c)
 			if err != nil {
 				return nil, fmt.Errorf("look up role %q by name (give its ID to skip the lookup): %w", ref, err)
 			}
@@ -384,7 +395,7 @@ func (a *app) roleListCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, _ []string) error {
 			return a.unary(ctx, func(ctx context.Context, c clients) error {
-				resp, err := c.tokens.ListRoles(ctx, &tbv1.ListRolesRequest{})
+				resp, err := listRoles(ctx, c)
 				if err != nil {
 					return err
 				}
