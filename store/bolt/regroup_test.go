@@ -21,7 +21,8 @@ func TestRegroupingWait(t *testing.T) {
 		t.Fatalf("lone writer: %d requests, want 1", len(got))
 	}
 
-	g.committed(3, 1, time.Hour)     // four writers active: wait for the other three
+	g.committed(3, 1, time.Hour) // four writers active: wait for the other three
+	g.patience = time.Hour       // beyond the cap: the arrivals below come however slow the machine is
 	arriving := make(chan *writeReq) // unbuffered: each request is taken by the wait
 	go func() {
 		for range 3 {
@@ -45,6 +46,7 @@ func TestRegroupingWait(t *testing.T) {
 	}
 
 	g.committed(5, 0, time.Hour) // capped by max
+	g.patience = time.Hour
 	go func() { arriving <- req() }()
 	if got := g.wait(arriving, []*writeReq{req()}, 2); len(got) != 2 {
 		t.Fatalf("max 2: %d requests, want 2", len(got))
