@@ -21,8 +21,8 @@ func TestRegroupingWait(t *testing.T) {
 		t.Fatalf("lone writer: %d requests, want 1", len(got))
 	}
 
-	g.committed(3, 1, time.Hour) // four writers active: wait for the other three
-	g.patience = time.Hour       // beyond the cap: the arrivals below come however slow the machine is
+	g.committed(3, 1, time.Hour)     // four writers active: wait for the other three
+	g.patience = time.Hour           // beyond the cap: the arrivals below come however slow the machine is
 	arriving := make(chan *writeReq) // unbuffered: each request is taken by the wait
 	go func() {
 		for range 3 {
