@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/bench/internal/bare"
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 )
 

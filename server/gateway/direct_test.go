@@ -46,9 +46,9 @@ var checkBodies = []struct {
 	{` { } `, true},
 	{`{"credential":"","action":"","resource":""}`, true},
 	{`{"action":"a b <c> & 'd'"}`, true},
-	{``, false},              // generic: an empty request
-	{`   `, false},           // the same
-	{`null`, false},          // the same
+	{``, false},     // generic: an empty request
+	{`   `, false},  // the same
+	{`null`, false}, // the same
 	{`{"action":null}`, false},
 	{`{"action":"a","action":"b"}`, false}, // protojson: duplicate field
 	{`{"credential":"","credential":""}`, false},
@@ -60,8 +60,8 @@ var checkBodies = []struct {
 	{`{"action":true}`, false},
 	{`{"action":["a"]}`, false},
 	{`{"action":{"a":1}}`, false},
-	{`{"Action":"a"}`, false},   // not a field name: protojson discards it
-	{`{"unknown":"x"}`, false},  // the same
+	{`{"Action":"a"}`, false},  // not a field name: protojson discards it
+	{`{"unknown":"x"}`, false}, // the same
 	{`{"unknown":{"deep":[1,2]}}`, false},
 	{`{"action":"a"} trailing`, false}, // generic: decodes the first value
 	{`{"action":"a"}{"action":"b"}`, false},
