@@ -68,23 +68,19 @@ func (d *directCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var sm runtime.ServerMetadata
 	resp, err := d.auth.Check(ctx, req, grpc.Header(&sm.HeaderMD), grpc.Trailer(&sm.TrailerMD))
-	ctx = runtime.NewServerMetadataContext(ctx, sm)
 	if err != nil {
-		runtime.HTTPError(ctx, d.mux, d.marshal, w, r, err)
+		runtime.HTTPError(runtime.NewServerMetadataContext(ctx, sm), d.mux, d.marshal, w, r, err)
 		return
 	}
 	// runtime.ForwardResponseMessage's steps for this gateway: no gRPC
 	// header is forwarded (WithOutgoingHeaderMatcher), no trailers (the
 	// request has no TE header), then the content type and forwardStatus.
 	w.Header().Set("Content-Type", d.marshal.ContentType(resp))
-	if err := forwardStatus(ctx, w, resp); err != nil {
-		runtime.HTTPError(ctx, d.mux, d.marshal, w, r, err)
-		return
-	}
+	applyStatus(w, sm)
 	buf, ok := appendCheckResponse(make([]byte, 0, 256), resp)
 	if !ok {
 		if buf, err = d.marshal.Marshal(resp); err != nil {
-			runtime.HTTPError(ctx, d.mux, d.marshal, w, r, err)
+			runtime.HTTPError(runtime.NewServerMetadataContext(ctx, sm), d.mux, d.marshal, w, r, err)
 			return
 		}
 	}
@@ -159,29 +155,48 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // net/http's server stores them. TestOutgoingMetadataMatchesAnnotateContext
 // compares the two.
 func outgoingMetadata(r *http.Request) metadata.MD {
-	md := make(metadata.MD, 4)
+	b := mdBuilder{md: make(metadata.MD, 4), vals: make([]string, 0, 4)}
 	for _, v := range r.Header["Authorization"] {
 		if printableASCII(v) {
-			md["authorization"] = append(md["authorization"], v)
+			b.add("authorization", v)
 		}
 	}
 	for name, key := range forwardedHeaders {
 		for _, v := range r.Header[name] {
 			if printableASCII(v) {
-				md[key] = append(md[key], v)
+				b.add(key, v)
 			}
 		}
 	}
 	if r.Host != "" && printableASCII(r.Host) {
-		md["x-forwarded-host"] = []string{r.Host}
+		b.add("x-forwarded-host", r.Host)
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if printableASCII(ip) {
-			md["x-forwarded-for"] = []string{ip}
+			b.add("x-forwarded-for", ip)
 		}
-		md[callctx.ClientAddrKey] = []string{ip}
+		b.add(callctx.ClientAddrKey, ip)
 	}
-	return md
+	return b.md
+}
+
+// mdBuilder fills metadata whose keys mostly hold one value: the first
+// values share one backing array (one allocation instead of one per key);
+// each key's slice is capped at its length, so a second value appends to a
+// copy and never overwrites another key's.
+type mdBuilder struct {
+	md   metadata.MD
+	vals []string
+}
+
+func (b *mdBuilder) add(key, v string) {
+	if old, ok := b.md[key]; ok {
+		b.md[key] = append(old, v)
+		return
+	}
+	b.vals = append(b.vals, v)
+	n := len(b.vals)
+	b.md[key] = b.vals[n-1 : n : n]
 }
 
 // clientAddr is the gateway's metadata annotator: the client's address,

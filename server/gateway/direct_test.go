@@ -48,7 +48,7 @@ var checkBodies = []struct {
 	{`{"action":"a b <c> & 'd'"}`, true},
 	{``, false},     // generic: an empty request
 	{`   `, false},  // the same
-	{`null`, false}, // the same
+	{`null`, false}, // generic: protojson refuses it
 	{`{"action":null}`, false},
 	{`{"action":"a","action":"b"}`, false}, // protojson: duplicate field
 	{`{"credential":"","credential":""}`, false},

@@ -169,10 +169,15 @@ func newMux(log *slog.Logger) (*runtime.ServeMux, runtime.Marshaler) {
 
 // forwardStatus applies the status a handler chose with SetHTTPStatus.
 func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
-	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok {
-		return nil
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		applyStatus(w, md)
 	}
+	return nil
+}
+
+// applyStatus sets the headers and the status a handler chose with
+// SetHTTPHeader and SetHTTPStatus.
+func applyStatus(w http.ResponseWriter, md runtime.ServerMetadata) {
 	for k, vals := range md.HeaderMD {
 		if name, ok := strings.CutPrefix(k, mdHTTPHeaderPrefix); ok && len(vals) > 0 {
 			w.Header().Set(name, vals[0])
@@ -181,7 +186,7 @@ func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 	if vals := md.HeaderMD.Get(mdHTTPCode); len(vals) > 0 {
 		code, err := strconv.Atoi(vals[0])
 		if err != nil || code < 200 || code > 299 {
-			return nil
+			return
 		}
 		if len(md.HeaderMD.Get(mdHTTPNoBody)) > 0 {
 			if g, ok := w.(*gatedWriter); ok {
@@ -190,7 +195,6 @@ func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 		}
 		w.WriteHeader(code)
 	}
-	return nil
 }
 
 // gatedWriter drops the body of responses a handler declared body-less
