@@ -1,15 +1,12 @@
 package bench
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/tokenbroker/tokenbroker/bench/internal/bare"
-	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
-	"github.com/tokenbroker/tokenbroker/server/policy"
 )
 
 // BenchmarkRESTHandler calls the broker's REST handler in process, without a
@@ -20,16 +17,7 @@ import (
 // handlers'.
 func BenchmarkRESTHandler(b *testing.B) {
 	e := start(b)
-	app, err := tbv1.NewTokenServiceClient(e.conns[0]).CreateToken(e.ctx, &tbv1.CreateTokenRequest{Roles: []string{policy.RWSvcAcctID}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	login, err := tbv1.NewAuthServiceClient(e.conns[0]).CreateAuthToken(context.Background(),
-		&tbv1.CreateAuthTokenRequest{Username: app.ClientId, Password: app.Secret})
-	if err != nil {
-		b.Fatal(err)
-	}
-	resource := policy.DatabaseDRN(e.srv.Broker().Org().ID, "db1") + ":keyspace:ks:table:t"
+	app, authToken, resource := e.checkCredentials(b)
 	body := `{"action":"db-table-select","resource":"` + resource + `"}`
 	broker := e.srv.RESTHandler()
 
@@ -45,9 +33,9 @@ func BenchmarkRESTHandler(b *testing.B) {
 		{"Bare", http.HandlerFunc(bare.CheckJSON), http.MethodPost, "/v1/auth/check", body, nil, `"allowed":true`},
 		{"Healthz", broker, http.MethodGet, "/healthz", "", nil, `SERVING`},
 		{"CheckXCassandraToken", broker, http.MethodPost, "/v1/auth/check", body,
-			map[string]string{"X-Cassandra-Token": login.AuthToken}, `"allowed":true`},
+			map[string]string{"X-Cassandra-Token": authToken}, `"allowed":true`},
 		{"CheckBearer", broker, http.MethodPost, "/v1/auth/check", body,
-			map[string]string{"Authorization": "Bearer " + app.Token}, `"allowed":true`},
+			map[string]string{"Authorization": "Bearer " + app}, `"allowed":true`},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

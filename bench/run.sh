@@ -19,7 +19,7 @@ go test -run '^$' -bench . -benchtime "$benchtime" -count "$count" ./bench/ ./st
 
 python3 - "$out" <<'PY'
 import re, sys, statistics
-runs = {}
+runs, allocs = {}, {}
 for line in open(sys.argv[1]):
     m = re.match(r'^(Benchmark\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$', line)
     if not m:
@@ -27,6 +27,9 @@ for line in open(sys.argv[1]):
     name, nsop, rest = m.group(1), float(m.group(3)), m.group(4)
     metric = re.search(r'([\d.]+) (calls/s|tokens/s|reads/s)', rest)
     runs.setdefault(name, []).append((nsop, float(metric.group(1)) if metric else None, metric.group(2) if metric else None))
+    a = re.search(r'(\d+) allocs/op', rest)
+    if a:
+        allocs[name] = int(a.group(1))
 
 def med(name, i):
     vals = [r[i] for r in runs.get(name, []) if r[i] is not None]
@@ -42,6 +45,17 @@ for name in ["BenchmarkGRPC/EmptyHandler", "BenchmarkGRPC/AuthenticatedRead", "B
     print(f"  {name.split('/')[-1]:<20} {v:>10,.0f} calls/s   {ratio}")
 print("  (EmptyHandler = grpc.health.v1 Check through the same interceptors: the baseline)")
 print("  target: CreateToken >= 5,000 durable creations/s")
+
+print("\n== REST handler in process, no socket (median of runs; allocations are exact)")
+base = med("BenchmarkRESTHandler/Bare", 0)
+for name in ["BenchmarkRESTHandler/Bare", "BenchmarkRESTHandler/Healthz",
+             "BenchmarkRESTHandler/CheckXCassandraToken", "BenchmarkRESTHandler/CheckBearer"]:
+    v = med(name, 0)
+    if v is None:
+        continue
+    ratio = f"{v / base:6.2f}x the bare handler's time" if base else ""
+    print(f"  {name.split('/')[-1]:<22} {v:>10,.0f} ns/op {allocs.get(name, 0):>5} allocs/op   {ratio}")
+print("  (Bare = bench/internal/bare, the handler bench/load.sh serves as the REST baseline)")
 
 print("\n== store (bbolt on this disk), no gRPC")
 for name, runs_ in sorted(runs.items()):
