@@ -17,11 +17,11 @@ import (
 )
 
 // Check is the broker's hottest call, and grpc-gateway's generic handler
-// spends most of a REST Check's CPU around it rather than in it: a linear
-// scan of the POST patterns (two allocations each), the metadata built from
-// every header, protojson reading the body after encoding/json has scanned
-// it into a copy, and protojson writing the answer through reflection
-// (docs/performance.md has the profile). directCheck answers POST
+// spent most of a REST Check's handler time around the call, not in it: a
+// linear scan of the POST patterns (two allocations each), the metadata
+// built from every header, protojson reading the body after encoding/json
+// has scanned it into a copy, and protojson writing the answer through
+// reflection (docs/performance.md has the profile). directCheck answers POST
 // /v1/auth/check without that machinery, and without changing what the call
 // is: the same RPC through the same in-process channel, so the same
 // interceptor chain (authentication, the authorization rule, audit,
@@ -61,7 +61,9 @@ func (d *directCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// What runtime.AnnotateContext passes on, minus the context values it
 	// adds for its own use (the in-process channel hides context values
-	// from the server side, as a network hop would).
+	// from the server side, as a network hop would), and without the
+	// generated handler's own cancel: net/http cancels the request's
+	// context when the handler returns.
 	ctx := r.Context()
 	if md := outgoingMetadata(r); len(md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, md)

@@ -2,7 +2,9 @@
 // against a client of the broker's services (in the server, the in-process
 // channel that runs the gRPC server's interceptor chain; never the
 // ...HandlerServer variant, which would skip the interceptors),
-// plus Astra's error body, Astra's status codes, and the OpenAPI document.
+// plus Astra's error body, Astra's status codes, the OpenAPI document, and a
+// direct route for the hot POST /v1/auth/check over the same client
+// (direct.go).
 package gateway
 
 import (
