@@ -125,15 +125,17 @@ func checkRequest(patterns []paramPattern, r *http.Request) *badRequest {
 			}
 		}
 	}
+	// The header names here are canonical, so the map is read directly
+	// (Header.Values would canonicalize each name again).
 	for _, h := range credentialHeaders {
-		for _, v := range r.Header.Values(h) {
+		for _, v := range r.Header[h] {
 			if !printableASCII(v) {
 				return &badRequest{code: http.StatusUnauthorized, id: 340012, msg: h + ": malformed credential"}
 			}
 		}
 	}
 	for h := range forwardedHeaders {
-		for _, v := range r.Header.Values(h) {
+		for _, v := range r.Header[h] {
 			if printableASCII(v) {
 				continue
 			}
