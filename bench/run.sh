@@ -35,26 +35,25 @@ def med(name, i):
     vals = [r[i] for r in runs.get(name, []) if r[i] is not None]
     return statistics.median(vals) if vals else None
 
+def versus(group, base, names, i, show):
+    """show(name, median, ratio to base's median) for each benchmark of group
+    that ran; i picks the figure (0: ns/op, 1: the reported rate)."""
+    b = med(f"{group}/{base}", i)
+    for name in names:
+        v = med(f"{group}/{name}", i)
+        if v is not None:
+            show(name, v, v / b if b else None)
+
 print("\n== gRPC over loopback, 64 concurrent callers (median of runs)")
-base = med("BenchmarkGRPC/EmptyHandler", 1)
-for name in ["BenchmarkGRPC/EmptyHandler", "BenchmarkGRPC/AuthenticatedRead", "BenchmarkGRPC/CreateToken"]:
-    v = med(name, 1)
-    if v is None:
-        continue
-    ratio = f"{v / base:6.2f}x of baseline" if base else ""
-    print(f"  {name.split('/')[-1]:<20} {v:>10,.0f} calls/s   {ratio}")
+versus("BenchmarkGRPC", "EmptyHandler", ["EmptyHandler", "AuthenticatedRead", "CreateToken"], 1,
+       lambda n, v, r: print(f"  {n:<20} {v:>10,.0f} calls/s   " + (f"{r:6.2f}x of baseline" if r else "")))
 print("  (EmptyHandler = grpc.health.v1 Check through the same interceptors: the baseline)")
 print("  target: CreateToken >= 5,000 durable creations/s")
 
 print("\n== REST handler in process, no socket (median of runs; allocations are exact)")
-base = med("BenchmarkRESTHandler/Bare", 0)
-for name in ["BenchmarkRESTHandler/Bare", "BenchmarkRESTHandler/Healthz",
-             "BenchmarkRESTHandler/CheckXCassandraToken", "BenchmarkRESTHandler/CheckBearer"]:
-    v = med(name, 0)
-    if v is None:
-        continue
-    ratio = f"{v / base:6.2f}x the bare handler's time" if base else ""
-    print(f"  {name.split('/')[-1]:<22} {v:>10,.0f} ns/op {allocs.get(name, 0):>5} allocs/op   {ratio}")
+versus("BenchmarkRESTHandler", "Bare", ["Bare", "Healthz", "CheckXCassandraToken", "CheckBearer"], 0,
+       lambda n, v, r: print(f"  {n:<22} {v:>10,.0f} ns/op {allocs.get('BenchmarkRESTHandler/' + n, 0):>5} allocs/op   "
+                             + (f"{r:6.2f}x the bare handler's time" if r else "")))
 print("  (Bare = bench/internal/bare, the handler bench/load.sh serves as the REST baseline)")
 
 print("\n== store (bbolt on this disk), no gRPC")
