@@ -11,13 +11,12 @@ import (
 	"github.com/tokenbroker/tokenbroker/server/policy"
 )
 
-// BenchmarkCheck measures the credential-check hot path: in process (the
-// broker alone, no gRPC) and over loopback gRPC at 64 concurrent callers,
-// next to the same server's empty handler as the baseline.
-func BenchmarkCheck(b *testing.B) {
-	e := start(b)
-	cli := tbv1.NewTokenServiceClient(e.conns[0])
-	app, err := cli.CreateToken(e.ctx, &tbv1.CreateTokenRequest{Roles: []string{policy.RWSvcAcctID}})
+// checkCredentials creates what a Check needs: an application token with
+// the R/W service-account role, an authorization token from logging in with
+// it, and a table resource that role may read.
+func (e *env) checkCredentials(b *testing.B) (appToken, authToken, resource string) {
+	b.Helper()
+	app, err := tbv1.NewTokenServiceClient(e.conns[0]).CreateToken(e.ctx, &tbv1.CreateTokenRequest{Roles: []string{policy.RWSvcAcctID}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,9 +25,16 @@ func BenchmarkCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	org := e.srv.Broker().Org().ID
-	resource := policy.DatabaseDRN(org, "db1") + ":keyspace:ks:table:t"
-	creds := map[string]string{"AppToken": app.Token, "AuthToken": login.AuthToken}
+	return app.Token, login.AuthToken, policy.DatabaseDRN(e.srv.Broker().Org().ID, "db1") + ":keyspace:ks:table:t"
+}
+
+// BenchmarkCheck measures the credential-check hot path: in process (the
+// broker alone, no gRPC) and over loopback gRPC at 64 concurrent callers,
+// next to the same server's empty handler as the baseline.
+func BenchmarkCheck(b *testing.B) {
+	e := start(b)
+	app, authToken, resource := e.checkCredentials(b)
+	creds := map[string]string{"AppToken": app, "AuthToken": authToken}
 
 	for name, cred := range creds {
 		b.Run("InProcess/"+name, func(b *testing.B) {

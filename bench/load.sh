@@ -11,6 +11,14 @@
 #   bash bench/load.sh                   # ~10 s per run, about 3-4 minutes in all
 #   DURATION=5s bash bench/load.sh       # shorter runs
 #   LOGIN_COUNT=100 CONNECTIONS=4 bash bench/load.sh
+#   ONLY=rest bash bench/load.sh         # only the REST rows (ONLY=grpc: only the gRPC rows)
+#   TOKENBROKER_BIN=/tmp/tb-old ONLY=rest bash bench/load.sh  # a prebuilt broker (old vs new)
+#
+# ONLY=rest runs the bare handler, /healthz and both REST Checks; ONLY=grpc
+# the gRPC rows and the logins. Each group always runs with its own
+# baseline. TOKENBROKER_BIN is served instead of a build of this tree, so
+# two binaries can be measured alternately (interleaved rounds) with the
+# same script, baseline and clients.
 #
 # Needs Go, curl and python3. ghz and hey (pinned in tools/load/go.mod) are
 # installed into tools/bin. The table is also written to
@@ -20,6 +28,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=${DURATION:-10s}          # each duration-bound run (ghz -z, hey -z)
+only=${ONLY:-}                     # "", "rest" or "grpc"
+case $only in "" | rest | grpc) ;; *) echo "load.sh: ONLY must be rest or grpc, not $only" >&2; exit 2 ;; esac
+run_grpc() { [[ $only != rest ]]; }
+run_rest() { [[ $only != grpc ]]; }
 login_count=${LOGIN_COUNT:-200}    # database-user logins per run (argon2id: slow on purpose)
 connections=${CONNECTIONS:-4}      # gRPC connections at c=50 (c=1 uses one)
 rw_role=b4ed0e9e-67e8-47b6-8b58-c6629be961a9 # "R/W Svc Acct" default role
@@ -56,8 +68,13 @@ log() { echo "load.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 # ---------------------------------------------------------------- 1. build
-log "building tokenbroker and bench/baseline into $tmp"
-go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
+if [[ -n ${TOKENBROKER_BIN:-} ]]; then
+  log "serving $TOKENBROKER_BIN; building bench/baseline into $tmp"
+  cp "$TOKENBROKER_BIN" "$tmp/tokenbroker"
+else
+  log "building tokenbroker and bench/baseline into $tmp"
+  go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
+fi
 go build -o "$tmp/baseline" ./bench/baseline
 log "installing ghz and hey (tools/load/go.mod) into tools/bin"
 mkdir -p "$bin"
@@ -160,6 +177,7 @@ log "credentials ready: application token $app_client_id, an auth token, user be
 
 # ---------------------------------------------------------------- 4. runs
 clk_tck=$(getconf CLK_TCK)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg) # how busy the machine was (other processes share the cores)
 results=$tmp/results.tsv
 : >"$results"
 errors=0
@@ -247,32 +265,39 @@ rest_run_pid() {
 
 health=(--proto "$tmp/health.proto")
 for c in 50 1; do
-  grpc_run grpc-baseline "$c" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
-  grpc_run grpc-health "$c" "$broker_pid" "$grpc_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
-  grpc_run grpc-check-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_app" -z "$duration"
-  grpc_run grpc-check-auth "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_auth" -z "$duration"
-  rest_run_pid rest-baseline "$c" "$baseline_pid" -m POST -T application/json \
-    -d "$check_body" "http://$baseline_http/v1/auth/check"
-  rest_run rest-healthz "$c" "http://$http_addr/healthz"
-  rest_run rest-check-xct "$c" -m POST -T application/json -H "X-Cassandra-Token: $auth_token" \
-    -d "$check_body" "http://$http_addr/v1/auth/check"
-  rest_run rest-check-bearer "$c" -m POST -T application/json -H "Authorization: Bearer $app_token" \
-    -d "$check_body" "http://$http_addr/v1/auth/check"
+  if run_grpc; then
+    grpc_run grpc-baseline "$c" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
+    grpc_run grpc-health "$c" "$broker_pid" "$grpc_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
+    grpc_run grpc-check-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_app" -z "$duration"
+    grpc_run grpc-check-auth "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_auth" -z "$duration"
+  fi
+  if run_rest; then
+    rest_run_pid rest-baseline "$c" "$baseline_pid" -m POST -T application/json \
+      -d "$check_body" "http://$baseline_http/v1/auth/check"
+    rest_run rest-healthz "$c" "http://$http_addr/healthz"
+    rest_run rest-check-xct "$c" -m POST -T application/json -H "X-Cassandra-Token: $auth_token" \
+      -d "$check_body" "http://$http_addr/v1/auth/check"
+    rest_run rest-check-bearer "$c" -m POST -T application/json -H "Authorization: Bearer $app_token" \
+      -d "$check_body" "http://$http_addr/v1/auth/check"
+  fi
 done
 # Logins last: each one stores a new auth token, so the Checks above ran on
 # the store as it was. Login is throttled on failures only.
-for c in 50 1; do
-  grpc_run grpc-login-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
-    "{\"username\":\"$app_client_id\",\"password\":\"$app_secret\"}" -z "$duration"
-  grpc_run grpc-login-user "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
-    "$user_login" -n "$login_count"
-done
+if run_grpc; then
+  for c in 50 1; do
+    grpc_run grpc-login-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
+      "{\"username\":\"$app_client_id\",\"password\":\"$app_secret\"}" -z "$duration"
+    grpc_run grpc-login-user "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
+      "$user_login" -n "$login_count"
+  done
+fi
 
 # ---------------------------------------------------------------- 5. report
 mkdir -p bench/results
 report=bench/results/load-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
-  echo "tokenbroker load run: $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "tokenbroker load run: $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TOKENBROKER_BIN:+, broker binary $TOKENBROKER_BIN}${only:+, $only rows only}"
+  echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "each run: ${duration} (database-user login: ${login_count} calls); gRPC: ghz, ${connections} connections at c=50, 1 at c=1; REST: hey"
   echo
   python3 - "$results" "$clk_tck" "$login_count" <<'PY'

@@ -19,7 +19,7 @@ go test -run '^$' -bench . -benchtime "$benchtime" -count "$count" ./bench/ ./st
 
 python3 - "$out" <<'PY'
 import re, sys, statistics
-runs = {}
+runs, allocs = {}, {}
 for line in open(sys.argv[1]):
     m = re.match(r'^(Benchmark\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$', line)
     if not m:
@@ -27,21 +27,34 @@ for line in open(sys.argv[1]):
     name, nsop, rest = m.group(1), float(m.group(3)), m.group(4)
     metric = re.search(r'([\d.]+) (calls/s|tokens/s|reads/s)', rest)
     runs.setdefault(name, []).append((nsop, float(metric.group(1)) if metric else None, metric.group(2) if metric else None))
+    a = re.search(r'(\d+) allocs/op', rest)
+    if a:
+        allocs[name] = int(a.group(1))
 
 def med(name, i):
     vals = [r[i] for r in runs.get(name, []) if r[i] is not None]
     return statistics.median(vals) if vals else None
 
+def versus(group, base, names, i, show):
+    """show(name, median, ratio to base's median) for each benchmark of group
+    that ran; i picks the figure (0: ns/op, 1: the reported rate)."""
+    b = med(f"{group}/{base}", i)
+    for name in names:
+        v = med(f"{group}/{name}", i)
+        if v is not None:
+            show(name, v, v / b if b else None)
+
 print("\n== gRPC over loopback, 64 concurrent callers (median of runs)")
-base = med("BenchmarkGRPC/EmptyHandler", 1)
-for name in ["BenchmarkGRPC/EmptyHandler", "BenchmarkGRPC/AuthenticatedRead", "BenchmarkGRPC/CreateToken"]:
-    v = med(name, 1)
-    if v is None:
-        continue
-    ratio = f"{v / base:6.2f}x of baseline" if base else ""
-    print(f"  {name.split('/')[-1]:<20} {v:>10,.0f} calls/s   {ratio}")
+versus("BenchmarkGRPC", "EmptyHandler", ["EmptyHandler", "AuthenticatedRead", "CreateToken"], 1,
+       lambda n, v, r: print(f"  {n:<20} {v:>10,.0f} calls/s   " + (f"{r:6.2f}x of baseline" if r else "")))
 print("  (EmptyHandler = grpc.health.v1 Check through the same interceptors: the baseline)")
 print("  target: CreateToken >= 5,000 durable creations/s")
+
+print("\n== REST handler in process, no socket (median of runs; allocations are exact)")
+versus("BenchmarkRESTHandler", "Bare", ["Bare", "Healthz", "CheckXCassandraToken", "CheckBearer"], 0,
+       lambda n, v, r: print(f"  {n:<22} {v:>10,.0f} ns/op {allocs.get('BenchmarkRESTHandler/' + n, 0):>5} allocs/op   "
+                             + (f"{r:6.2f}x the bare handler's time" if r else "")))
+print("  (Bare = bench/internal/bare, the handler bench/load.sh serves as the REST baseline)")
 
 print("\n== store (bbolt on this disk), no gRPC")
 for name, runs_ in sorted(runs.items()):

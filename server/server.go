@@ -401,22 +401,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// the gRPC address being dialable, and the server can tell gateway calls
 	// (peer network "inproc") from outside ones, so it trusts the client
 	// address the gateway passes only from the gateway.
-	routes := oidcRoutes(s.broker)
-	if s.metrics != nil && s.metricsLis == nil {
-		routes = append(routes, gateway.Route{Method: http.MethodGet, Path: "/metrics", Handler: s.metrics.Handler().ServeHTTP})
-	}
-	gw, err := gateway.New(ctx, s.inproc, cfg.Logger, routes...)
+	gw, err := gateway.New(ctx, s.inproc, cfg.Logger, s.gatewayRoutes()...)
 	if err != nil {
 		return nil, err
 	}
-	var handler = gw
-	if !cfg.DisableUI { // the console: a client of gw, mounted beside it
-		if handler, err = console.Mount(gw, cfg.Now, cfg.Logger); err != nil {
-			return nil, err
-		}
+	handler, err := s.restHandler(gw)
+	if err != nil {
+		return nil, err
 	}
 	s.http = &http.Server{
-		Handler: http.MaxBytesHandler(handler, maxRequestBytes),
+		Handler: handler,
 		// Bounded timeouts so slow or idle clients cannot pin connections.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -491,6 +485,28 @@ func streamWorkers() uint32 {
 		return uint32(v)
 	}
 	return uint32(4 * runtime.GOMAXPROCS(0))
+}
+
+// gatewayRoutes are the plain HTTP routes served beside the RPCs.
+func (s *Server) gatewayRoutes() []gateway.Route {
+	routes := oidcRoutes(s.broker)
+	if s.metrics != nil && s.metricsLis == nil {
+		routes = append(routes, gateway.Route{Method: http.MethodGet, Path: "/metrics", Handler: s.metrics.Handler().ServeHTTP})
+	}
+	return routes
+}
+
+// restHandler is what the REST listener serves around the gateway gw: the
+// console (a client of gw, mounted beside it) and the request-size limit.
+func (s *Server) restHandler(gw http.Handler) (http.Handler, error) {
+	handler := gw
+	if !s.cfg.DisableUI {
+		var err error
+		if handler, err = console.Mount(gw, s.cfg.Now, s.cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
+	return http.MaxBytesHandler(handler, maxRequestBytes), nil
 }
 
 // recordCountMaxAge bounds how often a metrics scrape counts stored records.
@@ -627,6 +643,10 @@ func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
 // HTTPAddr is the address the REST gateway listens on.
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// RESTHandler is the handler the REST listener serves (gateway, console and
+// request-size limit), for benchmarks that call it without a socket.
+func (s *Server) RESTHandler() http.Handler { return s.http.Handler }
 
 // Bootstrap returns the first admin credential if this start created it.
 func (s *Server) Bootstrap() *broker.BootstrapCredential { return s.bootstrp }

@@ -13,7 +13,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -26,6 +25,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tokenbroker/tokenbroker/bench/internal/bare"
 )
 
 func main() {
@@ -65,7 +66,7 @@ func main() {
 			os.Exit(1)
 		}
 		mux := http.NewServeMux()
-		mux.HandleFunc("POST /v1/auth/check", checkJSON)
+		mux.HandleFunc("POST /v1/auth/check", bare.CheckJSON)
 		go func() { _ = http.Serve(hl, mux) }()
 		fmt.Printf("http listening on %s\n", hl.Addr())
 	}
@@ -74,20 +75,4 @@ func main() {
 		fmt.Fprintln(os.Stderr, "baseline:", err)
 		os.Exit(1)
 	}
-}
-
-// checkJSON is a REST Check with nothing behind it: decode the request
-// body, encode a fixed answer.
-func checkJSON(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Credential string `json:"credential"`
-		Action     string `json:"action"`
-		Resource   string `json:"resource"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, `{"description":"bad body"}`, http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"allowed": true, "reason": "", "principal": map[string]any{"kind": "application_token", "id": "baseline"}})
 }

@@ -2,7 +2,9 @@
 // against a client of the broker's services (in the server, the in-process
 // channel that runs the gRPC server's interceptor chain; never the
 // ...HandlerServer variant, which would skip the interceptors),
-// plus Astra's error body, Astra's status codes, and the OpenAPI document.
+// plus Astra's error body, Astra's status codes, the OpenAPI document, and a
+// direct route for the hot POST /v1/auth/check over the same client
+// (direct.go).
 package gateway
 
 import (
@@ -12,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -31,7 +32,6 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/gen/openapiv2"
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
-	"github.com/tokenbroker/tokenbroker/server/callctx"
 	"github.com/tokenbroker/tokenbroker/server/rpcerr"
 )
 
@@ -85,30 +85,18 @@ type Route struct {
 
 // New returns the REST handler, forwarding to the services behind conn.
 func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, routes ...Route) (http.Handler, error) {
-	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, compactJSONPb{&runtime.JSONPb{
-			// Astra's server (Go encoding/json) emits every field, with null for
-			// absent objects; clients are written against that.
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}}),
-		runtime.WithIncomingHeaderMatcher(incomingHeader),
-		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithErrorHandler(errorHandler(log)),
-		runtime.WithRoutingErrorHandler(routingErrorHandler(log)),
-		runtime.WithForwardResponseOption(forwardStatus),
-		runtime.WithDisableHTTPMethodOverride(),
-		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
-		// The client's address, from the TCP connection, for per-address
-		// throttling; annotators override any client-sent metadata.
-		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
-			if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-				return metadata.Pairs(callctx.ClientAddrKey, host)
-			}
-			return nil
-		}),
-	)
+	return newHandler(ctx, conn, log, true, routes)
+}
+
+// NewGeneric is New without the direct Check route (direct.go): every
+// request goes through grpc-gateway's generic handlers. It exists for the
+// test that proves the two answer byte for byte alike.
+func NewGeneric(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, routes ...Route) (http.Handler, error) {
+	return newHandler(ctx, conn, log, false, routes)
+}
+
+func newHandler(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, direct bool, routes []Route) (http.Handler, error) {
+	mux, marshaler := newMux(log)
 	if err := tbv1.RegisterTokenServiceHandlerClient(ctx, mux, tbv1.NewTokenServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register TokenService gateway: %w", err)
 	}
@@ -151,15 +139,51 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger, r
 	}); err != nil {
 		return nil, err
 	}
-	return bodyGate(validateParams(patternsFrom(openapiv2.Document), requireLoginBody(mux))), nil
+	// Registered last, so it is the first GET pattern the mux tries (it
+	// tries them in reverse order of registration, at two allocations per
+	// pattern that does not match): load balancers call it all the time.
+	runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn))(mux)
+	var h http.Handler = mux
+	if direct {
+		h = &directCheck{mux: mux, auth: tbv1.NewAuthServiceClient(conn), marshal: marshaler, next: mux}
+	}
+	return bodyGate(validateParams(patternsFrom(openapiv2.Document), requireLoginBody(h))), nil
+}
+
+// newMux returns grpc-gateway's mux with this gateway's options and no
+// routes, and its one marshaler.
+func newMux(log *slog.Logger) (*runtime.ServeMux, runtime.Marshaler) {
+	marshaler := compactJSONPb{&runtime.JSONPb{
+		// Astra's server (Go encoding/json) emits every field, with null for
+		// absent objects; clients are written against that.
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithErrorHandler(errorHandler(log)),
+		runtime.WithRoutingErrorHandler(routingErrorHandler(log)),
+		runtime.WithForwardResponseOption(forwardStatus),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithMetadata(clientAddr),
+	)
+	return mux, marshaler
 }
 
 // forwardStatus applies the status a handler chose with SetHTTPStatus.
 func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
-	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok {
-		return nil
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		applyStatus(w, md)
 	}
+	return nil
+}
+
+// applyStatus sets the headers and the status a handler chose with
+// SetHTTPHeader and SetHTTPStatus.
+func applyStatus(w http.ResponseWriter, md runtime.ServerMetadata) {
 	for k, vals := range md.HeaderMD {
 		if name, ok := strings.CutPrefix(k, mdHTTPHeaderPrefix); ok && len(vals) > 0 {
 			w.Header().Set(name, vals[0])
@@ -168,7 +192,7 @@ func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 	if vals := md.HeaderMD.Get(mdHTTPCode); len(vals) > 0 {
 		code, err := strconv.Atoi(vals[0])
 		if err != nil || code < 200 || code > 299 {
-			return nil
+			return
 		}
 		if len(md.HeaderMD.Get(mdHTTPNoBody)) > 0 {
 			if g, ok := w.(*gatedWriter); ok {
@@ -177,7 +201,6 @@ func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 		}
 		w.WriteHeader(code)
 	}
-	return nil
 }
 
 // gatedWriter drops the body of responses a handler declared body-less

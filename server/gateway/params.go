@@ -92,15 +92,22 @@ var credentialHeaders = []string{"Authorization", "X-Cassandra-Token"}
 // forwarded headers (dropping an unusable request-ID header). grpc refuses to marshal a string field holding invalid
 // UTF-8 (the client would get a 500), and metadata must be printable ASCII.
 func checkRequest(patterns []paramPattern, r *http.Request) *badRequest {
-	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
-	for i, raw := range segs {
+	path := strings.TrimPrefix(r.URL.EscapedPath(), "/")
+	// Segment by segment without splitting (no allocation on the good
+	// path); the split is made only to name the parameter of a bad one.
+	for i, rest := 0, path; ; i++ {
+		raw, tail, more := strings.Cut(rest, "/")
 		seg, err := url.PathUnescape(raw)
 		if err != nil {
-			return &badRequest{code: http.StatusBadRequest, msg: fmt.Sprintf("%s: malformed percent-encoding", paramName(patterns, segs, i))}
+			return &badRequest{code: http.StatusBadRequest, msg: fmt.Sprintf("%s: malformed percent-encoding", paramName(patterns, strings.Split(path, "/"), i))}
 		}
 		if p := textProblem(seg); p != "" {
-			return &badRequest{code: http.StatusBadRequest, msg: paramName(patterns, segs, i) + ": " + p}
+			return &badRequest{code: http.StatusBadRequest, msg: paramName(patterns, strings.Split(path, "/"), i) + ": " + p}
 		}
+		if !more {
+			break
+		}
+		rest = tail
 	}
 	if len(r.URL.RawQuery) > 0 {
 		q, err := url.ParseQuery(r.URL.RawQuery)
@@ -118,15 +125,17 @@ func checkRequest(patterns []paramPattern, r *http.Request) *badRequest {
 			}
 		}
 	}
+	// The header names here are canonical, so the map is read directly
+	// (Header.Values would canonicalize each name again).
 	for _, h := range credentialHeaders {
-		for _, v := range r.Header.Values(h) {
+		for _, v := range r.Header[h] {
 			if !printableASCII(v) {
 				return &badRequest{code: http.StatusUnauthorized, id: 340012, msg: h + ": malformed credential"}
 			}
 		}
 	}
 	for h := range forwardedHeaders {
-		for _, v := range r.Header.Values(h) {
+		for _, v := range r.Header[h] {
 			if printableASCII(v) {
 				continue
 			}

@@ -146,3 +146,21 @@ func TestTransportLimitIsNot429(t *testing.T) {
 		t.Errorf("rate limit: %d %v, want 429 with Retry-After", w.Code, w.Header())
 	}
 }
+
+// TestHeaderNamesAreCanonical: checkRequest and the direct route read these
+// headers from the request's map by name, which finds them only in
+// canonical form (as net/http's server stores them).
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	names := append([]string{"Authorization"}, credentialHeaders...)
+	for h := range forwardedHeaders {
+		names = append(names, h)
+	}
+	for h := range requestIDHeaders {
+		names = append(names, h)
+	}
+	for _, h := range names {
+		if c := http.CanonicalHeaderKey(h); c != h {
+			t.Errorf("header name %q is not canonical (%q)", h, c)
+		}
+	}
+}
