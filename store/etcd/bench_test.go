@@ -2,11 +2,13 @@ package etcd_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -175,4 +177,67 @@ func BenchmarkBytesPerToken(b *testing.B) {
 	size1, inUse1 := status()
 	b.ReportMetric(float64(size1-size0)/float64(b.N), "db-bytes/token")
 	b.ReportMetric(float64(inUse1-inUse0)/float64(b.N), "in-use-bytes/token")
+}
+
+// BenchmarkUseFlush: one flush of the last-use times of 1,000 application
+// tokens (RecordTokenUse), as the view writes them every 10 s; on etcd it
+// is split into transactions within MaxTxnOps.
+func BenchmarkUseFlush(b *testing.B) {
+	const tokens = 1_000
+	for _, name := range []string{"bolt", "etcd"} {
+		open := benchBackends(b)[name]
+		b.Run(name, func(b *testing.B) {
+			s := withRoles(b, open(b))
+			for n := range tokens {
+				if err := s.CreateToken(context.Background(), benchToken(n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			used := make(map[string]time.Time, tokens)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				for n := range tokens {
+					used[storetest.ClientID(n)] = storetest.Base.Add(time.Duration(i+1) * time.Second)
+				}
+				if err := s.RecordTokenUse(context.Background(), used); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStatsReport: 1,000 namespaces of 20 tenants stored as one
+// report (PutNamespaceStats) and, for comparison, as ten reports of 100.
+func BenchmarkStatsReport(b *testing.B) {
+	const tenants, namespaces = 20, 1000
+	for _, name := range []string{"bolt", "etcd"} {
+		open := benchBackends(b)[name]
+		for _, parts := range []int{1, 10} {
+			b.Run(fmt.Sprintf("%s/%dx%d", name, parts, namespaces/parts), func(b *testing.B) {
+				s := open(b)
+				report := make([]store.NamespaceStats, namespaces)
+				for i := range report {
+					tenant := storetest.TenantName(i % tenants)
+					if i < tenants {
+						if err := s.CreateTenant(context.Background(), storetest.NewTenant(tenant)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					report[i] = storetest.NewNamespaceStats(tenant, fmt.Sprintf("ns-%04d", i))
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					for p := range parts {
+						part := report[p*namespaces/parts : (p+1)*namespaces/parts]
+						if err := s.PutNamespaceStats(context.Background(), part); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+		}
+	}
 }

@@ -12,6 +12,10 @@ import (
 
 // Cascading deletes beyond one transaction.
 //
+// (Writes whose size depends on their input but that are no cascade, such
+// as use-time flushes and namespace statistics, are split by kvrecords
+// itself, within Options.MaxTxnOps: kvrecords/chunk.go.)
+//
 // A delete and its cascade (a token's or user's auth tokens, a tenant's
 // Pulsar tokens and statistics) are one transaction whenever they fit in
 // etcd's limits (128 operations, 1.5 MiB by default), as in bbolt. When they
@@ -105,6 +109,39 @@ func (s *Store) trimTenant(tenant string) func(context.Context) (bool, error) {
 		err = s.w.do(ctx, func(tx *Tx) error { return kvrecords.DeleteNamespaceStatsTx(tx, keys) })
 		if err != nil {
 			return false, fmt.Errorf("delete namespace statistics of tenant %q: %w", tenant, err)
+		}
+		return true, nil
+	}
+}
+
+// errTenantExists stops trimLeftoverStats: a tenant of the name was created
+// meanwhile, and the statistics are now its own.
+var errTenantExists = errors.New("tenant exists")
+
+// trimLeftoverStats deletes up to 4*trimChunk namespace statistics of a
+// tenant that does not exist (left behind by an older binary's
+// DeleteTenant), before CreateTenant creates one of that name. Each
+// transaction is guarded by the tenant's absence, so that a tenant another
+// broker created meanwhile keeps its statistics; CreateTenant then fails
+// with ErrAlreadyExists.
+func (s *Store) trimLeftoverStats(tenant string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		bucket, prefix := kvrecords.NamespaceStatsOf(tenant)
+		keys, err := s.prefixKeys(bucket, prefix, 4*trimChunk)
+		if err != nil || len(keys) == 0 {
+			return false, err
+		}
+		err = s.w.do(ctx, func(tx *Tx) error {
+			if kvrecords.TenantExistsTx(tx, tenant) {
+				return errTenantExists
+			}
+			return kvrecords.DeleteNamespaceStatsTx(tx, keys)
+		})
+		switch {
+		case errors.Is(err, errTenantExists):
+			return true, nil // CreateTenant runs again and finds it
+		case err != nil:
+			return false, fmt.Errorf("delete leftover namespace statistics of tenant %q: %w", tenant, err)
 		}
 		return true, nil
 	}

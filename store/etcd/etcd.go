@@ -39,7 +39,11 @@ const (
 	defaultCallTimeout = 5 * time.Second
 	defaultDialTimeout = 5 * time.Second
 	defaultMaxBatch    = 1000
-	// defaultMaxTxnOps is etcd's default --max-txn-ops.
+	// defaultMaxTxnOps is etcd's default --max-txn-ops, and the least
+	// MaxTxnOps Open accepts: the writes of a fixed size are sized for it
+	// (rotating a token of 50 roles, the most the API gives one, with its
+	// audit event is about 110 operations; the chunks of garbage
+	// collection and of split cascades are up to 101).
 	defaultMaxTxnOps = 128
 	// defaultMaxTxnBytes stays well below etcd's default
 	// --max-request-bytes (1.5 MiB) to leave room for the request framing.
@@ -48,13 +52,6 @@ const (
 	// deletes, so that it stays within etcd's 128 operations (a token is
 	// 2 to 4 keys, plus its auth tokens' 3 each).
 	gcChunk = 25
-	// useChunk bounds the records one RecordTokenUse or RecordAuthTokenUse
-	// transaction updates (one compare and one put each).
-	useChunk = 50
-	// auditChunk bounds the events one AppendAuditEvents transaction
-	// holds: one operation each, plus the sequence counter, within etcd's
-	// 128.
-	auditChunk = 100
 	// maxConflictRetries bounds how often a batch is rebuilt after another
 	// writer won a compare (then callers get store.ErrConflict).
 	maxConflictRetries = 32
@@ -76,9 +73,18 @@ type Options struct {
 	CallTimeout time.Duration
 	// DialTimeout bounds connecting at Open; 0 means 5 s.
 	DialTimeout time.Duration
-	// MaxTxnOps and MaxTxnBytes must not exceed the server's
-	// --max-txn-ops and --max-request-bytes; 0 means etcd's defaults.
-	MaxTxnOps, MaxTxnBytes int
+	// MaxTxnOps is the most compares, and the most operations, one
+	// transaction holds: set it to the server's --max-txn-ops, never above
+	// (etcd refuses larger transactions). 0 means etcd's default, 128,
+	// which is also the least accepted. Writes whose size depends on their
+	// input (use-time flushes, database usage, namespace statistics, audit
+	// batches) are split into transactions of at most this many
+	// (docs/storage.md); a larger setting makes fewer, larger ones.
+	MaxTxnOps int
+	// MaxTxnBytes bounds one transaction's request size; it must stay
+	// below the server's --max-request-bytes. 0 means 1 MiB (etcd's
+	// default limit is 1.5 MiB).
+	MaxTxnBytes int
 	// MaxBatch caps how many writes share one transaction; 0 means 1000.
 	MaxBatch int
 	// Logger receives operational messages; nil discards them. Keys and
@@ -163,8 +169,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = defaultDialTimeout
 	}
-	if opts.MaxTxnOps <= 0 {
+	switch {
+	case opts.MaxTxnOps == 0:
 		opts.MaxTxnOps = defaultMaxTxnOps
+	case opts.MaxTxnOps < defaultMaxTxnOps:
+		return nil, fmt.Errorf("open etcd store: MaxTxnOps %d is below %d, the operations some single writes need (set etcd's --max-txn-ops to at least %d)",
+			opts.MaxTxnOps, defaultMaxTxnOps, defaultMaxTxnOps)
 	}
 	if opts.MaxTxnBytes <= 0 {
 		opts.MaxTxnBytes = defaultMaxTxnBytes
@@ -203,7 +213,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open etcd store %s: %w", opts.Prefix, err)
 	}
 	s.w = newCommitter(s, opts.MaxBatch)
-	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk, UseChunk: useChunk, AuditChunk: auditChunk})
+	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk, TxnOps: opts.MaxTxnOps})
 	s.log.Info("store opened", "backend", "etcd", "prefix", opts.Prefix, "schema_version", schemaVersion,
 		"revision", s.m.rev)
 	return s, nil

@@ -23,9 +23,14 @@ func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
 }
 
 func (b backend) Cascade(ctx context.Context, fn func(kv.Tx) error, c kvrecords.Cascade) error {
-	trim := b.s.trimAuthTokensOf(c.PrincipalKind, c.PrincipalID)
-	if c.Tenant != "" {
+	var trim func(context.Context) (bool, error)
+	switch {
+	case c.Leftovers:
+		trim = b.s.trimLeftoverStats(c.Tenant)
+	case c.Tenant != "":
 		trim = b.s.trimTenant(c.Tenant)
+	default:
+		trim = b.s.trimAuthTokensOf(c.PrincipalKind, c.PrincipalID)
 	}
 	return b.s.doCascade(ctx, func(tx *Tx) error { return fn(tx) }, trim)
 }

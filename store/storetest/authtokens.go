@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,25 +25,11 @@ func wantNoAuthToken(t *testing.T, s store.Store, mac []byte) {
 	wantErr(t, err, store.ErrNotFound, fmt.Sprintf("get auth token %x", mac[:4]))
 }
 
-// createAuthTokens creates toks from a few goroutines (see createTokens).
+// createAuthTokens creates toks concurrently (createConcurrently).
 func createAuthTokens(t *testing.T, s store.Store, toks []store.AuthToken) {
 	t.Helper()
-	const workers = 16
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(toks); i += workers {
-				if err := s.CreateAuthToken(t.Context(), toks[i]); err != nil {
-					t.Errorf("create auth token %x: %v", toks[i].MAC[:4], err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	createConcurrently(t, toks, func(at store.AuthToken) string { return fmt.Sprintf("auth token %x", at.MAC[:4]) },
+		func(at store.AuthToken) error { return s.CreateAuthToken(t.Context(), at) })
 }
 
 // principals creates an application token ClientID(1) and a user

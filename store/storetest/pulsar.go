@@ -82,26 +82,12 @@ func wantPulsarList(t *testing.T, s store.Store, tenant string, want []store.Pul
 	}
 }
 
-// createPulsarTokens creates toks without a limit from a few goroutines
-// (see createTokens).
+// createPulsarTokens creates toks without a limit, concurrently
+// (createConcurrently).
 func createPulsarTokens(t *testing.T, s store.Store, toks []store.PulsarToken) {
 	t.Helper()
-	const workers = 16
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(toks); i += workers {
-				if err := s.CreatePulsarToken(t.Context(), toks[i], 0); err != nil {
-					t.Errorf("create Pulsar token %s: %v", toks[i].ID, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	createConcurrently(t, toks, func(tk store.PulsarToken) string { return "Pulsar token " + tk.ID },
+		func(tk store.PulsarToken) error { return s.CreatePulsarToken(t.Context(), tk, 0) })
 }
 
 func wantSigningKeys(t *testing.T, s store.Store, want ...store.SigningKey) {

@@ -9,17 +9,18 @@ import (
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
-// createTokens creates toks from a few goroutines, so that backends that
-// batch commits set up large fixtures quickly.
-func createTokens(t *testing.T, s store.Store, toks []store.Token) {
+// createConcurrently calls create for every item from a few goroutines, so
+// that backends that batch commits set up large fixtures quickly; name
+// names an item in errors.
+func createConcurrently[T any](t *testing.T, items []T, name func(T) string, create func(T) error) {
 	t.Helper()
 	const workers = 16
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < len(toks); i += workers {
-				if err := s.CreateToken(t.Context(), toks[i]); err != nil {
-					t.Errorf("create token %s: %v", toks[i].ClientID, err)
+			for i := w; i < len(items); i += workers {
+				if err := create(items[i]); err != nil {
+					t.Errorf("create %s: %v", name(items[i]), err)
 					return
 				}
 			}
@@ -29,6 +30,13 @@ func createTokens(t *testing.T, s store.Store, toks []store.Token) {
 	if t.Failed() {
 		t.FailNow()
 	}
+}
+
+// createTokens creates toks concurrently (createConcurrently).
+func createTokens(t *testing.T, s store.Store, toks []store.Token) {
+	t.Helper()
+	createConcurrently(t, toks, func(tk store.Token) string { return "token " + tk.ClientID },
+		func(tk store.Token) error { return s.CreateToken(t.Context(), tk) })
 }
 
 // listAll pages through every token with the given page size, calling

@@ -50,8 +50,9 @@ func StopShared() {
 	}
 }
 
-// Start starts a new member. Stop it with Stop.
-func Start() (*Server, error) {
+// Start starts a new member. Stop it with Stop. configure, if given, may
+// change the member's settings (say, MaxTxnOps) before it starts.
+func Start(configure ...func(*embed.Config)) (*Server, error) {
 	dir, err := os.MkdirTemp("", "tokenbroker-etcd-*")
 	if err != nil {
 		return nil, err
@@ -80,6 +81,9 @@ func Start() (*Server, error) {
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // shutdown noise is not a test failure
 	cfg.ListenMetricsUrls = nil
+	for _, c := range configure {
+		c(cfg)
+	}
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

@@ -95,28 +95,21 @@ func (s *Records) AppendAuditEvents(ctx context.Context, events []store.AuditEve
 		return nil
 	}
 	events = append([]store.AuditEvent(nil), events...) // the caller may reuse its slice once we return
-	if len(events) > s.auditChunk {
-		// More than one bounded transaction holds (Limits.AuditChunk):
-		// consecutive chunks, each atomic and in order (the events are
-		// validated above, so only a backend failure can stop the sequence
-		// part-way; Seqs stay gap-free).
-		for i := 0; i < len(events); i += s.auditChunk {
-			if err := s.AppendAuditEvents(ctx, events[i:min(i+s.auditChunk, len(events))]); err != nil {
-				return fmt.Errorf("append audit events (%d written): %w", i, err)
+	// In a backend with bounded transactions: consecutive transactions,
+	// each atomic and in order (the events are validated above, so only a
+	// backend failure can stop the sequence part-way; Seqs stay gap-free).
+	written, err := s.inChunks(store.WithAudit(ctx, nil), len(events), s.perTxn(1), func(ctx context.Context, lo, hi int) error {
+		return s.update(ctx, func(tx kv.Tx) error {
+			for _, e := range events[lo:hi] {
+				if err := appendAuditTx(tx, e); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	}
-	err := s.update(store.WithAudit(ctx, nil), func(tx kv.Tx) error {
-		for _, e := range events {
-			if err := appendAuditTx(tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("append audit events (%d): %w", len(events), err)
+		return chunksErr("append audit events", len(events), "events", written, err)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
@@ -229,58 +231,57 @@ func (s *Records) DeleteAuthToken(ctx context.Context, mac []byte) error {
 
 // RecordAuthTokenUse implements store.Store. The auth_tokens_by_use entry
 // moves with LastUsed in the same transaction, so DeleteIdleAuthTokens'
-// range scan always sees the stored time.
+// range scan always sees the stored time. In a backend with bounded
+// transactions the tokens are written in several, each token whole (its
+// record and both index operations: three operations), as RecordTokenUse
+// does.
 func (s *Records) RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
 	if len(lastUsed) == 0 {
 		return nil
 	}
-	if len(lastUsed) > s.useChunk { // several transactions (Limits.UseChunk)
-		for _, part := range chunked(lastUsed, s.useChunk) {
-			if err := s.RecordAuthTokenUse(ctx, part); err != nil {
-				return err
+	macs := slices.Sorted(maps.Keys(lastUsed))
+	written, err := s.inChunks(ctx, len(macs), s.perTxn(3), func(ctx context.Context, lo, hi int) error {
+		return s.update(ctx, func(tx kv.Tx) error {
+			auth := tx.Bucket(bucketAuthTokens)
+			byUse := tx.Bucket(bucketAuthByUse)
+			for _, mac := range macs[lo:hi] {
+				if mac == "" {
+					continue // no such key in bbolt
+				}
+				used := lastUsed[mac]
+				key := []byte(mac)
+				v := auth.Get(key)
+				if v == nil {
+					continue // deleted meanwhile
+				}
+				rec, err := decodeAuthTokenRecord(v)
+				if err != nil {
+					return err
+				}
+				if !used.After(rec.LastUsed) {
+					continue
+				}
+				oldUse := useIndexKey(rec.LastUsed, key)
+				rec.LastUsed = used.UTC()
+				val, err := rec.encode()
+				if err != nil {
+					return fmt.Errorf("auth token of %s %q: %w", rec.PrincipalKind, rec.PrincipalID, err)
+				}
+				if err := auth.Put(key, val); err != nil {
+					return err
+				}
+				if err := byUse.Delete(oldUse); err != nil {
+					return err
+				}
+				if err := byUse.Put(useIndexKey(rec.LastUsed, key), []byte{}); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	}
-	err := s.update(ctx, func(tx kv.Tx) error {
-		auth := tx.Bucket(bucketAuthTokens)
-		byUse := tx.Bucket(bucketAuthByUse)
-		for mac, used := range lastUsed {
-			if mac == "" {
-				continue // no such key in bbolt
-			}
-			key := []byte(mac)
-			v := auth.Get(key)
-			if v == nil {
-				continue // deleted meanwhile
-			}
-			rec, err := decodeAuthTokenRecord(v)
-			if err != nil {
-				return err
-			}
-			if !used.After(rec.LastUsed) {
-				continue
-			}
-			oldUse := useIndexKey(rec.LastUsed, key)
-			rec.LastUsed = used.UTC()
-			val, err := rec.encode()
-			if err != nil {
-				return fmt.Errorf("auth token of %s %q: %w", rec.PrincipalKind, rec.PrincipalID, err)
-			}
-			if err := auth.Put(key, val); err != nil {
-				return err
-			}
-			if err := byUse.Delete(oldUse); err != nil {
-				return err
-			}
-			if err := byUse.Put(useIndexKey(rec.LastUsed, key), []byte{}); err != nil {
-				return err
-			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("record auth token use (%d tokens): %w", len(lastUsed), err)
+		return chunksErr("record auth token use", len(macs), "tokens", written, err)
 	}
 	return nil
 }

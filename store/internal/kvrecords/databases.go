@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 
@@ -153,19 +152,22 @@ func addSat(a, b int64) int64 {
 	return a + b
 }
 
-// usageDeltas is a RecordDatabaseUsage call summed up: per database, the
-// sum of its deltas and the sum per month.
-type usageDeltas struct {
-	total  usageRecord
-	months map[string]usageRecord
+// monthUsage is one database's usage in one month, summed over a
+// RecordDatabaseUsage call.
+type monthUsage struct {
+	id, month string
+	usage     usageRecord
 }
 
-// sumUsageDeltas validates every delta and sums them up, so that several
-// deltas of one database (and month) in one call all count, and the write
-// transaction does one read and one write per key. One invalid delta fails
-// the whole call: it is a caller's bug, not a database deleted meanwhile.
-func sumUsageDeltas(deltas []store.UsageDelta) (map[string]*usageDeltas, error) {
-	sums := map[string]*usageDeltas{}
+// sumUsageDeltas validates every delta and sums them up per database and
+// month, so that several deltas of one database (and month) in one call
+// all count, and the write transaction does one read and one write per
+// key. One invalid delta fails the whole call: it is a caller's bug, not a
+// database deleted meanwhile. The sums come in (database ID, month) order,
+// so that the transaction's puts go to ascending keys.
+func sumUsageDeltas(deltas []store.UsageDelta) ([]monthUsage, error) {
+	type key struct{ id, month string }
+	sums := map[key]usageRecord{}
 	for i, d := range deltas {
 		if err := checkID("database", d.DatabaseID); err != nil {
 			return nil, fmt.Errorf("delta %d: %w", i, err)
@@ -183,22 +185,34 @@ func sumUsageDeltas(deltas []store.UsageDelta) (map[string]*usageDeltas, error) 
 		if usageIsZero(d.Usage) {
 			continue // adds nothing
 		}
-		s := sums[d.DatabaseID]
-		if s == nil {
-			s = &usageDeltas{months: map[string]usageRecord{}}
-			sums[d.DatabaseID] = s
-		}
-		s.total = s.total.plus(u)
-		s.months[d.Month] = s.months[d.Month].plus(u)
+		k := key{d.DatabaseID, d.Month}
+		sums[k] = sums[k].plus(u)
 	}
-	return sums, nil
+	out := make([]monthUsage, 0, len(sums))
+	for k, u := range sums {
+		out = append(out, monthUsage{id: k.id, month: k.month, usage: u})
+	}
+	slices.SortFunc(out, func(a, b monthUsage) int {
+		return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.month, b.month))
+	})
+	return out, nil
 }
 
 // RecordDatabaseUsage implements store.Store. The totals in the database
 // record and the monthly counters in database_usage are added to in the
-// same transaction, so the totals stay the sums of the months. Databases
-// are visited in ID order and months in order, so that the transaction's
-// puts go to ascending keys.
+// same transaction, so the totals stay the sums of the months.
+//
+// A call larger than one transaction of a bounded backend (chunk.go; each
+// database month is a read and a write of its counters and of the
+// database record) is written in several, in (database, month) order, each
+// adding a part of the months to their database's totals too: after every
+// transaction the totals are still the sums of the months. An error part
+// way leaves the earlier months added; the error says how many. A caller
+// that sends the whole call again (the usage meter keeps what a failed
+// flush did not persist, and sends it with the next one) then counts those
+// months twice: this needs a backend failure between two transactions of
+// one call, which is as rare as a commit whose outcome is unknown, the
+// other case in which a retried flush counts twice.
 func (s *Records) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageDelta) error {
 	sums, err := sumUsageDeltas(deltas)
 	if err != nil {
@@ -207,48 +221,61 @@ func (s *Records) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageD
 	if len(sums) == 0 {
 		return nil
 	}
-	ids := slices.Sorted(maps.Keys(sums))
-	err = s.update(ctx, func(tx kv.Tx) error {
-		dbs := tx.Bucket(bucketDatabases)
-		usage := tx.Bucket(bucketDatabaseUsage)
-		for _, id := range ids {
-			key := []byte(id)
-			v := dbs.Get(key)
-			if v == nil {
-				continue // unknown: never created, or the caller's mistake
-			}
-			rec, err := decodeDatabaseRecord(v)
-			if err != nil {
-				return fmt.Errorf("database %q: %w", id, err)
-			}
-			sum := sums[id]
-			rec.Usage = rec.Usage.plus(sum.total)
-			val, err := marshal(rec)
-			if err != nil {
-				return fmt.Errorf("database %q: %w", id, err)
-			}
-			if err := dbs.Put(key, val); err != nil {
-				return err
-			}
-			for _, month := range slices.Sorted(maps.Keys(sum.months)) {
-				mk := usageKey(id, month)
-				cur, err := decodeUsage(usage.Get(mk))
-				if err != nil {
-					return fmt.Errorf("database %q, month %s: %w", id, month, err)
-				}
-				mv, err := encodeUsage(cur.plus(sum.months[month]))
-				if err != nil {
-					return fmt.Errorf("database %q, month %s: %w", id, month, err)
-				}
-				if err := usage.Put(mk, mv); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	written, err := s.inChunks(ctx, len(sums), s.perTxn(2), func(ctx context.Context, lo, hi int) error {
+		return s.update(ctx, func(tx kv.Tx) error { return addUsageTx(tx, sums[lo:hi]) })
 	})
 	if err != nil {
-		return fmt.Errorf("record database usage (%d databases): %w", len(sums), err)
+		return chunksErr("record database usage", len(sums), "database months", written, err)
+	}
+	return nil
+}
+
+// addUsageTx adds sums (in database order) to their months and to their
+// databases' totals; months of unknown databases are skipped.
+func addUsageTx(tx kv.Tx, sums []monthUsage) error {
+	dbs := tx.Bucket(bucketDatabases)
+	usage := tx.Bucket(bucketDatabaseUsage)
+	for lo := 0; lo < len(sums); {
+		id := sums[lo].id
+		hi := lo + 1
+		for hi < len(sums) && sums[hi].id == id {
+			hi++
+		}
+		months := sums[lo:hi]
+		lo = hi
+		key := []byte(id)
+		v := dbs.Get(key)
+		if v == nil {
+			continue // unknown: never created, or the caller's mistake
+		}
+		rec, err := decodeDatabaseRecord(v)
+		if err != nil {
+			return fmt.Errorf("database %q: %w", id, err)
+		}
+		for _, m := range months {
+			rec.Usage = rec.Usage.plus(m.usage)
+		}
+		val, err := marshal(rec)
+		if err != nil {
+			return fmt.Errorf("database %q: %w", id, err)
+		}
+		if err := dbs.Put(key, val); err != nil {
+			return err
+		}
+		for _, m := range months {
+			mk := usageKey(id, m.month)
+			cur, err := decodeUsage(usage.Get(mk))
+			if err != nil {
+				return fmt.Errorf("database %q, month %s: %w", id, m.month, err)
+			}
+			mv, err := encodeUsage(cur.plus(m.usage))
+			if err != nil {
+				return fmt.Errorf("database %q, month %s: %w", id, m.month, err)
+			}
+			if err := usage.Put(mk, mv); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

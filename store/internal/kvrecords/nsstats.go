@@ -60,6 +60,7 @@ func checkNamespaceStats(n store.NamespaceStats) error {
 
 // namespaceStatsPut is one validated, encoded snapshot to write.
 type namespaceStatsPut struct {
+	tenant   string
 	key, val []byte
 }
 
@@ -68,9 +69,11 @@ type namespaceStatsPut struct {
 // caller's bug). Several snapshots of the same namespace in one call are
 // not an error: the last one wins, as if they had been put one after the
 // other. It returns the puts in ascending key order (so the transaction's
-// puts go to ascending keys) and the distinct tenants, sorted.
+// puts go to ascending keys, and a tenant's are adjacent) and the distinct
+// tenants, sorted.
 func prepareNamespaceStats(stats []store.NamespaceStats) ([]namespaceStatsPut, []string, error) {
-	byKey := map[string][]byte{}
+	puts := make([]namespaceStatsPut, 0, len(stats))
+	at := make(map[string]int, len(stats)) // key → its index in puts
 	tenants := map[string]struct{}{}
 	for i, n := range stats {
 		if err := checkNamespaceStats(n); err != nil {
@@ -80,15 +83,30 @@ func prepareNamespaceStats(stats []store.NamespaceStats) ([]namespaceStatsPut, [
 		if err != nil {
 			return nil, nil, fmt.Errorf("stats %d (tenant %q, namespace %q): %w", i, n.Tenant, n.Namespace, err)
 		}
-		byKey[string(namespaceStatsKey(n.Tenant, n.Namespace))] = val
+		key := namespaceStatsKey(n.Tenant, n.Namespace)
+		p := namespaceStatsPut{tenant: n.Tenant, key: key, val: val}
+		if j, dup := at[string(key)]; dup {
+			puts[j] = p
+		} else {
+			at[string(key)] = len(puts)
+			puts = append(puts, p)
+		}
 		tenants[n.Tenant] = struct{}{}
-	}
-	puts := make([]namespaceStatsPut, 0, len(byKey))
-	for k, v := range byKey {
-		puts = append(puts, namespaceStatsPut{key: []byte(k), val: v})
 	}
 	slices.SortFunc(puts, func(a, b namespaceStatsPut) int { return bytes.Compare(a.key, b.key) })
 	return puts, slices.Sorted(maps.Keys(tenants)), nil
+}
+
+// checkTenantsTx fails with ErrNotFound, naming the first, unless the
+// tenant of every i < n exists. Equal adjacent names are looked up once.
+func checkTenantsTx(tx kv.Tx, n int, tenant func(i int) string) error {
+	known := tx.Bucket(bucketTenants)
+	for i := range n {
+		if name := tenant(i); (i == 0 || name != tenant(i-1)) && known.Get([]byte(name)) == nil {
+			return fmt.Errorf("tenant %q: %w", name, store.ErrNotFound)
+		}
+	}
+	return nil
 }
 
 // PutNamespaceStats implements store.Store. Every tenant is checked before
@@ -97,6 +115,17 @@ func prepareNamespaceStats(stats []store.NamespaceStats) ([]namespaceStatsPut, [
 // written. Each snapshot replaces the stored one whole, whatever their
 // UpdatedAt (no "newer wins" check). Several snapshots of one namespace in
 // one call: the last one wins. An empty call writes nothing.
+//
+// A report larger than one transaction of a bounded backend (chunk.go) is
+// written in several, in key order. First every tenant is checked, in
+// transactions that write nothing (through the committer, so the check is
+// as current as a write's): an unknown tenant still fails the call with
+// nothing written. Then each transaction puts its part of the snapshots,
+// guarded again by the existence of its own tenants. Only a tenant
+// deleted meanwhile (or a backend failure) can stop the sequence part-way;
+// then each namespace holds either its new snapshot or its previous one
+// (the deleted tenant's are gone with it), and sending the report again
+// completes it, as every snapshot is a plain replacement.
 func (s *Records) PutNamespaceStats(ctx context.Context, stats []store.NamespaceStats) error {
 	puts, tenants, err := prepareNamespaceStats(stats)
 	if err != nil {
@@ -105,23 +134,35 @@ func (s *Records) PutNamespaceStats(ctx context.Context, stats []store.Namespace
 	if len(puts) == 0 {
 		return nil
 	}
-	err = s.update(ctx, func(tx kv.Tx) error {
-		known := tx.Bucket(bucketTenants)
-		for _, tenant := range tenants {
-			if known.Get([]byte(tenant)) == nil {
-				return fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
-			}
+	per := s.perTxn(1) // a put, and at most one tenant compare, per snapshot
+	if len(puts) > per {
+		_, err := s.inChunks(store.WithAudit(ctx, nil), len(tenants), per, func(ctx context.Context, lo, hi int) error {
+			part := tenants[lo:hi]
+			return s.update(ctx, func(tx kv.Tx) error {
+				return checkTenantsTx(tx, len(part), func(i int) string { return part[i] })
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("put namespace stats (%d namespaces): nothing written: %w", len(puts), err)
 		}
-		b := tx.Bucket(bucketNamespaceStats)
-		for _, p := range puts {
-			if err := b.Put(p.key, p.val); err != nil {
+	}
+	written, err := s.inChunks(ctx, len(puts), per, func(ctx context.Context, lo, hi int) error {
+		part := puts[lo:hi]
+		return s.update(ctx, func(tx kv.Tx) error {
+			if err := checkTenantsTx(tx, len(part), func(i int) string { return part[i].tenant }); err != nil {
 				return err
 			}
-		}
-		return nil
+			b := tx.Bucket(bucketNamespaceStats)
+			for _, p := range part {
+				if err := b.Put(p.key, p.val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("put namespace stats (%d namespaces): %w", len(puts), err)
+		return chunksErr("put namespace stats", len(puts), "namespaces in key order", written, err)
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/internal/kv"
@@ -49,10 +48,14 @@ type DirectGetter interface {
 
 // Cascade names the dependents of a deleted record: the auth tokens of a
 // principal (PrincipalKind, PrincipalID), or a tenant's Pulsar tokens and
-// namespace statistics (Tenant).
+// namespace statistics (Tenant). With Leftovers, Tenant is a tenant being
+// created: the dependents are the namespace statistics a deleted tenant of
+// that name left behind, to be deleted only while no tenant of that name
+// exists.
 type Cascade struct {
 	PrincipalKind, PrincipalID string
 	Tenant                     string
+	Leftovers                  bool
 }
 
 func cascadeOf(kind, principalID string) Cascade {
@@ -61,41 +64,36 @@ func cascadeOf(kind, principalID string) Cascade {
 
 func cascadeTenant(tenant string) Cascade { return Cascade{Tenant: tenant} }
 
+func cascadeLeftovers(tenant string) Cascade { return Cascade{Tenant: tenant, Leftovers: true} }
+
 // Limits bound the work of one transaction. A zero field means no bound
 // (GCChunk: 1000).
 type Limits struct {
 	// GCChunk bounds the records one garbage-collection transaction
 	// (DeleteExpiredTokens, DeleteIdleAuthTokens, …) deletes, and its scans.
 	GCChunk int
-	// UseChunk bounds the records one RecordTokenUse or RecordAuthTokenUse
-	// transaction updates; more are written in several transactions.
-	UseChunk int
-	// AuditChunk bounds the events one AppendAuditEvents transaction holds;
-	// more are written in consecutive transactions.
-	AuditChunk int
+	// TxnOps is the most compares, and the most operations, one
+	// transaction may hold (etcd's --max-txn-ops). A write whose size
+	// depends on its input (use times, database usage, namespace
+	// statistics, audit events) is split into transactions within it
+	// (chunk.go); with no bound it is always one transaction.
+	TxnOps int
 }
 
 // Records implements the record operations of store.Store over a Backend.
 // A backend embeds it and adds the rest (Close, and whatever it overrides).
 type Records struct {
-	b          Backend
-	direct     DirectGetter // nil unless b is one
-	gcChunk    int
-	useChunk   int
-	auditChunk int
+	b       Backend
+	direct  DirectGetter // nil unless b is one
+	gcChunk int
+	txnOps  int // 0: no bound
 }
 
 // New returns the record operations over b.
 func New(b Backend, l Limits) *Records {
-	r := &Records{b: b, gcChunk: l.GCChunk, useChunk: l.UseChunk, auditChunk: l.AuditChunk}
+	r := &Records{b: b, gcChunk: l.GCChunk, txnOps: max(l.TxnOps, 0)}
 	if r.gcChunk <= 0 {
 		r.gcChunk = 1000
-	}
-	if r.useChunk <= 0 {
-		r.useChunk = math.MaxInt
-	}
-	if r.auditChunk <= 0 {
-		r.auditChunk = math.MaxInt
 	}
 	r.direct, _ = b.(DirectGetter)
 	return r

@@ -18,7 +18,9 @@ func (s *Records) CreateTenant(ctx context.Context, t store.Tenant) error {
 		return fmt.Errorf("create tenant %q: %w", t.Name, err)
 	}
 	key := []byte(t.Name)
-	err = s.update(ctx, func(tx kv.Tx) error {
+	// A cascade: the statistics left behind may outnumber one bounded
+	// transaction (Backend.Cascade deletes them first, in chunks).
+	err = s.b.Cascade(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket(bucketTenants)
 		if b.Get(key) != nil {
 			return store.ErrAlreadyExists
@@ -29,7 +31,7 @@ func (s *Records) CreateTenant(ctx context.Context, t store.Tenant) error {
 			return err
 		}
 		return b.Put(key, val)
-	})
+	}, cascadeLeftovers(t.Name))
 	if err != nil {
 		return fmt.Errorf("create tenant %q: %w", t.Name, err)
 	}

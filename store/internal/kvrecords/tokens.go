@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -243,47 +244,47 @@ func witnessTx(tx kv.Tx, role, except string, now time.Time) error {
 }
 
 // RecordTokenUse implements store.Store. Only the record changes; no index
-// depends on LastUsed.
+// depends on LastUsed. In a backend with bounded transactions the tokens
+// are written in several (chunk.go), in client-ID order: each token's use
+// is written or not, and after an error the earlier ones stay written
+// (use times are a best-effort record of last use, and writing one again
+// changes nothing: the later time is kept).
 func (s *Records) RecordTokenUse(ctx context.Context, lastUsed map[string]time.Time) error {
 	if len(lastUsed) == 0 {
 		return nil
 	}
-	if len(lastUsed) > s.useChunk { // several transactions (Limits.UseChunk)
-		for _, part := range chunked(lastUsed, s.useChunk) {
-			if err := s.RecordTokenUse(ctx, part); err != nil {
-				return err
+	ids := slices.Sorted(maps.Keys(lastUsed))
+	written, err := s.inChunks(ctx, len(ids), s.perTxn(1), func(ctx context.Context, lo, hi int) error {
+		return s.update(ctx, func(tx kv.Tx) error {
+			tokens := tx.Bucket(bucketTokens)
+			for _, id := range ids[lo:hi] {
+				used := lastUsed[id]
+				key := []byte(id)
+				v := tokens.Get(key)
+				if v == nil {
+					continue // deleted meanwhile
+				}
+				rec, err := decodeTokenRecord(id, v)
+				if err != nil {
+					return err
+				}
+				if !used.After(rec.LastUsed) {
+					continue
+				}
+				rec.LastUsed = used.UTC()
+				val, err := rec.encode()
+				if err != nil {
+					return fmt.Errorf("token %q: %w", id, err)
+				}
+				if err := tokens.Put(key, val); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	}
-	err := s.update(ctx, func(tx kv.Tx) error {
-		tokens := tx.Bucket(bucketTokens)
-		for id, used := range lastUsed {
-			key := []byte(id)
-			v := tokens.Get(key)
-			if v == nil {
-				continue // deleted meanwhile
-			}
-			rec, err := decodeTokenRecord(id, v)
-			if err != nil {
-				return err
-			}
-			if !used.After(rec.LastUsed) {
-				continue
-			}
-			rec.LastUsed = used.UTC()
-			val, err := rec.encode()
-			if err != nil {
-				return fmt.Errorf("token %q: %w", id, err)
-			}
-			if err := tokens.Put(key, val); err != nil {
-				return err
-			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("record token use (%d tokens): %w", len(lastUsed), err)
+		return chunksErr("record token use", len(ids), "tokens", written, err)
 	}
 	return nil
 }

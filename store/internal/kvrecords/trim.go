@@ -48,3 +48,8 @@ func DeleteNamespaceStatsTx(tx kv.Tx, keys [][]byte) error {
 	}
 	return nil
 }
+
+// TenantExistsTx reports whether a tenant of that name exists in tx.
+func TenantExistsTx(tx kv.Tx, tenant string) bool {
+	return tx.Bucket(bucketTenants).Get([]byte(tenant)) != nil
+}
