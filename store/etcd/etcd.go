@@ -43,7 +43,7 @@ const (
 	// MaxTxnOps Open accepts: the writes of a fixed size are sized for it
 	// (rotating a token of 50 roles, the most the API gives one, with its
 	// audit event is about 110 operations; the chunks of garbage
-	// collection and of split cascades are up to 101).
+	// collection and of split cascades are up to 100).
 	defaultMaxTxnOps = 128
 	// defaultMaxTxnBytes stays well below etcd's default
 	// --max-request-bytes (1.5 MiB) to leave room for the request framing.

@@ -210,9 +210,8 @@ func sumUsageDeltas(deltas []store.UsageDelta) ([]monthUsage, error) {
 // way leaves the earlier months added; the error says how many. A caller
 // that sends the whole call again (the usage meter keeps what a failed
 // flush did not persist, and sends it with the next one) then counts those
-// months twice: this needs a backend failure between two transactions of
-// one call, which is as rare as a commit whose outcome is unknown, the
-// other case in which a retried flush counts twice.
+// months twice. That needs a backend failure between two transactions of
+// one call; a commit whose outcome is unknown does the same to any call.
 func (s *Records) RecordDatabaseUsage(ctx context.Context, deltas []store.UsageDelta) error {
 	sums, err := sumUsageDeltas(deltas)
 	if err != nil {
