@@ -80,18 +80,6 @@ log "installing ghz and hey (tools/load/go.mod) into tools/bin"
 mkdir -p "$bin"
 (cd tools/load && GOBIN="$bin" go install tool)
 
-# The health service's proto, for ghz: the baseline server has no reflection,
-# and both health runs (baseline and broker) then use the same descriptor.
-cat >"$tmp/health.proto" <<'EOF'
-syntax = "proto3";
-package grpc.health.v1;
-message HealthCheckRequest { string service = 1; }
-message HealthCheckResponse {
-  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
-  ServingStatus status = 1;
-}
-service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
-EOF
 
 # jget FILE KEY: one top-level field of a JSON file.
 jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -263,7 +251,7 @@ rest_run_pid() {
   measure "$key" "$c" "$pid" hey -- "$bin/hey" -c "$c" -z "$duration" "$@"
 }
 
-health=(--proto "$tmp/health.proto")
+health=(--proto "$root/bench/ghz/health.proto")
 for c in 50 1; do
   if run_grpc; then
     grpc_run grpc-baseline "$c" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"

@@ -50,16 +50,6 @@ log "building into $out"
 go build -o "$out/tokenbroker" ./cmd/tokenbroker
 go build -o "$out/baseline" ./bench/baseline
 (cd tools/load && GOBIN="$bin" go install tool)
-cat >"$tmp/health.proto" <<'EOF'
-syntax = "proto3";
-package grpc.health.v1;
-message HealthCheckRequest { string service = 1; }
-message HealthCheckResponse {
-  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
-  ServingStatus status = 1;
-}
-service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
-EOF
 
 grpc=$(freeport) http=$(freeport) metrics=$(freeport) base=$(freeport) basepprof=$(freeport)
 "$out/tokenbroker" serve --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" \
@@ -99,7 +89,7 @@ run() {
   curl -sf -o "$out/$name-c$c.prof" "$pprof/debug/pprof/profile?seconds=$seconds"
   wait "$load"
 }
-health=(--proto "$tmp/health.proto" --call grpc.health.v1.Health/Check -d '{}')
+health=(--proto "$root/bench/ghz/health.proto" --call grpc.health.v1.Health/Check -d '{}')
 for c in 50 1; do
   run empty "$c" "127.0.0.1:$base" "http://127.0.0.1:$basepprof" "${health[@]}"
   run health "$c" "127.0.0.1:$grpc" "http://127.0.0.1:$metrics" "${health[@]}"

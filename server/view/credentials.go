@@ -157,13 +157,12 @@ func (v *View) window(changes []store.Change, open bool) {
 // guards the generation a fill compares. An entry may belong to a group
 // (an auth token to its principal), and dropping a group drops its entries.
 type credCache[V any] struct {
-	m       sync.Map // key → *V
-	mu      sync.Mutex
-	gen     atomic.Uint64                  // bumped, under mu, by every window's opening and closing
-	n       int                            // entries, under mu
-	max     int                            // bound on n
-	groups  map[string]map[string]struct{} // group → keys, under mu
-	groupOf map[string]string              // key → group, under mu
+	m      sync.Map // key → *cached[V]
+	mu     sync.Mutex
+	gen    atomic.Uint64                  // bumped, under mu, by every window's opening and closing
+	n      int                            // entries, under mu
+	max    int                            // bound on n
+	groups map[string]map[string]struct{} // group → keys, under mu
 	// What open windows change, not to be filled (under mu): keys and
 	// groups with a count of windows, and whole reloads.
 	pendingKeys   map[string]int
@@ -171,14 +170,20 @@ type credCache[V any] struct {
 	pendingAll    int
 }
 
+// cached is one entry: the record and the group it belongs to ("" for none).
+type cached[V any] struct {
+	v     *V
+	group string
+}
+
 func newCredCache[V any](max int) *credCache[V] {
-	return &credCache[V]{max: max, groups: map[string]map[string]struct{}{}, groupOf: map[string]string{},
+	return &credCache[V]{max: max, groups: map[string]map[string]struct{}{},
 		pendingKeys: map[string]int{}, pendingGroups: map[string]int{}}
 }
 
 func (c *credCache[V]) get(key string) (*V, bool) {
 	if e, ok := c.m.Load(key); ok {
-		return e.(*V), true
+		return e.(*cached[V]).v, true
 	}
 	return nil, false
 }
@@ -186,8 +191,9 @@ func (c *credCache[V]) get(key string) (*V, bool) {
 // generation is read before a fill's store read.
 func (c *credCache[V]) generation() uint64 { return c.gen.Load() }
 
-// fill stores v under key unless a drop happened since gen was read (the
-// store read may then predate the change that drop reported).
+// fill stores v under key unless a window opened or closed since gen was
+// read (the store read may then predate the change), or one that is open
+// changes key or group.
 func (c *credCache[V]) fill(gen uint64, key string, v *V, group string) {
 	if c.max <= 0 {
 		return
@@ -197,8 +203,8 @@ func (c *credCache[V]) fill(gen uint64, key string, v *V, group string) {
 	if c.gen.Load() != gen || c.pendingAll > 0 || c.pendingKeys[key] > 0 || (group != "" && c.pendingGroups[group] > 0) {
 		return
 	}
-	if _, had := c.m.Swap(key, v); had {
-		c.ungroupLocked(key)
+	if old, had := c.m.Swap(key, &cached[V]{v: v, group: group}); had {
+		c.ungroupLocked(key, old.(*cached[V]).group)
 	} else {
 		c.n++
 	}
@@ -209,7 +215,6 @@ func (c *credCache[V]) fill(gen uint64, key string, v *V, group string) {
 			c.groups[group] = keys
 		}
 		keys[key] = struct{}{}
-		c.groupOf[key] = group
 	}
 	for c.n > c.max {
 		c.m.Range(func(k, _ any) bool {
@@ -239,7 +244,6 @@ func (c *credCache[V]) window(open, all bool, keys, groups []string) {
 		c.m.Clear()
 		c.n = 0
 		clear(c.groups)
-		clear(c.groupOf)
 	}
 	for _, k := range keys {
 		c.deleteLocked(k)
@@ -263,22 +267,17 @@ func count(m map[string]int, k string, d int) {
 }
 
 func (c *credCache[V]) deleteLocked(key string) {
-	if _, had := c.m.LoadAndDelete(key); had {
+	if old, had := c.m.LoadAndDelete(key); had {
 		c.n--
-		c.ungroupLocked(key)
+		c.ungroupLocked(key, old.(*cached[V]).group)
 	}
 }
 
-func (c *credCache[V]) ungroupLocked(key string) {
-	g, ok := c.groupOf[key]
-	if !ok {
-		return
-	}
-	delete(c.groupOf, key)
-	if keys := c.groups[g]; keys != nil {
+func (c *credCache[V]) ungroupLocked(key, group string) {
+	if keys := c.groups[group]; keys != nil {
 		delete(keys, key)
 		if len(keys) == 0 {
-			delete(c.groups, g)
+			delete(c.groups, group)
 		}
 	}
 }
