@@ -8,11 +8,20 @@
 # Nothing here passes or fails on timing; the script exits non-zero only if
 # something is broken (a setup step fails, a call returns an error).
 #
-#   bash bench/load.sh                   # ~10 s per run, about 3-4 minutes in all
-#   DURATION=5s bash bench/load.sh       # shorter runs
+#   bash bench/load.sh                   # 3 rounds of 4 s per scenario, about 5 minutes in all
+#   DURATION=2s ROUNDS=5 bash bench/load.sh
 #   LOGIN_COUNT=100 CONNECTIONS=4 bash bench/load.sh
 #   ONLY=rest bash bench/load.sh         # only the REST rows (ONLY=grpc: only the gRPC rows)
 #   TOKENBROKER_BIN=/tmp/tb-old ONLY=rest bash bench/load.sh  # a prebuilt broker (old vs new)
+#
+# Each Check scenario and its baseline run ROUNDS times (default 3),
+# interleaved: a round runs the baseline, then the group's other scenarios
+# in an order that rotates from round to round, so that no scenario always
+# follows the baseline or always runs last. The table shows the median of
+# the rounds for each figure, and each ratio or difference is the median of
+# the per-round comparisons against the baseline of the same round: the
+# machine's load moves from second to second, and a comparison within one
+# round is the one that load moves least. The logins run once, last.
 #
 # ONLY=rest runs the bare handler, /healthz and both REST Checks; ONLY=grpc
 # the gRPC rows and the logins. Each group always runs with its own
@@ -27,7 +36,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-duration=${DURATION:-10s}          # each duration-bound run (ghz -z, hey -z)
+duration=${DURATION:-4s}           # each duration-bound run (ghz -z, hey -z)
+rounds=${ROUNDS:-3}                # interleaved rounds of the Check groups
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "load.sh: ROUNDS must be a positive integer, not $rounds" >&2; exit 2; }
+round=1                            # the round being run (the logins count as round 1)
 only=${ONLY:-}                     # "", "rest" or "grpc"
 case $only in "" | rest | grpc) ;; *) echo "load.sh: ONLY must be rest or grpc, not $only" >&2; exit 2 ;; esac
 run_grpc() { [[ $only != rest ]]; }
@@ -184,7 +196,7 @@ cpu_ticks() {
 measure() {
   local key=$1 c=$2 pid=$3 parser=$4 before after rc=0 line
   shift 5
-  log "run $key c=$c"
+  log "run $key c=$c (round $round)"
   before=$(cpu_ticks "$pid")
   "$@" >"$tmp/out" 2>"$tmp/err" &
   load_pid=$!
@@ -194,11 +206,11 @@ measure() {
   if ((rc != 0)); then
     log "$key c=$c: $1 exited with status $rc: $(head -c 2000 "$tmp/err")"
     errors=$((errors + 1))
-    printf '%s\t%s\t0\t0\t0\t0\t0\t%s exited %s\n' "$key" "$c" "$(basename "$1")" "$rc" >>"$results"
+    printf '%s\t%s\t%s\t0\t0\t0\t0\t0\t%s exited %s\n' "$key" "$c" "$round" "$(basename "$1")" "$rc" >>"$results"
     return 0
   fi
   line=$(python3 "$tmp/parse.py" "$parser" "$tmp/out")
-  printf '%s\t%s\t%s\t%s\n' "$key" "$c" "$((after - before))" "$line" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$key" "$c" "$round" "$((after - before))" "$line" >>"$results"
   if [[ $line == *$'\t'ERR* ]]; then
     log "$key c=$c: calls failed: ${line##*$'\t'}"
     errors=$((errors + 1))
@@ -252,23 +264,39 @@ rest_run_pid() {
 }
 
 health=(--proto "$root/bench/ghz/health.proto")
+# One function per scenario (argument: the concurrency), so that a round
+# can run a group in any order.
+grpc_baseline() { grpc_run grpc-baseline "$1" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"; }
+grpc_health() { grpc_run grpc-health "$1" "$broker_pid" "$grpc_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"; }
+grpc_check_app() { grpc_run grpc-check-app "$1" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_app" -z "$duration"; }
+grpc_check_auth() { grpc_run grpc-check-auth "$1" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_auth" -z "$duration"; }
+rest_baseline() { rest_run_pid rest-baseline "$1" "$baseline_pid" -m POST -T application/json -d "$check_body" "http://$baseline_http/v1/auth/check"; }
+rest_healthz() { rest_run rest-healthz "$1" "http://$http_addr/healthz"; }
+rest_check_xct() {
+  rest_run rest-check-xct "$1" -m POST -T application/json -H "X-Cassandra-Token: $auth_token" \
+    -d "$check_body" "http://$http_addr/v1/auth/check"
+}
+rest_check_bearer() {
+  rest_run rest-check-bearer "$1" -m POST -T application/json -H "Authorization: Bearer $app_token" \
+    -d "$check_body" "http://$http_addr/v1/auth/check"
+}
+# run_group C BASELINE SCENARIO...: the baseline, then the scenarios rotated
+# by the round number.
+run_group() {
+  local c=$1 base=$2 i n
+  shift 2
+  n=$#
+  local -a s=("$@")
+  "$base" "$c"
+  for ((i = 0; i < n; i++)); do "${s[(i + round - 1) % n]}" "$c"; done
+}
 for c in 50 1; do
-  if run_grpc; then
-    grpc_run grpc-baseline "$c" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
-    grpc_run grpc-health "$c" "$broker_pid" "$grpc_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"
-    grpc_run grpc-check-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_app" -z "$duration"
-    grpc_run grpc-check-auth "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_auth" -z "$duration"
-  fi
-  if run_rest; then
-    rest_run_pid rest-baseline "$c" "$baseline_pid" -m POST -T application/json \
-      -d "$check_body" "http://$baseline_http/v1/auth/check"
-    rest_run rest-healthz "$c" "http://$http_addr/healthz"
-    rest_run rest-check-xct "$c" -m POST -T application/json -H "X-Cassandra-Token: $auth_token" \
-      -d "$check_body" "http://$http_addr/v1/auth/check"
-    rest_run rest-check-bearer "$c" -m POST -T application/json -H "Authorization: Bearer $app_token" \
-      -d "$check_body" "http://$http_addr/v1/auth/check"
-  fi
+  for ((round = 1; round <= rounds; round++)); do
+    if run_grpc; then run_group "$c" grpc_baseline grpc_health grpc_check_app grpc_check_auth; fi
+    if run_rest; then run_group "$c" rest_baseline rest_healthz rest_check_xct rest_check_bearer; fi
+  done
 done
+round=1
 # Logins last: each one stores a new auth token, so the Checks above ran on
 # the store as it was. Login is throttled on failures only.
 if run_grpc; then
@@ -286,16 +314,45 @@ report=bench/results/load-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
   echo "tokenbroker load run: $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TOKENBROKER_BIN:+, broker binary $TOKENBROKER_BIN}${only:+, $only rows only}"
   echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "each run: ${duration} (database-user login: ${login_count} calls); gRPC: ghz, ${connections} connections at c=50, 1 at c=1; REST: hey"
+  echo "each run: ${duration}, Check groups in ${rounds} interleaved rounds, medians shown (logins: one run; database-user login: ${login_count} calls); gRPC: ghz, ${connections} connections at c=50, 1 at c=1; REST: hey"
   echo
   python3 - "$results" "$clk_tck" "$login_count" <<'PY'
 import sys
 path, clk_tck, login_count = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rows = {}
+from statistics import median
+runs = {}  # (key, c) -> {round: run}
 for line in open(path):
-    key, c, ticks, calls, rps, p50, p99, err = line.rstrip("\n").split("\t")
-    rows[(key, int(c))] = dict(ticks=int(ticks), calls=int(calls), rps=float(rps),
-                               p50=float(p50), p99=float(p99), err=err)
+    key, c, rnd, ticks, calls, rps, p50, p99, err = line.rstrip("\n").split("\t")
+    runs.setdefault((key, int(c)), {})[int(rnd)] = dict(
+        ticks=int(ticks), calls=int(calls), rps=float(rps), p50=float(p50), p99=float(p99), err=err)
+
+def cpu_us(r):  # server CPU per call, microseconds
+    return r["ticks"] / clk_tck * 1e6 / r["calls"] if r["calls"] else None
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return median(values) if values else None
+
+# rows: the median over the rounds of each figure of a scenario.
+rows = {}
+for k, by_round in runs.items():
+    rs = list(by_round.values())
+    errs = [r["err"] for r in rs if r["err"] != "-"]
+    rows[k] = dict(rps=med([r["rps"] for r in rs]), p50=med([r["p50"] for r in rs]),
+                   p99=med([r["p99"] for r in rs]), cpu=med([cpu_us(r) for r in rs]),
+                   err=errs[0] if errs else "-", rounds=len(rs))
+
+def paired(key, base_key, c, f):
+    """Median over the rounds of f(run, baseline of the same round)."""
+    a, b = runs.get((key, c), {}), runs.get((base_key, c), {})
+    out = []
+    for rnd, r in a.items():
+        if rnd in b:
+            try:
+                out.append(f(r, b[rnd]))
+            except (TypeError, ZeroDivisionError):
+                pass
+    return med(out)
 
 scenarios = [
     ("grpc-baseline",     "gRPC baseline: empty server, Health/Check", None),
@@ -322,23 +379,23 @@ for key, label, base_key in scenarios:
         r = rows.get((key, c))
         if r is None:
             continue
-        cpu = f"{r['ticks'] / clk_tck * 1e6 / r['calls']:.0f}" if r["calls"] else "-"
+        cpu = f"{r['cpu']:.0f}" if r["cpu"] is not None else "-"
         cells = [label, str(c), f"{r['rps']:,.0f}", ms(r["p50"]), ms(r["p99"]), cpu, "", "", "", "", ""]
-        b = rows.get((base_key, c)) if base_key else None
-        if b and b["rps"] and b["p99"]:
-            rps_x, p99_x, d50 = r["rps"] / b["rps"], r["p99"] / b["p99"], (r["p50"] - b["p50"]) * 1e6
-            cells[6], cells[7] = f"{rps_x:.2f}x", f"{p99_x:.2f}x"
-            cells[8] = f"{d50:+.0f} us"
-            dcpu = None
-            if r["calls"] and b["calls"]:
-                dcpu = (r["ticks"] / r["calls"] - b["ticks"] / b["calls"]) / clk_tck * 1e6
-                cells[9] = f"{dcpu:+.0f} us"
+        if base_key and (base_key, c) in rows:
+            rps_x = paired(key, base_key, c, lambda r, b: r["rps"] / b["rps"])
+            p99_x = paired(key, base_key, c, lambda r, b: r["p99"] / b["p99"])
+            d50 = paired(key, base_key, c, lambda r, b: (r["p50"] - b["p50"]) * 1e6)
+            dcpu = paired(key, base_key, c, lambda r, b: cpu_us(r) - cpu_us(b))
+            if rps_x is not None: cells[6] = f"{rps_x:.2f}x"
+            if p99_x is not None: cells[7] = f"{p99_x:.2f}x"
+            if d50 is not None: cells[8] = f"{d50:+.0f} us"
+            if dcpu is not None: cells[9] = f"{dcpu:+.0f} us"
             yn = lambda ok: "met" if ok else "not met"
             if key in targets:
-                cells[10] = (f">=0.90x req/s ({yn(rps_x >= 0.90)}), CPU <=+10 us ({yn(dcpu is not None and dcpu <= 10)})" if c == 50
-                             else f"p50 <=+30 us ({yn(d50 <= 30)})")
+                cells[10] = (f">=0.90x req/s ({yn(rps_x is not None and rps_x >= 0.90)}), CPU <=+10 us ({yn(dcpu is not None and dcpu <= 10)})" if c == 50
+                             else f"p50 <=+30 us ({yn(d50 is not None and d50 <= 30)})")
             if key in rest_targets:
-                cells[10] = f">=0.75x req/s ({yn(rps_x >= 0.75)})"
+                cells[10] = f">=0.75x req/s ({yn(rps_x is not None and rps_x >= 0.75)})"
         if r["err"] != "-":
             cells[10] = r["err"][:120]
         out.append(cells)
@@ -356,8 +413,9 @@ for cells in out:
     prev = cells[0]
 PY
   echo
-  echo "Every ratio and difference is against the baseline of its group at the same concurrency, from"
-  echo "this run (gRPC: the empty grpc-go server; REST: a bare net/http JSON handler). CPU us/call = the"
+  echo "Every figure is the median over the rounds; every ratio and difference is the median of the"
+  echo "per-round comparisons against the baseline of its group at the same concurrency in the same"
+  echo "round (gRPC: the empty grpc-go server; REST: a bare net/http JSON handler). CPU us/call = the"
   echo "server process's utime+stime over the run / calls (ghz and hey share the same cores, so req/s is"
   echo "partly the client's limit). Targets are informational, never pass/fail: gRPC Check >= 0.90x"
   echo "req/s and CPU <= +10 us at c=50, p50 <= +30 us at c=1; REST Check >= 0.75x req/s."

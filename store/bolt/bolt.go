@@ -91,13 +91,18 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.LockTimeout = defaultLockTimeout
 	}
 
+	// After a crash bbolt rebuilds its free-page list by walking every
+	// page of the file; ask the kernel to read the file ahead of that walk.
+	readAheadIfFreelistAbsent(path, opts.Logger)
+
 	// NoSync stays false: durability of acknowledged writes depends on it.
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: opts.LockTimeout,
-		// As etcd does: don't rewrite the freelist on every commit (it is
-		// rebuilt by a scan at open, cheap at our sizes), which removes
-		// pages from every fsync'd commit; keep it in a hash map, which
-		// stays fast as the file grows.
+		// As etcd does: don't rewrite the free-page list on every commit,
+		// which removes pages from every fsync'd commit; keep it in a hash
+		// map, which stays fast as the file grows. A clean Close saves it
+		// (saveFreelist), so only an open after a crash rebuilds it by
+		// walking the whole file.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
 		// Reserve address space up front so growth does not remap the file,
@@ -114,10 +119,16 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// A current file is opened without a write: a commit here would drop
+	// the free-page list a clean Close saved (see saveFreelist).
+	var current bool
+	_ = db.View(func(tx *bbolt.Tx) error { current = schemaIsCurrent(tx); return nil })
 	var migrated int
-	if err := db.Update(func(tx *bbolt.Tx) (err error) { migrated, err = initSchema(tx); return err }); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+	if !current {
+		if err := db.Update(func(tx *bbolt.Tx) (err error) { migrated, err = initSchema(tx); return err }); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
 	}
 	if migrated > 0 {
 		opts.Logger.Info("store migrated", "path", path, "from_schema_version", schemaVersion1,
@@ -138,6 +149,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close: %w", store.ErrClosed)
 	}
 	s.w.close()
+	s.saveFreelist()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}

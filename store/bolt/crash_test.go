@@ -81,6 +81,11 @@ func TestCrashDurability(t *testing.T) {
 		t.Fatalf("child stopped after %d acknowledgements (%v); stderr:\n%s", len(acked), waitErr, stderr.String())
 	}
 
+	// The child wrote, so its file names no free-page list: this Open
+	// rebuilds it from the pages (freelist.go).
+	if saved, ok := bolt.FreelistSaved(path); !ok || saved {
+		t.Fatalf("after SIGKILL: free-page list saved = %v (valid meta page: %v), want an absent list", saved, ok)
+	}
 	s, err = bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)

@@ -52,3 +52,7 @@ func verifyAudit(tx *bbolt.Tx) error {
 		return nil
 	})
 }
+
+// FreelistSaved reports whether the closed or open file at path holds a
+// saved free-page list (freelist.go).
+func FreelistSaved(path string) (saved, ok bool) { return freelistSaved(path) }

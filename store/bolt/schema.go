@@ -129,6 +129,22 @@ var (
 // this binary does not know (typically written by a newer tokenbroker).
 var ErrUnsupportedSchema = errors.New("unsupported schema version")
 
+// schemaIsCurrent reports whether tx's file is at schemaVersion with every
+// bucket present: Open then has nothing to write. Any other file goes
+// through initSchema, which refuses, migrates or completes it.
+func schemaIsCurrent(tx *bbolt.Tx) bool {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || string(meta.Get(keySchemaVersion)) != schemaVersion {
+		return false
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // initSchema checks the schema version, migrates a version-1 file and
 // creates any missing bucket. It runs in the open transaction, so a refused
 // file is left untouched and a failed migration leaves the file at version
