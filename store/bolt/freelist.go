@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bufio"
 	"encoding/binary"
 	"hash/fnv"
 	"io"
@@ -22,8 +23,8 @@ import (
 //     saved page and marks the list absent again, so a crash later can
 //     never leave a stale list behind: an absent list is always rebuilt.
 //   - when the list is absent (the last run did not close cleanly), Open
-//     asks the kernel to read the file ahead (readAhead), so the walk finds
-//     its pages in memory instead of waiting for each in turn.
+//     first reads the file through once (readAheadIfFreelistAbsent), so the
+//     walk finds its pages in memory instead of waiting for each in turn.
 //
 // Whether the list is saved is read from the file's meta pages before
 // bbolt opens it (freelistSaved). A wrong answer there costs only time,
@@ -110,13 +111,25 @@ func validMeta(m []byte) bool {
 	return h.Sum64() == binary.LittleEndian.Uint64(m[metaChecksumAt:])
 }
 
-// readAheadIfFreelistAbsent starts reading the file at path into the page
-// cache if Open is about to rebuild its free-page list. It does not wait:
-// the walk proceeds while the reads complete.
+// readAheadIfFreelistAbsent reads the file at path once, front to back,
+// if Open is about to rebuild its free-page list, so that the pages are in
+// the page cache when the walk visits them.
+//
+// bbolt maps the file with MADV_RANDOM, so each page the walk touches that
+// is not in the cache is one synchronous 4 KiB read: on a 520 MB file not in
+// the page cache the walk took 22 s, against 0.6 s after this sequential
+// read (posix_fadvise(WILLNEED) gave 15 s: the kernel's read-ahead it starts
+// is not the plain streaming read this is). Errors are ignored: this is
+// only a hint.
 func readAheadIfFreelistAbsent(path string, log *slog.Logger) {
 	if saved, ok := freelistSaved(path); !ok || saved {
 		return
 	}
 	log.Info("store was not closed cleanly: rebuilding its free-page list", "path", path)
-	go readAhead(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(io.Discard, bufio.NewReaderSize(f, 1<<20))
 }
