@@ -10,8 +10,8 @@
 #
 # Per store: create rate over the fill and over more creates at the
 # end (END_CREATES, default 2,000, which stay in the store); Check (application token) req/s and p99 at c=50; server RSS and
-# RssAnon; data file size; start-up time (process start to GET /healthz
-# 200); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
+# RssAnon; data file size; start-up time (process start to the time of
+# the "tokenbroker serving" log line, then GET /healthz 200 is checked); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
 # the first page of each list route, and each whole list: application tokens,
 # users, Pulsar tokens (unpaged, streamed) and databases (walked with
 # pageSize=1000). Each store also holds LIST_ITEMS database users, Pulsar
@@ -86,14 +86,19 @@ start_broker() {
     ((i < 600)) || die "broker not up after 60 s"
     sleep 0.05
   done
-  read -r grpc http < <(python3 -c '
-import json, sys
+  # The time is the one the "tokenbroker serving" line carries (both
+  # listeners up; /healthz is then checked, untimed): polling would add the
+  # script's own latency.
+  read -r grpc http started_in < <(python3 - "$dir/broker.log" "$t0" <<'PY'
+import datetime, json, sys
 for line in open(sys.argv[1]):
     if line.startswith("{") and "tokenbroker serving" in line:
-        m = json.loads(line); print(m["grpc"], m["http"].split("://")[1])
-' "$dir/broker.log")
+        m = json.loads(line)
+        t = datetime.datetime.fromisoformat(m["time"].replace("Z", "+00:00")).timestamp()
+        print(m["grpc"], m["http"].split("://")[1], f"{t - float(sys.argv[2]):.2f}")
+PY
+)
   until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$http/healthz") == 200 ]]; do sleep 0.02; done
-  started_in=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$t0" "$(date +%s.%N)")
 }
 # drop_page_cache: empties the kernel's page cache so that the next start
 # reads the file from disk; prints "yes", or "no" where that needs a
