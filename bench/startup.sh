@@ -49,6 +49,7 @@ jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.arg
 # ready_s (seconds) and ready_ticks (CPU used so far).
 start() {
   local dir=$1 t0 i
+  : >"$dir/broker.log"
   t0=$(date +%s.%N)
   "$tmp/tokenbroker" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data "$dir/tb.db" \
     --bootstrap-file "$dir/admin.json" --ui=false >"$dir/broker.log" 2>&1 &
