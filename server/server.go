@@ -547,7 +547,8 @@ func (s *Server) logStart(org store.Organization) {
 	// The store as configured: the bbolt file, or the etcd cluster and
 	// prefix (then DataPath is unused); the key file either way.
 	if cfg.Store == StoreEtcd {
-		attrs = append(attrs, "store", "etcd", "etcd_endpoints", strings.Join(cfg.Etcd.Endpoints, ","), "etcd_prefix", cfg.etcdPrefix())
+		attrs = append(attrs, "store", "etcd", "etcd_endpoints", strings.Join(cfg.Etcd.Endpoints, ","), "etcd_prefix", cfg.etcdPrefix(),
+			"etcd_max_txn_ops", cfg.etcdMaxTxnOps())
 	} else {
 		attrs = append(attrs, "store", "bbolt", "data", cfg.DataPath)
 	}
