@@ -8,6 +8,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,12 +21,14 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	gproto "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/servertest"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 const (
@@ -378,8 +381,14 @@ func TestStaleTokens(t *testing.T) {
 	if err := protojson.Unmarshal(raw, &dry); err != nil {
 		t.Fatalf("dry run %s: %v", raw, err)
 	}
-	if got := lcIDs(dry.GetClients()); !dry.GetDryRun() || !slices.Equal(got, sortedIDs(idle.ClientId, busy.ClientId)) {
+	if got := lcIDs(dry.GetClients()); !dry.GetDryRun() || !slices.Equal(got, sortedIDs(idle.ClientId, busy.ClientId)) ||
+		dry.GetRevokedCount() != 2 || dry.GetClientsTruncated() {
 		t.Fatalf("dry run %s", raw)
+	}
+	// The members Astra-style clients see: camelCase, and present also at
+	// their zero value.
+	if m := object(t, raw); string(m["revokedCount"]) != "2" || string(m["clientsTruncated"]) != "false" || string(m["dryRun"]) != "true" {
+		t.Fatalf("dry run members %s", raw)
 	}
 	if l := tokenList(t, env); l[idle.ClientId] == nil || l[busy.ClientId] == nil {
 		t.Fatal("a dry run revoked tokens")
@@ -392,8 +401,8 @@ func TestStaleTokens(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RevokeTokens: %v", err)
 	}
-	if got := lcIDs(gr.GetClients()); gr.GetDryRun() || !slices.Equal(got, []string{idle.ClientId}) {
-		t.Fatalf("RevokeTokens revoked %v", got)
+	if got := lcIDs(gr.GetClients()); gr.GetDryRun() || !slices.Equal(got, []string{idle.ClientId}) || gr.GetRevokedCount() != 1 || gr.GetClientsTruncated() {
+		t.Fatalf("RevokeTokens revoked %v (count %d, truncated %v)", got, gr.GetRevokedCount(), gr.GetClientsTruncated())
 	}
 	lcWantAllowed(t, env, "idle after revocation", idle.Token, false)
 	lcWantAllowed(t, env, "busy after revoking the idle ones", busy.Token, true)
@@ -633,4 +642,164 @@ func TestTenantSecretRotation(t *testing.T) {
 		t.Errorf("gRPC rotate answer %v", gr)
 	}
 	peWantRefused(t, env, "token of the replaced secret", newTok.JWT, stream, "CREDENTIAL_INVALID")
+}
+
+// TestRevokeTokensAnswerIsBounded: revoking more tokens than one answer
+// lists revokes every one and answers their count, the first of them in
+// client-ID order and clientsTruncated; a dry run answers the same. The
+// first revocation (1,150 tokens of one role) is cut at 1,000 tokens, the
+// second (1,100 tokens of 50 roles each, about 2 KB apiece, whose full
+// list would be over 2 MB) at 1 MiB, far below a gRPC client's 4 MiB
+// receive limit. Every revoked token has its audit event, the complete
+// record the answer points to. (The tokens are seeded into the store:
+// 2,250 creates through the API would only be slower.)
+func TestRevokeTokensAnswerIsBounded(t *testing.T) {
+	env := servertest.Start(t)
+	org := "drn:astra:org:" + env.OrgID
+	newRole := func(name string) string {
+		r, err := env.Tokens.CreateRole(env.GRPCCtx(env.AdminToken), &tbv1.CreateRoleRequest{Name: name,
+			Policy: &tbv1.Policy{Resources: []string{org}, Actions: []string{"org-read"}, Effect: "allow"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetRole().GetId()
+	}
+	single := newRole("bulk")
+	var wide []string
+	for i := range 50 {
+		wide = append(wide, newRole(fmt.Sprintf("wide-%02d", i)))
+	}
+	const nSingle, nWide = 1150, 1100
+	var singleIDs, wideIDs []string
+	for i := range nSingle {
+		singleIDs = append(singleIDs, "Bulk"+strings.Repeat("a", 14)+letters(i, 6))
+	}
+	for i := range nWide {
+		wideIDs = append(wideIDs, "Wide"+strings.Repeat("a", 14)+letters(i, 6))
+	}
+	seedStore(t, env, func(ctx context.Context, s store.Store) {
+		proto, err := s.GetToken(ctx, env.AdminClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed := func(ids, roles []string) {
+			parallel(t, len(ids), func(i int) error {
+				tk := proto
+				tk.ClientID, tk.Roles = ids[i], roles
+				return s.CreateToken(ctx, tk)
+			})
+		}
+		seed(singleIDs, []string{single})
+		seed(wideIDs, wide)
+	})
+	roleTokens := func(role string) []string {
+		return getUnpaged(t, env, restList{path: "/v2/clientIdSecrets", field: "clients", key: "clientId", members: []string{"clients"}}, "role="+role)
+	}
+	wantAnswer := func(what string, resp *tbv1.RevokeTokensResponse, all []string, maxListed int) {
+		t.Helper()
+		got := make([]string, 0, len(resp.GetClients()))
+		for _, c := range resp.GetClients() {
+			got = append(got, c.GetClientId())
+		}
+		if int(resp.GetRevokedCount()) != len(all) || !resp.GetClientsTruncated() || len(got) == 0 || len(got) > maxListed ||
+			!slices.Equal(got, all[:len(got)]) {
+			t.Fatalf("%s: revokedCount %d, clientsTruncated %v, %d clients (the first %v); want %d, true, and the first (at most %d) of them in client-ID order",
+				what, resp.GetRevokedCount(), resp.GetClientsTruncated(), len(got), got[:min(len(got), 2)], len(all), maxListed)
+		}
+		if size := gproto.Size(resp); size > 1<<20+4096 {
+			t.Fatalf("%s: the answer encodes to %d bytes, want at most about 1 MiB", what, size)
+		}
+	}
+
+	// One role: cut at 1,000 tokens; the dry run revokes nothing.
+	dry, err := env.Tokens.RevokeTokens(env.GRPCCtx(env.AdminToken), &tbv1.RevokeTokensRequest{Role: single, DryRun: true})
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	wantAnswer("dry run", dry, singleIDs, 1000)
+	if len(dry.GetClients()) != 1000 || !dry.GetDryRun() {
+		t.Fatalf("dry run listed %d tokens (dryRun %v), want 1,000", len(dry.GetClients()), dry.GetDryRun())
+	}
+	if got := roleTokens(single); !slices.Equal(got, singleIDs) {
+		t.Fatalf("after the dry run the role lists %d tokens, want all %d", len(got), nSingle)
+	}
+	code, raw, _ := env.REST(t, http.MethodPost, lcRevokePath, env.AdminToken, map[string]any{"role": single})
+	wantStatus(t, "revoke 1,150 tokens", code, raw, http.StatusOK)
+	var rest tbv1.RevokeTokensResponse
+	if err := protojson.Unmarshal(raw, &rest); err != nil {
+		t.Fatalf("revoke answer: %v", err)
+	}
+	wantAnswer("REST revocation", &rest, singleIDs, 1000)
+	if m := object(t, raw); string(m["revokedCount"]) != "1150" || string(m["clientsTruncated"]) != "true" {
+		t.Fatalf("REST members: revokedCount %s, clientsTruncated %s", m["revokedCount"], m["clientsTruncated"])
+	}
+	if got := roleTokens(single); len(got) != 0 {
+		t.Fatalf("%d tokens of the role left after the revocation", len(got))
+	}
+
+	// Fifty roles each: cut by size, long before 1,000.
+	gr, err := env.Tokens.RevokeTokens(env.GRPCCtx(env.AdminToken), &tbv1.RevokeTokensRequest{Role: wide[0]})
+	if err != nil {
+		t.Fatalf("revoke 1,100 tokens of 50 roles: %v", err)
+	}
+	wantAnswer("gRPC revocation of wide tokens", gr, wideIDs, 999)
+	if got := roleTokens(wide[0]); len(got) != 0 {
+		t.Fatalf("%d tokens of the role left after the revocation", len(got))
+	}
+
+	// The audit log: an event per revoked token.
+	audited := map[string]bool{}
+	for token := ""; ; {
+		page, err := env.Audit.ListAuditEvents(env.GRPCCtx(env.AdminToken), &tbv1.ListAuditEventsRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.GetEvents() {
+			if e.GetAction() == "TokenService.RevokeTokens" && e.GetOutcome() == "success" {
+				audited[e.GetTargetId()] = true
+			}
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	for _, id := range append(slices.Clone(singleIDs), wideIDs...) {
+		if !audited[id] {
+			t.Fatalf("revoked token %s has no audit event (%d audited)", id, len(audited))
+		}
+	}
+}
+
+// TestRevokeTokensAnswerOutlastsWriteTimeout: a REST revocation that runs
+// longer than the listener's write timeout (shortened here to 1 ms; 200
+// deletes, each its own committed store write, take far longer) still
+// delivers its answer: the deadline is set when the answer is written, not
+// when the request arrived. (With the default 30 s, about 30,000 tokens
+// revoked on this machine's disk lost their answer so, after the store had
+// deleted them all.)
+func TestRevokeTokensAnswerOutlastsWriteTimeout(t *testing.T) {
+	env := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.HTTPWriteTimeout = time.Millisecond }))
+	r, err := env.Tokens.CreateRole(env.GRPCCtx(env.AdminToken), &tbv1.CreateRoleRequest{Name: "bulk",
+		Policy: &tbv1.Policy{Resources: []string{"drn:astra:org:" + env.OrgID}, Actions: []string{"org-read"}, Effect: "allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := r.GetRole().GetId()
+	const n = 200
+	seedStore(t, env, func(ctx context.Context, s store.Store) {
+		proto, err := s.GetToken(ctx, env.AdminClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parallel(t, n, func(i int) error {
+			tk := proto
+			tk.ClientID, tk.Roles = "Slow"+strings.Repeat("a", 14)+letters(i, 6), []string{role}
+			return s.CreateToken(ctx, tk)
+		})
+	})
+	code, raw, _ := env.REST(t, http.MethodPost, lcRevokePath, env.AdminToken, map[string]any{"role": role})
+	wantStatus(t, "revoke 200 tokens", code, raw, http.StatusOK)
+	if m := object(t, raw); string(m["revokedCount"]) != "200" {
+		t.Fatalf("revokedCount %s, want 200", m["revokedCount"])
+	}
 }

@@ -39,6 +39,11 @@ type EtcdConfig struct {
 	// StaleAfter bounds how long a replica cut off from etcd keeps
 	// answering from its last view before it fails closed (default 5 s).
 	StaleAfter time.Duration
+	// MaxTxnOps is the most operations one etcd transaction of the store
+	// holds (etcd.Options.MaxTxnOps): at most the members' --max-txn-ops,
+	// which refuse larger transactions; 0 means etcd's default, 128, also
+	// the least accepted.
+	MaxTxnOps int
 }
 
 // keyFile is where the master key lives: Config.KeyFile, or beside the
@@ -56,6 +61,14 @@ func (c *Config) storeName() string {
 		return fmt.Sprintf("etcd %s (prefix %s)", strings.Join(c.Etcd.Endpoints, ","), c.etcdPrefix())
 	}
 	return c.DataPath
+}
+
+// etcdMaxTxnOps is the MaxTxnOps the etcd store uses.
+func (c *Config) etcdMaxTxnOps() int {
+	if c.Etcd.MaxTxnOps == 0 {
+		return etcd.DefaultMaxTxnOps
+	}
+	return c.Etcd.MaxTxnOps
 }
 
 func (c *Config) etcdPrefix() string {
@@ -89,8 +102,8 @@ func openStore(ctx context.Context, cfg Config, onCommit func(batch int, took ti
 		}
 		s, err := etcd.Open(ctx, etcd.Options{
 			Endpoints: cfg.Etcd.Endpoints, TLS: tlsCfg, Prefix: cfg.Etcd.Prefix,
-			CallTimeout: cfg.Etcd.CallTimeout, StaleAfter: cfg.Etcd.StaleAfter, Logger: cfg.Logger,
-			OnCommit: onCommit,
+			CallTimeout: cfg.Etcd.CallTimeout, StaleAfter: cfg.Etcd.StaleAfter, MaxTxnOps: cfg.Etcd.MaxTxnOps,
+			Logger: cfg.Logger, OnCommit: onCommit,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", cfg.storeName(), err)

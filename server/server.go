@@ -62,6 +62,8 @@ const (
 	// DefaultGCInterval is how often expired tokens are deleted. Expiry is
 	// enforced on every check regardless; GC only reclaims space.
 	DefaultGCInterval = time.Minute
+	// DefaultHTTPWriteTimeout bounds writing a REST answer (Config.HTTPWriteTimeout).
+	DefaultHTTPWriteTimeout = 30 * time.Second
 
 	maxRequestBytes = 1 << 20
 
@@ -111,6 +113,11 @@ type Config struct {
 	Sleep              func(ctx context.Context, d time.Duration)
 	UsageFlushInterval time.Duration
 	GCInterval         time.Duration
+	// HTTPWriteTimeout is the REST listener's WriteTimeout (default 30 s),
+	// so that slow clients cannot pin connections: from the request's
+	// arrival for most calls, per page for streamed lists, and from the
+	// answer's first byte for a bulk revocation (server/gateway).
+	HTTPWriteTimeout time.Duration
 
 	// Store selects the backend: "bolt" (default; DataPath) or "etcd"
 	// (Etcd). KeyFile is the master key file (default <DataPath>.key);
@@ -147,7 +154,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("auth token TTL %s: must be positive", c.AuthTokenTTL)
 	case c.PulsarTokenLimit < 0:
 		return fmt.Errorf("pulsar token limit %d: must be positive", c.PulsarTokenLimit)
-	case c.UsageFlushInterval < 0 || c.GCInterval < 0 || c.TLSWatchInterval < 0:
+	case c.UsageFlushInterval < 0 || c.GCInterval < 0 || c.TLSWatchInterval < 0 || c.HTTPWriteTimeout < 0:
 		return errors.New("intervals must be positive")
 	case (c.TLS.Cert == "") != (c.TLS.Key == ""):
 		return errors.New("TLS needs both --tls-cert and --tls-key")
@@ -204,6 +211,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.GCInterval <= 0 {
 		c.GCInterval = DefaultGCInterval
+	}
+	if c.HTTPWriteTimeout <= 0 {
+		c.HTTPWriteTimeout = DefaultHTTPWriteTimeout
 	}
 	if c.AuthTokenTTL <= 0 {
 		c.AuthTokenTTL = broker.DefaultAuthTokenTTL
@@ -414,7 +424,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		// Bounded timeouts so slow or idle clients cannot pin connections.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -547,7 +557,8 @@ func (s *Server) logStart(org store.Organization) {
 	// The store as configured: the bbolt file, or the etcd cluster and
 	// prefix (then DataPath is unused); the key file either way.
 	if cfg.Store == StoreEtcd {
-		attrs = append(attrs, "store", "etcd", "etcd_endpoints", strings.Join(cfg.Etcd.Endpoints, ","), "etcd_prefix", cfg.etcdPrefix())
+		attrs = append(attrs, "store", "etcd", "etcd_endpoints", strings.Join(cfg.Etcd.Endpoints, ","), "etcd_prefix", cfg.etcdPrefix(),
+			"etcd_max_txn_ops", cfg.etcdMaxTxnOps())
 	} else {
 		attrs = append(attrs, "store", "bbolt", "data", cfg.DataPath)
 	}

@@ -1,14 +1,27 @@
 // Package store defines the persistence contract of tokenbroker: a narrow,
-// transport-free interface that every backend (bbolt today, etcd later) must
+// transport-free interface that every backend (store/bolt, store/etcd) must
 // implement, plus the domain records it stores.
 //
 // Guarantees every backend must give (checked by store/storetest):
 //   - A write whose context carries an audit event (WithAudit) records the
-//     event in the same transaction as the change.
+//     event in the same transaction as the change (for a write in several
+//     transactions, below, in its last one: recorded once, when the write
+//     is complete).
 //   - A write returns only after it is durable: a crash after a successful
 //     return never loses it.
 //   - A record and all of its index entries are written in one atomic
-//     transaction; no reader ever sees half of a write.
+//     transaction; no reader ever sees half of a record's write.
+//   - A write of many independent items, whose size grows with its input
+//     (RecordTokenUse, RecordAuthTokenUse, RecordDatabaseUsage,
+//     PutNamespaceStats, AppendAuditEvents), writes each item whole or not
+//     at all, and returns success only once every item is stored. bbolt
+//     writes it in one transaction; etcd, whose transactions are bounded
+//     (etcd.Options.MaxTxnOps, etcd's --max-txn-ops), in consecutive
+//     transactions of as many items as fit, so an error part way may leave
+//     the earlier items stored: each method says what its caller then
+//     sees (docs/storage.md, "etcd's limits"). A delete whose cascade does
+//     not fit in one bounded transaction likewise deletes the dependents
+//     first and the record last (DeleteToken).
 //   - Errors are the sentinels of errors.go (wrapped with context), never
 //     driver errors a caller would have to recognise.
 //   - Times round-trip in UTC with at least microsecond precision.
@@ -201,12 +214,22 @@ type Store interface {
 	// absent; ErrAlreadyExists if next's client ID is taken. It returns the
 	// stored old record.
 	RotateToken(ctx context.Context, clientID string, next Token, update func(Token) (Token, error)) (Token, error)
-	// DeleteToken removes a token, its index entries and, in the same
-	// transaction, every auth token minted from it; ErrNotFound if absent.
+	// DeleteToken removes a token, its index entries and every auth token
+	// minted from it; ErrNotFound if absent. It is one transaction whenever
+	// it fits (always on bbolt). On etcd, auth tokens too many for one
+	// transaction are deleted first, 25 per transaction, and the token
+	// last, with the rest and its audit event: a success
+	// means all of it is gone; an error part way leaves the token with
+	// fewer auth tokens (some sessions ended early), and calling again
+	// finishes it.
 	DeleteToken(ctx context.Context, clientID string) error
-	// RecordTokenUse sets LastUsed for each client ID in one transaction,
-	// keeping the later of the stored and given times. Unknown IDs (tokens
-	// deleted meanwhile) are skipped, not an error.
+	// RecordTokenUse sets LastUsed for each client ID, keeping the later of
+	// the stored and given times. Unknown IDs (tokens deleted meanwhile) are
+	// skipped, not an error. Each token's time is written whole, and success
+	// means every one is stored: on bbolt in one transaction, on etcd in
+	// transactions of up to MaxTxnOps − 2 tokens, in client-ID order. After
+	// an error the earlier ones may be stored; sending them again changes
+	// nothing (the later time is kept).
 	RecordTokenUse(ctx context.Context, lastUsed map[string]time.Time) error
 	// DeleteExpiredTokens removes every token whose expiry is at or before
 	// now (with the same cascade as DeleteToken) and returns how many it
@@ -238,8 +261,9 @@ type Store interface {
 	// ID and Username cannot be changed. Roles may change; new roles must
 	// exist (an error wrapping ErrNotFound otherwise).
 	UpdateUser(ctx context.Context, id string, update func(User) (User, error)) (User, error)
-	// DeleteUser removes a user and, in the same transaction, every auth
-	// token minted from it. ErrNotFound if absent.
+	// DeleteUser removes a user and every auth token minted from it, as
+	// DeleteToken does (one transaction whenever it fits; on etcd, many
+	// auth tokens first, the user last). ErrNotFound if absent.
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsersPage returns up to limit users with usernames greater than
 	// after (bytewise), in username order, and the username to continue
@@ -263,7 +287,12 @@ type Store interface {
 	// DeleteAuthToken removes one auth token; ErrNotFound if absent.
 	DeleteAuthToken(ctx context.Context, mac []byte) error
 	// RecordAuthTokenUse sets LastUsed for each auth token (keyed by
-	// string(mac)), keeping the later time; unknown ones are skipped.
+	// string(mac)), keeping the later time; unknown ones are skipped. Each
+	// token is written whole with its entry in the use index (the one
+	// DeleteIdleAuthTokens reads), and success means every one is stored:
+	// on bbolt in one transaction, on etcd in transactions of up to
+	// (MaxTxnOps − 2) / 3 tokens. After an error the earlier ones may be
+	// stored, as for RecordTokenUse.
 	RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time.Time) error
 	// DeleteIdleAuthTokens removes every auth token whose LastUsed is at or
 	// before idleSince, and every auth token whose principal no longer
@@ -287,8 +316,11 @@ type Store interface {
 	// transaction (same closure rules as UpdateRole). Name cannot be changed.
 	// ErrNotFound if absent.
 	UpdateTenant(ctx context.Context, name string, update func(Tenant) (Tenant, error)) (Tenant, error)
-	// DeleteTenant removes a tenant and, in the same transaction, all of its
-	// Pulsar tokens. ErrNotFound if absent.
+	// DeleteTenant removes a tenant with all of its Pulsar tokens and
+	// namespace statistics, as DeleteToken does (one transaction whenever
+	// it fits; on etcd, many dependents first, the tenant last: an error
+	// part way leaves the tenant with fewer of them). ErrNotFound if
+	// absent.
 	DeleteTenant(ctx context.Context, name string) error
 
 	// CreatePulsarToken stores a Pulsar token record. The tenant must exist
@@ -338,9 +370,15 @@ type Store interface {
 	// UpdateDatabase: same closure rules as UpdateRole; the ID and the
 	// usage counters cannot be changed through it.
 	UpdateDatabase(ctx context.Context, id string, update func(Database) (Database, error)) (Database, error)
-	// RecordDatabaseUsage adds usage deltas in one transaction: to each
-	// database's totals and to the calendar month (UTC) of each delta's
-	// Month, and keeps the later LastUsage. Unknown databases are skipped.
+	// RecordDatabaseUsage adds usage deltas: to each database's totals and
+	// to the calendar month (UTC) of each delta's Month, and keeps the later
+	// LastUsage. Unknown databases are skipped. Each database month is
+	// added together with its share of the database's totals, so the totals
+	// always stay the sums of the months, and success means every one is
+	// stored: on bbolt in one transaction, on etcd in transactions of up to
+	// (MaxTxnOps − 2) / 2 database months, in (database, month) order.
+	// After an error part way the earlier months stay added (the error
+	// says how many), so sending the same deltas again counts those twice.
 	RecordDatabaseUsage(ctx context.Context, deltas []UsageDelta) error
 	// GetDatabaseUsage returns a database's usage in one month ("2026-11");
 	// zero usage for a month without any. ErrNotFound for an unknown database.
@@ -352,9 +390,16 @@ type Store interface {
 	ListDatabasesPage(ctx context.Context, after string, limit int) (dbs []Database, next string, err error)
 
 	// PutNamespaceStats stores the latest reported statistics of each
-	// namespace (replacing the previous report), in one transaction. Every
-	// namespace's tenant must exist (an error wrapping ErrNotFound, and
-	// nothing written, otherwise). DeleteTenant removes its statistics.
+	// namespace (replacing the previous report). Every namespace's tenant
+	// must exist (an error wrapping ErrNotFound, and nothing written,
+	// otherwise: checked before anything is written, whatever the size).
+	// Each snapshot is written whole, and success means every one is
+	// stored: on bbolt in one transaction, on etcd in transactions of up to
+	// MaxTxnOps − 2 snapshots, in key order, each checking its tenants
+	// again. A tenant deleted meanwhile, or a failure, stops it part way:
+	// each namespace then holds its new snapshot or its previous one (none
+	// outlives its tenant), and sending the report again completes it.
+	// DeleteTenant removes its statistics.
 	PutNamespaceStats(ctx context.Context, stats []NamespaceStats) error
 	// ListNamespaceStats returns a tenant's namespace statistics, ordered by
 	// namespace (none for an unknown tenant).
@@ -368,7 +413,10 @@ type Store interface {
 	ListNamespaceStatsPage(ctx context.Context, tenant, after string, limit int) (stats []NamespaceStats, next string, err error)
 
 	// AppendAuditEvents records events that go with no change (refused
-	// calls), in one transaction.
+	// calls), in order. Each event is written whole, and success means
+	// every one is stored: on bbolt in one transaction, on etcd in
+	// transactions of up to MaxTxnOps − 2 events. After an error the
+	// earlier events may be recorded; Seqs stay gap-free either way.
 	AppendAuditEvents(ctx context.Context, events []AuditEvent) error
 	// ListAuditEvents returns the events q selects, in Seq order.
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error)

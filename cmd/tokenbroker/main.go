@@ -22,6 +22,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/server/broker"
 	"github.com/tokenbroker/tokenbroker/server/gctune"
+	"github.com/tokenbroker/tokenbroker/store/etcd"
 )
 
 func main() {
@@ -66,6 +67,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Etcd.CACert, "etcd-cacert", "", "PEM CA certificate verifying the etcd members")
 	fs.StringVar(&cfg.Etcd.Cert, "etcd-cert", "", "PEM client certificate for etcd")
 	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "PEM client key for etcd")
+	fs.IntVar(&cfg.Etcd.MaxTxnOps, "etcd-max-txn-ops", etcd.DefaultMaxTxnOps, "most operations in one etcd transaction: at most the etcd members' --max-txn-ops, at least 128")
 	// --- end store selection ---
 	fs.Func("signing-key-rotation", "rotate the Pulsar signing key on this schedule, e.g. 90d; the next key is published at half of it (default: off)", func(v string) error {
 		d, err := broker.ParseLifetime("signing-key-rotation", v)
@@ -186,6 +188,12 @@ func checkServeFlags(cfg *server.Config, given map[string]bool) error {
 	}
 	if cfg.PulsarTokenLimit <= 0 {
 		return fmt.Errorf("--pulsar-token-limit %d: must be positive", cfg.PulsarTokenLimit)
+	}
+	if cfg.Etcd.MaxTxnOps < etcd.DefaultMaxTxnOps {
+		// etcd.Open refuses it too, but only with --store etcd, and naming
+		// the option rather than the flag.
+		return fmt.Errorf("--etcd-max-txn-ops %d: must be at least %d (etcd's default --max-txn-ops: the store's single writes are sized for it)",
+			cfg.Etcd.MaxTxnOps, etcd.DefaultMaxTxnOps)
 	}
 	for name, v := range map[string]string{"grpc-addr": cfg.GRPCAddr, "http-addr": cfg.HTTPAddr, "data": cfg.DataPath, "org-name": cfg.OrgName, "pulsar-audience": cfg.PulsarAudience} {
 		if strings.TrimSpace(v) == "" {

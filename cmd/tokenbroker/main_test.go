@@ -164,6 +164,8 @@ func TestRun(t *testing.T) {
 		{"serve with extra arguments", []string{"serve", "extra"}, 1, "unexpected arguments"},
 		{"serve with a negative TTL", []string{"serve", "--auth-token-ttl=-5m"}, 1, "--auth-token-ttl -5m0s: must be positive"},
 		{"serve with a zero limit", []string{"serve", "--pulsar-token-limit=0"}, 1, "--pulsar-token-limit 0: must be positive"},
+		{"serve with a small etcd transaction limit", []string{"serve", "--etcd-max-txn-ops=64"}, 1, "--etcd-max-txn-ops 64: must be at least 128"},
+		{"serve on etcd with a small etcd transaction limit", []string{"serve", "--store=etcd", "--etcd-endpoints=127.0.0.1:1", "--etcd-max-txn-ops=127"}, 1, "--etcd-max-txn-ops 127: must be at least 128"},
 		{"serve with a relative issuer", []string{"serve", "--issuer-url=broker:8080"}, 1, "issuer URL"},
 		{"serve with a bad log format", []string{"serve", "--log-format=xml"}, 1, "--log-format"},
 		{"serve with a bad log level", []string{"serve", "--log-level=loud"}, 1, "--log-level"},
@@ -185,7 +187,8 @@ func TestRun(t *testing.T) {
 func TestCheckServeFlags(t *testing.T) {
 	ok := func() server.Config {
 		return server.Config{GRPCAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", DataPath: "/var/lib/tb/tokenbroker.db",
-			OrgName: "default", PulsarAudience: "pulsar", AuthTokenTTL: time.Minute, PulsarTokenLimit: 100}
+			OrgName: "default", PulsarAudience: "pulsar", AuthTokenTTL: time.Minute, PulsarTokenLimit: 100,
+			Etcd: server.EtcdConfig{MaxTxnOps: 128}}
 	}
 	cfg := ok()
 	if err := checkServeFlags(&cfg, map[string]bool{}); err != nil {
@@ -193,6 +196,11 @@ func TestCheckServeFlags(t *testing.T) {
 	}
 	if cfg.BootstrapFile != "/var/lib/tb/admin.json" {
 		t.Fatalf("default bootstrap file %q, want beside the data file", cfg.BootstrapFile)
+	}
+	cfg = ok()
+	cfg.Etcd.MaxTxnOps = 1024 // members started with a raised --max-txn-ops
+	if err := checkServeFlags(&cfg, map[string]bool{}); err != nil {
+		t.Fatalf("--etcd-max-txn-ops 1024: %v", err)
 	}
 	cfg = ok()
 	cfg.BootstrapFile = "-"
@@ -207,6 +215,8 @@ func TestCheckServeFlags(t *testing.T) {
 		"zero TTL":           {func(c *server.Config) { c.AuthTokenTTL = 0 }, "", "--auth-token-ttl"},
 		"negative TTL":       {func(c *server.Config) { c.AuthTokenTTL = -time.Second }, "", "--auth-token-ttl"},
 		"negative limit":     {func(c *server.Config) { c.PulsarTokenLimit = -3 }, "", "--pulsar-token-limit"},
+		"etcd txn ops 0":     {func(c *server.Config) { c.Etcd.MaxTxnOps = 0 }, "", "--etcd-max-txn-ops 0: must be at least 128"},
+		"etcd txn ops 100":   {func(c *server.Config) { c.Etcd.MaxTxnOps = 100 }, "", "--etcd-max-txn-ops 100: must be at least 128"},
 		"empty data":         {func(c *server.Config) { c.DataPath = " " }, "", "--data"},
 		"relative issuer":    {func(c *server.Config) { c.IssuerURL = "/oidc" }, "", "issuer URL"},
 		"empty bootstrap":    {func(c *server.Config) { c.BootstrapFile = "" }, "bootstrap-file", "--bootstrap-file"},

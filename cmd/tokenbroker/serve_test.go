@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/embed"
+
 	"github.com/tokenbroker/tokenbroker/server/tlsconfig/tlstest"
+	"github.com/tokenbroker/tokenbroker/store/etcd/etcdtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
@@ -100,5 +103,59 @@ func TestServeTLSAndSignals(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+// stopServe sends SIGTERM to this test process, which serve has subscribed
+// to, and waits for serve to return.
+func stopServe(t *testing.T, done <-chan error) {
+	t.Helper()
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+// TestServeEtcdMaxTxnOps: --etcd-max-txn-ops reaches the etcd store, whose
+// own log line reports the limit it opened with (the store then sizes its
+// split writes by it: store/etcd TestRaisedMaxTxnOps), against a member
+// started with the same raised --max-txn-ops.
+func TestServeEtcdMaxTxnOps(t *testing.T) {
+	member, err := etcdtest.Start(func(c *embed.Config) { c.MaxTxnOps = 1024 })
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(member.Stop)
+	dir := t.TempDir()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- serve([]string{"--store", "etcd", "--etcd-endpoints", member.Endpoint, "--etcd-prefix", "/serve-test/",
+			"--etcd-max-txn-ops", "1024", "--data", filepath.Join(dir, "tb.db"), "--bootstrap-file", "-",
+			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text"}, &stderr)
+	}()
+	waitFor(t, "the start log", func() bool {
+		return strings.Contains(stderr.String(), "msg=\"tokenbroker serving\"") || len(done) > 0
+	})
+	log := stderr.String()
+	select {
+	case err := <-done: // not listening, so not subscribed to SIGTERM either
+		t.Fatalf("serve returned %v before serving:\n%s", err, log)
+	default:
+	}
+	stopServe(t, done)
+	opened := regexp.MustCompile(`(?m)^.*msg="store opened".*$`).FindString(log)
+	if !strings.Contains(opened, "backend=etcd") || !strings.Contains(opened, "max_txn_ops=1024") {
+		t.Errorf("the store's open log %q does not report max_txn_ops=1024:\n%s", opened, log)
+	}
+	if !regexp.MustCompile(`msg="tokenbroker serving".* etcd_max_txn_ops=1024`).MatchString(log) {
+		t.Errorf("start log lacks etcd_max_txn_ops=1024:\n%s", log)
 	}
 }

@@ -147,7 +147,7 @@ func newHandler(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Lo
 	if direct {
 		h = &directCheck{mux: mux, auth: tbv1.NewAuthServiceClient(conn), marshal: marshaler, next: mux}
 	}
-	return bodyGate(validateParams(patternsFrom(openapiv2.Document), requireLoginBody(h))), nil
+	return deadlineAtAnswer(bodyGate(validateParams(patternsFrom(openapiv2.Document), requireLoginBody(h)))), nil
 }
 
 // newMux returns grpc-gateway's mux with this gateway's options and no
@@ -224,6 +224,55 @@ func bodyGate(next http.Handler) http.Handler {
 		next.ServeHTTP(&gatedWriter{ResponseWriter: w}, r)
 	})
 }
+
+// answerTimed are the routes whose work grows with the data without bound:
+// a bulk revocation deletes every token of a role, one store write each
+// (tens of thousands take minutes). The server's WriteTimeout counts from
+// the request's arrival, so such an answer would be cut off although the
+// work was done; deadlineAtAnswer gives these routes no write deadline
+// while the call runs and pageWriteTime from their first byte on, as a
+// streamed list gets per page.
+var answerTimed = map[string]bool{
+	http.MethodPost + " /v2/clientIdSecrets/revoke": true,
+}
+
+func deadlineAtAnswer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !answerTimed[r.Method+" "+r.URL.Path] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{}) // nothing is written until the call returns
+		next.ServeHTTP(&timedWriter{ResponseWriter: w, rc: rc}, r)
+	})
+}
+
+// timedWriter sets the write deadline at the answer's first byte.
+type timedWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	armed bool
+}
+
+func (t *timedWriter) arm() {
+	if !t.armed {
+		t.armed = true
+		_ = t.rc.SetWriteDeadline(time.Now().Add(pageWriteTime))
+	}
+}
+
+func (t *timedWriter) WriteHeader(code int) {
+	t.arm()
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *timedWriter) Write(p []byte) (int, error) {
+	t.arm()
+	return t.ResponseWriter.Write(p)
+}
+
+func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // httpStatus maps gRPC codes to HTTP statuses. It follows grpc-gateway's
 // table except where Astra differs: a state conflict (role still in use) is

@@ -262,22 +262,32 @@ func (v *View) CatchUp(ctx context.Context) bool {
 }
 
 // Flush persists last-use times and database usage recorded since the
-// previous flush. The trackers keep what a failed flush did not persist
-// for the next one. It also retries a refresh that failed (see stale):
-// the server flushes every few seconds, which bounds how long a missed
-// refresh lingers.
+// previous flush: application-token uses, auth-token uses (their sliding
+// expiry) and database usage, each its own store write. All three run
+// whatever the others' outcome, since they are independent: one the store
+// refuses (say a token-use flush too large for the etcd members'
+// --max-txn-ops) must not hold back the others: garbage collection deletes
+// auth tokens idle by their stored last use, so auth tokens in use would
+// be deleted once their uses had gone unflushed for a TTL, and a crash
+// would lose counted usage. The error joins the failures, each naming its part; the trackers keep
+// what a failed part did not persist for the next flush. It also retries
+// a refresh that failed (see stale): the server flushes every few
+// seconds, which bounds how long a missed refresh lingers.
 func (v *View) Flush(ctx context.Context) error {
 	if v.stale.Load() {
 		v.reloadAfterFailure(ctx)
 	}
-	if err := v.TokenUse.flush(ctx, v.Store.RecordTokenUse); err != nil {
-		return fmt.Errorf("flush token use: %w", err)
+	return errors.Join(
+		flushErr("flush token use", v.TokenUse.flush(ctx, v.Store.RecordTokenUse)),
+		flushErr("flush auth token use", v.AuthTokenUse.flush(ctx, v.Store.RecordAuthTokenUse)),
+		flushErr("flush database usage", v.Meter.flush(ctx, v.Store.RecordDatabaseUsage)),
+	)
+}
+
+// flushErr names the part of a flush that failed (nil if it did not).
+func flushErr(part string, err error) error {
+	if err == nil {
+		return nil
 	}
-	if err := v.AuthTokenUse.flush(ctx, v.Store.RecordAuthTokenUse); err != nil {
-		return fmt.Errorf("flush auth token use: %w", err)
-	}
-	if err := v.Meter.flush(ctx, v.Store.RecordDatabaseUsage); err != nil {
-		return fmt.Errorf("flush database usage: %w", err)
-	}
-	return nil
+	return fmt.Errorf("%s: %w", part, err)
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/pulsarjwt"
@@ -381,5 +384,88 @@ func BenchmarkPermissions(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestFlushPartsAreIndependent: a flush whose token-use part the store
+// refuses still persists the auth-token uses and the database usage, and
+// answers an error naming only the part that failed; that part stays
+// pending and is written by a later flush once the store accepts it.
+//
+// The refusal is a real one: the etcd member runs with --max-txn-ops 64
+// while the store keeps its default MaxTxnOps of 128 (the misconfiguration
+// docs/operations.md warns about), so the token-use flush of 70 tokens,
+// one transaction of 70 compares and 70 puts, is refused by etcd, while
+// one auth token's use (a compare, 3 operations) and one database month's
+// usage fit.
+func TestFlushPartsAreIndependent(t *testing.T) {
+	member, err := etcdtest.Start(func(c *embed.Config) { c.MaxTxnOps = 64 })
+	must(t, err, "start etcd")
+	t.Cleanup(member.Stop)
+	s, err := etcd.Open(t.Context(), etcd.Options{Endpoints: []string{member.Endpoint}, Prefix: "/flush/"})
+	must(t, err, "open etcd")
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	org := bootstrap(t, s)
+	const n = 70
+	var ids []string
+	for i := 2; i < 2+n; i++ { // one at a time: each its own small transaction
+		ids = append(ids, storetest.ClientID(i))
+		must(t, s.CreateToken(ctx, storetest.NewToken(storetest.ClientID(i), storetest.RoleID(1))), "create token")
+	}
+	must(t, s.CreateDatabase(ctx, storetest.NewDatabase(1), storetest.NewDatabaseRole(1), storetest.NewDatabaseToken(1)), "create database")
+	auth := storetest.NewAuthToken(1, store.PrincipalApplicationToken, storetest.ClientID(1))
+	must(t, s.CreateAuthToken(ctx, auth), "create auth token")
+	v := openView(t, s, org)
+
+	at := storetest.Base.Add(time.Hour) // after the records' stored last use
+	for _, id := range ids {
+		v.TokenUse.Touch(id, at)
+	}
+	v.AuthTokenUse.Touch(string(auth.MAC), at)
+	v.Meter.Record(policy.DatabaseDRN(org.ID, storetest.DatabaseID(1)), "db-table-select", true, at)
+
+	err = v.Flush(ctx)
+	if err == nil || !strings.Contains(err.Error(), "flush token use") ||
+		strings.Contains(err.Error(), "flush auth token use") || strings.Contains(err.Error(), "flush database usage") {
+		t.Fatalf("Flush = %v, want an error of the token-use part only", err)
+	}
+	// Read from the store itself: the View would add what it still holds.
+	got, err := s.GetAuthToken(ctx, auth.MAC)
+	must(t, err, "get auth token")
+	if !got.LastUsed.Equal(at) {
+		t.Errorf("auth token's stored last use %v, want %v: its flush was held back by the token-use failure", got.LastUsed, at)
+	}
+	usage, err := s.GetDatabaseUsage(ctx, storetest.DatabaseID(1), at.Format("2006-01"))
+	must(t, err, "get database usage")
+	if usage.Reads != 1 {
+		t.Errorf("stored usage %+v, want 1 read: its flush was held back by the token-use failure", usage)
+	}
+	tok, err := s.GetToken(ctx, ids[0])
+	must(t, err, "get token")
+	if !tok.LastUsed.IsZero() {
+		t.Fatalf("token's stored last use %v after a refused flush", tok.LastUsed)
+	}
+
+	// Still refused, and only that part: the others have nothing left.
+	err = v.Flush(ctx)
+	if err == nil || strings.Count(err.Error(), "flush ") != 1 || !strings.Contains(err.Error(), "flush token use") {
+		t.Fatalf("second Flush = %v, want the token-use error alone", err)
+	}
+	if usage, err := s.GetDatabaseUsage(ctx, storetest.DatabaseID(1), at.Format("2006-01")); err != nil || usage.Reads != 1 {
+		t.Fatalf("stored usage %+v (%v) after a second flush, want 1 read (counted once)", usage, err)
+	}
+	// With ten tokens deleted (the View forgets their uses), the rest fit
+	// in one transaction the member accepts: the pending uses are written.
+	for _, id := range ids[n-10:] {
+		must(t, s.DeleteToken(ctx, id), "delete token")
+	}
+	must(t, v.Flush(ctx), "flush after the deletes")
+	for _, id := range ids[:n-10] {
+		tok, err := s.GetToken(ctx, id)
+		must(t, err, "get token")
+		if !tok.LastUsed.Equal(at) {
+			t.Fatalf("token %s: stored last use %v, want %v", id, tok.LastUsed, at)
+		}
 	}
 }

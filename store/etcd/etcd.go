@@ -39,12 +39,6 @@ const (
 	defaultCallTimeout = 5 * time.Second
 	defaultDialTimeout = 5 * time.Second
 	defaultMaxBatch    = 1000
-	// defaultMaxTxnOps is etcd's default --max-txn-ops, and the least
-	// MaxTxnOps Open accepts: the writes of a fixed size are sized for it
-	// (rotating a token of 50 roles, the most the API gives one, with its
-	// audit event is about 110 operations; the chunks of garbage
-	// collection and of split cascades are up to 100).
-	defaultMaxTxnOps = 128
 	// defaultMaxTxnBytes stays well below etcd's default
 	// --max-request-bytes (1.5 MiB) to leave room for the request framing.
 	defaultMaxTxnBytes = 1 << 20
@@ -56,6 +50,13 @@ const (
 	// writer won a compare (then callers get store.ErrConflict).
 	maxConflictRetries = 32
 )
+
+// DefaultMaxTxnOps is etcd's default --max-txn-ops, and the least
+// Options.MaxTxnOps Open accepts: the writes of a fixed size are sized for
+// it (rotating a token of 50 roles, the most the API gives one, with its
+// audit event is about 110 operations; the chunks of garbage collection
+// and of split cascades are up to 100).
+const DefaultMaxTxnOps = 128
 
 // Options configures Open.
 type Options struct {
@@ -171,10 +172,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	switch {
 	case opts.MaxTxnOps == 0:
-		opts.MaxTxnOps = defaultMaxTxnOps
-	case opts.MaxTxnOps < defaultMaxTxnOps:
+		opts.MaxTxnOps = DefaultMaxTxnOps
+	case opts.MaxTxnOps < DefaultMaxTxnOps:
 		return nil, fmt.Errorf("open etcd store: MaxTxnOps %d is below %d, the operations some single writes need (set etcd's --max-txn-ops to at least %d)",
-			opts.MaxTxnOps, defaultMaxTxnOps, defaultMaxTxnOps)
+			opts.MaxTxnOps, DefaultMaxTxnOps, DefaultMaxTxnOps)
 	}
 	if opts.MaxTxnBytes <= 0 {
 		opts.MaxTxnBytes = defaultMaxTxnBytes
@@ -215,7 +216,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.w = newCommitter(s, opts.MaxBatch)
 	s.Records = kvrecords.New(backend{s}, kvrecords.Limits{GCChunk: gcChunk, TxnOps: opts.MaxTxnOps})
 	s.log.Info("store opened", "backend", "etcd", "prefix", opts.Prefix, "schema_version", schemaVersion,
-		"revision", s.m.rev)
+		"revision", s.m.rev, "max_txn_ops", opts.MaxTxnOps)
 	return s, nil
 }
 

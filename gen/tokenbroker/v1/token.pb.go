@@ -625,11 +625,22 @@ func (x *RevokeTokensRequest) GetDryRun() bool {
 
 type RevokeTokensResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The tokens revoked (or, with dry_run, that would be).
-	Clients       []*TokenInfo `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
-	DryRun        bool         `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The tokens revoked (or, with dry_run, that would be), in client-ID order:
+	// every one, or, when clients_truncated is set, the first of them (at most
+	// 1,000, and at most 1 MiB encoded, so that the answer stays far below
+	// grpc's default 4 MiB receive limit however many tokens go).
+	Clients []*TokenInfo `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	DryRun  bool         `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// How many tokens were revoked (or, with dry_run, would be), whether or not
+	// clients lists them all.
+	RevokedCount int32 `protobuf:"varint,3,opt,name=revoked_count,json=revokedCount,proto3" json:"revoked_count,omitempty"`
+	// Set when clients lists only the first of the revoked_count tokens. Every
+	// revoked token has its own audit event (action TokenService.RevokeTokens,
+	// target the token); what a dry run selects, ListTokens lists with the same
+	// role and unused_for (besides the caller's own token, never revoked).
+	ClientsTruncated bool `protobuf:"varint,4,opt,name=clients_truncated,json=clientsTruncated,proto3" json:"clients_truncated,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RevokeTokensResponse) Reset() {
@@ -672,6 +683,20 @@ func (x *RevokeTokensResponse) GetClients() []*TokenInfo {
 func (x *RevokeTokensResponse) GetDryRun() bool {
 	if x != nil {
 		return x.DryRun
+	}
+	return false
+}
+
+func (x *RevokeTokensResponse) GetRevokedCount() int32 {
+	if x != nil {
+		return x.RevokedCount
+	}
+	return 0
+}
+
+func (x *RevokeTokensResponse) GetClientsTruncated() bool {
+	if x != nil {
+		return x.ClientsTruncated
 	}
 	return false
 }
@@ -1795,10 +1820,12 @@ const file_tokenbroker_v1_token_proto_rawDesc = "" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1d\n" +
 	"\n" +
 	"unused_for\x18\x02 \x01(\tR\tunusedFor\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"d\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xb6\x01\n" +
 	"\x14RevokeTokensResponse\x123\n" +
 	"\aclients\x18\x01 \x03(\v2\x19.tokenbroker.v1.TokenInfoR\aclients\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xd0\x01\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12#\n" +
+	"\rrevoked_count\x18\x03 \x01(\x05R\frevokedCount\x12+\n" +
+	"\x11clients_truncated\x18\x04 \x01(\bR\x10clientsTruncated\"\xd0\x01\n" +
 	"\vTokenPolicy\x12,\n" +
 	"\x12max_token_lifetime\x18\x01 \x01(\tR\x10maxTokenLifetime\x129\n" +
 	"\x19max_pulsar_token_lifetime\x18\x02 \x01(\tR\x16maxPulsarTokenLifetime\x129\n" +

@@ -56,7 +56,8 @@ type TokenServiceClient interface {
 	// period, then is refused. The new secret and token are returned only here.
 	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
 	// Revokes every token bound to a role (optionally only those unused for a
-	// while), or with dry_run lists what would be revoked.
+	// while), or with dry_run lists what would be revoked. However many go, the
+	// answer stays small: their count, and the first of them.
 	RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error)
 	// Returns the organization's lifetime policy for new tokens.
 	GetTokenPolicy(ctx context.Context, in *GetTokenPolicyRequest, opts ...grpc.CallOption) (*GetTokenPolicyResponse, error)
@@ -237,7 +238,8 @@ type TokenServiceServer interface {
 	// period, then is refused. The new secret and token are returned only here.
 	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
 	// Revokes every token bound to a role (optionally only those unused for a
-	// while), or with dry_run lists what would be revoked.
+	// while), or with dry_run lists what would be revoked. However many go, the
+	// answer stays small: their count, and the first of them.
 	RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error)
 	// Returns the organization's lifetime policy for new tokens.
 	GetTokenPolicy(context.Context, *GetTokenPolicyRequest) (*GetTokenPolicyResponse, error)

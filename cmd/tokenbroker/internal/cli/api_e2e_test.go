@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 
+	tbv1 "github.com/tokenbroker/tokenbroker/gen/tokenbroker/v1"
 	"github.com/tokenbroker/tokenbroker/server/policy"
 	"github.com/tokenbroker/tokenbroker/server/servertest"
 )
@@ -456,5 +458,60 @@ func TestTokenRotateAndRevoke(t *testing.T) {
 	}
 	if ans := check(rotated.Token.Token); ans.Allowed {
 		t.Fatalf("a revoked token is still allowed: %+v", ans)
+	}
+}
+
+// TestTokenRevokeMany: a revocation of more tokens than its answer lists
+// prints their count, the first 1,000, and where the rest are: the token
+// list with the same filter for a dry run, the audit log afterwards.
+func TestTokenRevokeMany(t *testing.T) {
+	env := servertest.Start(t)
+	r := newRunner(t, env)
+	ctx := env.GRPCCtx(env.AdminToken)
+	role, err := env.Tokens.CreateRole(ctx, &tbv1.CreateRoleRequest{Name: "many",
+		Policy: &tbv1.Policy{Resources: []string{"drn:astra:org:" + env.OrgID}, Actions: []string{"org-read"}, Effect: "allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1001
+	var wg sync.WaitGroup
+	jobs, errs := make(chan int), make(chan error, n)
+	for range 8 { // concurrent creates share the store's commits
+		wg.Go(func() {
+			for range jobs {
+				_, err := env.Tokens.CreateToken(ctx, &tbv1.CreateTokenRequest{Roles: []string{role.GetRole().GetId()}})
+				errs <- err
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	res := r.ok("token", "revoke", "--role", "many", "--dry-run")
+	if !strings.HasPrefix(res.stdout, "would revoke 1001 token(s):\n") ||
+		!strings.HasSuffix(res.stdout, "(the first 1000 of 1001 listed; every one: tokenbroker token list --role \"many\")\n") {
+		t.Fatalf("token revoke --dry-run of 1,001 tokens: %.200s … %s", res.stdout, res.stdout[max(0, len(res.stdout)-200):])
+	}
+	var revoked struct {
+		Clients          []json.RawMessage `json:"clients"`
+		RevokedCount     int               `json:"revokedCount"`
+		ClientsTruncated bool              `json:"clientsTruncated"`
+	}
+	r.jsonOf(&revoked, "token", "revoke", "--role", "many")
+	if len(revoked.Clients) != 1000 || revoked.RevokedCount != n || !revoked.ClientsTruncated {
+		t.Fatalf("token revoke -o json: %d clients, revokedCount %d, clientsTruncated %v", len(revoked.Clients), revoked.RevokedCount, revoked.ClientsTruncated)
+	}
+	res = r.ok("token", "revoke", "--role", "many")
+	if !strings.HasPrefix(res.stdout, "revoked 0 token(s):\n") {
+		t.Fatalf("token revoke again: %q", res.stdout)
 	}
 }

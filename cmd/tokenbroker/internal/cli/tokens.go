@@ -219,11 +219,25 @@ nothing. The caller's own token is never revoked.`,
 					return a.printProto(resp)
 				}
 				if dryRun {
-					fmt.Fprintf(a.out, "would revoke %d token(s):\n", len(resp.GetClients()))
+					fmt.Fprintf(a.out, "would revoke %d token(s):\n", resp.GetRevokedCount())
 				} else {
-					fmt.Fprintf(a.out, "revoked %d token(s):\n", len(resp.GetClients()))
+					fmt.Fprintf(a.out, "revoked %d token(s):\n", resp.GetRevokedCount())
 				}
-				return a.tokenTable(ctx, c, resp.GetClients())
+				if err := a.tokenTable(ctx, c, resp.GetClients()); err != nil {
+					return err
+				}
+				if resp.GetClientsTruncated() {
+					// The answer lists a bounded number; say where the rest are.
+					where := "the audit log has every one: tokenbroker audit list"
+					if dryRun {
+						where = fmt.Sprintf("every one: tokenbroker token list --role %q", role)
+						if unusedFor != "" {
+							where += fmt.Sprintf(" --unused-for %q", unusedFor)
+						}
+					}
+					fmt.Fprintf(a.out, "(the first %d of %d listed; %s)\n", len(resp.GetClients()), resp.GetRevokedCount(), where)
+				}
+				return nil
 			})
 		}),
 	}
