@@ -670,27 +670,11 @@ func TestRevokeTokensAnswerIsBounded(t *testing.T) {
 		wide = append(wide, newRole(fmt.Sprintf("wide-%02d", i)))
 	}
 	const nSingle, nWide = 1150, 1100
-	var singleIDs, wideIDs []string
-	for i := range nSingle {
-		singleIDs = append(singleIDs, "Bulk"+strings.Repeat("a", 14)+letters(i, 6))
-	}
-	for i := range nWide {
-		wideIDs = append(wideIDs, "Wide"+strings.Repeat("a", 14)+letters(i, 6))
-	}
+	singleIDs := seededIDs("Bulk"+strings.Repeat("a", 14), nSingle)
+	wideIDs := seededIDs("Wide"+strings.Repeat("a", 14), nWide)
 	seedStore(t, env, func(ctx context.Context, s store.Store) {
-		proto, err := s.GetToken(ctx, env.AdminClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seed := func(ids, roles []string) {
-			parallel(t, len(ids), func(i int) error {
-				tk := proto
-				tk.ClientID, tk.Roles = ids[i], roles
-				return s.CreateToken(ctx, tk)
-			})
-		}
-		seed(singleIDs, []string{single})
-		seed(wideIDs, wide)
+		seedTokens(t, env, ctx, s, singleIDs, []string{single})
+		seedTokens(t, env, ctx, s, wideIDs, wide)
 	})
 	roleTokens := func(role string) []string {
 		return getUnpaged(t, env, restList{path: "/v2/clientIdSecrets", field: "clients", key: "clientId", members: []string{"clients"}}, "role="+role)
@@ -787,15 +771,7 @@ func TestRevokeTokensAnswerOutlastsWriteTimeout(t *testing.T) {
 	role := r.GetRole().GetId()
 	const n = 200
 	seedStore(t, env, func(ctx context.Context, s store.Store) {
-		proto, err := s.GetToken(ctx, env.AdminClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parallel(t, n, func(i int) error {
-			tk := proto
-			tk.ClientID, tk.Roles = "Slow"+strings.Repeat("a", 14)+letters(i, 6), []string{role}
-			return s.CreateToken(ctx, tk)
-		})
+		seedTokens(t, env, ctx, s, seededIDs("Slow"+strings.Repeat("a", 14), n), []string{role})
 	})
 	code, raw, _ := env.REST(t, http.MethodPost, lcRevokePath, env.AdminToken, map[string]any{"role": role})
 	wantStatus(t, "revoke 200 tokens", code, raw, http.StatusOK)

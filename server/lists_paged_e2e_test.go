@@ -34,6 +34,30 @@ import (
 
 const seeded = 1150 // more than one internal page
 
+// seedTokens stores one application token per ID, each a copy of the
+// admin token's record with that client ID and roles (seedStore's fn).
+func seedTokens(t *testing.T, env *servertest.Env, ctx context.Context, s store.Store, ids, roles []string) {
+	t.Helper()
+	proto, err := s.GetToken(ctx, env.AdminClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parallel(t, len(ids), func(i int) error {
+		tk := proto
+		tk.ClientID, tk.Roles = ids[i], roles
+		return s.CreateToken(ctx, tk)
+	})
+}
+
+// seededIDs returns n distinct client IDs of prefix then six letters.
+func seededIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = prefix + letters(i, 6)
+	}
+	return ids
+}
+
 // seedStore stops env, runs fn on its store, and starts env again.
 func seedStore(t testing.TB, env *servertest.Env, fn func(ctx context.Context, s store.Store)) {
 	t.Helper()
@@ -430,16 +454,7 @@ func TestGRPCListPageStaysFarBelowTheReceiveLimit(t *testing.T) {
 	}
 	const n = 1100
 	seedStore(t, env, func(ctx context.Context, s store.Store) {
-		proto, err := s.GetToken(ctx, env.AdminClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parallel(t, n, func(i int) error {
-			tk := proto
-			tk.ClientID = "Seeded" + strings.Repeat("a", 12) + letters(i, 6)
-			tk.Roles = roles
-			return s.CreateToken(ctx, tk)
-		})
+		seedTokens(t, env, ctx, s, seededIDs("Seeded"+strings.Repeat("a", 12), n), roles)
 	})
 	resp, err := env.Tokens.ListTokens(env.GRPCCtx(env.AdminToken), &tbv1.ListTokensRequest{})
 	if err != nil {

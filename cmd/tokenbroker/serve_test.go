@@ -93,17 +93,7 @@ func TestServeTLSAndSignals(t *testing.T) {
 	if cn := served(); cn != "second" {
 		t.Fatalf("after SIGHUP serving %q", cn)
 	}
-	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
-	}
+	stopServe(t, done)
 }
 
 // stopServe sends SIGTERM to this test process, which serve has subscribed

@@ -35,6 +35,9 @@ func main() {
 	if *data == "" || *role == "" {
 		log.Fatal("fillstore: -data and -role are required")
 	}
+	if *auth > 0 && *tokens <= 0 {
+		log.Fatal("fillstore: -auth needs -tokens > 0 (their principals are the added application tokens)")
+	}
 	s, err := bolt.Open(*data, bolt.Options{})
 	if err != nil {
 		log.Fatal(err)
