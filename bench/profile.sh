@@ -43,7 +43,7 @@ trap cleanup EXIT
 log() { echo "profile.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+. bench/lib.sh # jget
 
 mkdir -p "$out" "$bin"
 log "building into $out"

@@ -10,8 +10,11 @@
 #
 # Per store: create rate over the fill and over more creates at the
 # end (END_CREATES, default 2,000, which stay in the store); Check (application token) req/s and p99 at c=50; server RSS and
-# RssAnon; data file size; start-up time (process start to the time of
-# the "tokenbroker serving" log line, then GET /healthz 200 is checked); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick);
+# RssAnon; data file size, and the bytes one application token takes with
+# its index entries and audit event (bench/internal/filestats, which also
+# logs every bucket's share); start-up time (process start to the time of
+# the "tokenbroker serving" log line, then GET /healthz 200 is checked); the server's idle CPU over IDLE_SECONDS (default 65: one GC tick),
+# from 65 s after its start (after the first GC tick);
 # the first page of each list route, and each whole list: application tokens,
 # users, Pulsar tokens (unpaged, streamed) and databases (walked with
 # pageSize=1000). Each store also holds LIST_ITEMS database users, Pulsar
@@ -55,21 +58,11 @@ trap 'stop_broker; rm -rf "$tmp"' EXIT
 
 log "building tokenbroker; installing ghz (tools/load/go.mod)"
 go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
+go build -o "$tmp/filestats" ./bench/internal/filestats
 mkdir -p "$bin"
 (cd tools/load && GOBIN="$bin" go install tool)
 clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { local s f; s=$(<"/proc/$1/stat"); read -r -a f <<<"${s##*) }"; echo $((f[11] + f[12])); }
-jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-# ghzsum FILE: "req/s p99_seconds errors" from ghz -O json
-ghzsum() {
-  python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-p99 = next((d["latency"] for d in r.get("latencyDistribution") or [] if d["percentage"] == 99), 0) / 1e9
-errs = sum(v for k, v in (r.get("statusCodeDistribution") or {}).items() if k != "OK")
-print(f"{r['rps']:.0f} {p99:.6f} {errs}")
-PY
-}
+. bench/lib.sh # cpu_ticks, jget, ghzsum
 
 # start_broker DIR: starts it (setting pid, grpc and http), waits for
 # GET /healthz 200 and sets started_in to the seconds that took. It must
@@ -121,7 +114,7 @@ measure_store() {
   log "store $n: filling $n application tokens"
   "${g[@]}" --call tokenbroker.v1.TokenService/CreateToken -d "{\"roles\":[\"$rw_role\"],\"description\":\"scale\"}" \
     -n "$n" "$grpc" >"$dir/fill.json" || true
-  read -r rps p99 errs < <(ghzsum "$dir/fill.json")
+  read -r rps p99 errs _ < <(ghzsum "$dir/fill.json")
   row "create rate over the fill (tokens/s)" "$n" "$rps"
   ((errs == 0)) || log "store $n: $errs failed creates"
   # An application token for the auth-token logins and the Checks.
@@ -142,15 +135,15 @@ measure_store() {
   "${g[@]}" --call tokenbroker.v1.AuthService/CreateUser \
     -d "{\"username\":\"user-{{.RequestNumber}}\",\"password\":\"scale-password-123\",\"roles\":[\"$rw_role\"]}" \
     -n "$items" "$grpc" >"$dir/users.json" || true
-  read -r rps p99 errs < <(ghzsum "$dir/users.json")
+  read -r rps p99 errs _ < <(ghzsum "$dir/users.json")
   ((errs == 0)) || log "store $n: $errs failed user creates"
   "${g[@]}" --call tokenbroker.v1.DatabaseService/CreateDatabase -d '{"name":"db-{{.RequestNumber}}"}' \
     -n "$items" "$grpc" >"$dir/databases.json" || true
-  read -r rps p99 errs < <(ghzsum "$dir/databases.json")
+  read -r rps p99 errs _ < <(ghzsum "$dir/databases.json")
   ((errs == 0)) || log "store $n: $errs failed database creates"
   "${g[@]}" --call tokenbroker.v1.TokenService/CreateToken -d "{\"roles\":[\"$rw_role\"],\"description\":\"scale\"}" \
     -n "$end_creates" "$grpc" >"$dir/create-end.json" || true
-  read -r rps p99 errs < <(ghzsum "$dir/create-end.json")
+  read -r rps p99 errs _ < <(ghzsum "$dir/create-end.json")
   row "create rate, $end_creates more after the fill (tokens/s)" "$n" "$rps"
 
   local org resource
@@ -158,7 +151,7 @@ measure_store() {
   resource="drn:astra:org:$org:db:db1:keyspace:ks:table:t"
   "$bin/ghz" --insecure -c 50 --connections 4 -O json -z "$check_duration" --call tokenbroker.v1.AuthService/Check \
     -d "{\"credential\":\"$app\",\"action\":\"db-table-select\",\"resource\":\"$resource\"}" "$grpc" >"$dir/check.json" || true
-  read -r rps p99 errs < <(ghzsum "$dir/check.json")
+  read -r rps p99 errs _ < <(ghzsum "$dir/check.json")
   row "Check req/s (app token, c=50)" "$n" "$rps"
   row "Check p99 (ms)" "$n" "$(python3 -c "print(f'{$p99*1e3:.2f}')")"
 
@@ -203,13 +196,18 @@ PY
   stop_broker
   row "data file (MB)" "$n" "$(($(stat -c %s "$dir/tb.db") / 1000000))"
   row "file bytes per stored token (all kinds, audit included)" "$n" "$(($(stat -c %s "$dir/tb.db") / (n + n / 10 + pulsar + 3 * items + end_creates + 1)))"
+  row "file bytes per application token with its index entries and audit event" "$n" "$("$tmp/filestats" -per-token "$dir/tb.db")"
+  log "where the $n-token store's bytes go:"; "$tmp/filestats" "$dir/tb.db" | sed 's/^/  /' >&2
   start_broker "$dir"
   row "start-up to /healthz 200 (s)" "$n" "$started_in"
   local before after
+  # The first garbage collection after a start (at one minute) also
+  # sweeps for orphaned auth tokens, once per start: measure after it.
+  sleep 65
   before=$(cpu_ticks "$pid")
   sleep "$idle"
   after=$(cpu_ticks "$pid")
-  row "idle CPU over ${idle} s (ticks of 1/${clk_tck} s)" "$n" "$((after - before))"
+  row "idle CPU over ${idle} s after the first GC tick (ticks of 1/${clk_tck} s)" "$n" "$((after - before))"
   stop_broker
   if [[ $(drop_page_cache) == yes ]]; then
     start_broker "$dir"

@@ -43,7 +43,7 @@ go build -o "$tmp/fillstore" ./bench/internal/fillstore
 can_drop=no
 if sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then can_drop=yes; else log "cannot drop the page cache: no start from disk measured"; fi
 drop_cache() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+. bench/lib.sh # jget
 
 # start DIR: starts the broker, waits for GET /healthz 200; sets pid, http,
 # ready_s (seconds) and ready_ticks (CPU used so far).

@@ -487,6 +487,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+// minStreamWorkers is the fewest gRPC stream workers. A write holds its
+// worker while it waits for its group commit (a few ms), so under
+// concurrent writes a handful of workers (4 per CPU) were all busy and
+// every other write ran on a fresh goroutine, whose stack then grew, copy
+// by copy, deep in the call (runtime.newstack was about a tenth of the
+// broker's CPU per create at 64 callers). Idle workers cost a parked
+// goroutine each.
+const minStreamWorkers = 128
+
 // streamWorkers is the number of gRPC stream workers; a call that finds
 // them all busy still gets its own goroutine. TOKENBROKER_STREAM_WORKERS
 // overrides it (benchmarks compare).
@@ -494,7 +503,7 @@ func streamWorkers() uint32 {
 	if v, err := strconv.Atoi(os.Getenv("TOKENBROKER_STREAM_WORKERS")); err == nil && v >= 0 {
 		return uint32(v)
 	}
-	return uint32(4 * runtime.GOMAXPROCS(0))
+	return uint32(max(minStreamWorkers, 4*runtime.GOMAXPROCS(0)))
 }
 
 // gatewayRoutes are the plain HTTP routes served beside the RPCs.

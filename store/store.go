@@ -295,8 +295,12 @@ type Store interface {
 	// stored, as for RecordTokenUse.
 	RecordAuthTokenUse(ctx context.Context, lastUsed map[string]time.Time) error
 	// DeleteIdleAuthTokens removes every auth token whose LastUsed is at or
-	// before idleSince, and every auth token whose principal no longer
-	// exists; it returns how many it removed.
+	// before idleSince and returns how many it removed. The first call
+	// after the store is opened also removes every auth token whose
+	// principal no longer exists (left by a binary from before the
+	// cascades); later calls skip that walk of every auth token, because
+	// nothing this binary does leaves such a token, and one left by an
+	// older binary meanwhile cannot authenticate, so it becomes idle.
 	DeleteIdleAuthTokens(ctx context.Context, idleSince time.Time) (int, error)
 
 	// CreateTenant stores a streaming tenant; ErrAlreadyExists if the name

@@ -160,6 +160,56 @@ func TestDeleteIdleAuthTokensCollectsOrphans(t *testing.T) {
 	}
 }
 
+// TestOrphanPassRunsOnceAfterOpen: the orphan pass of DeleteIdleAuthTokens
+// walks every auth token, so it runs on the first call after Open only;
+// an orphan made later (behind the store's back) stays until the next
+// open's first call.
+func TestOrphanPassRunsOnceAfterOpen(t *testing.T) {
+	s, path := openTest(t, Options{})
+	ctx := context.Background()
+	u := storetest.NewUser(storetest.UserID(1), storetest.Username(1))
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	at := storetest.NewAuthToken(1, store.PrincipalUser, u.ID)
+	at.LastUsed = storetest.Base.Add(time.Hour) // never idle here
+	if err := s.CreateAuthToken(ctx, at); err != nil {
+		t.Fatal(err)
+	}
+	deleteIdle := func(s *Store, want int) {
+		t.Helper()
+		n, err := s.DeleteIdleAuthTokens(ctx, storetest.Base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("DeleteIdleAuthTokens removed %d, want %d", n, want)
+		}
+	}
+	deleteIdle(s, 0) // the pass runs, and finds nothing
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return errors.Join(tx.Bucket(bucketUsers).Delete([]byte(u.ID)), tx.Bucket(bucketUsersByName).Delete([]byte(u.Username)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deleteIdle(s, 0) // no second walk
+	if _, err := s.GetAuthToken(ctx, at.MAC); err != nil {
+		t.Fatalf("the orphan went before the next open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deleteIdle(s, 1)
+	if _, err := s.GetAuthToken(ctx, at.MAC); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get the orphan after the pass: %v, want ErrNotFound", err)
+	}
+}
+
 // TestOpenAddsBucketsToOlderFile: a version 1 file written before users
 // and auth tokens existed opens, keeps its data and gains the buckets.
 func TestOpenAddsBucketsToOlderFile(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/internal/kv"
@@ -87,6 +88,9 @@ type Records struct {
 	direct  DirectGetter // nil unless b is one
 	gcChunk int
 	txnOps  int // 0: no bound
+	// orphansSwept: DeleteIdleAuthTokens' orphan pass has completed once
+	// since New (it runs only until then; see DeleteIdleAuthTokens).
+	orphansSwept atomic.Bool
 }
 
 // New returns the record operations over b.
