@@ -21,6 +21,7 @@
 #   ROUNDS=5 DURATION=10s bash bench/creates.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # cpu_ticks, jget, ghzsum, children_cpu_s, wait_serving, serving_addrs, stop_broker
 root=$PWD
 small=${SMALL:-10000}
 big=${BIG:-1000000}
@@ -34,13 +35,7 @@ baseline_pid=
 
 log() { echo "creates.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
-stop() {
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=
-}
-trap 'stop; [[ -z $baseline_pid ]] || kill "$baseline_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'stop_broker; [[ -z $baseline_pid ]] || kill "$baseline_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 log "building tokenbroker, fillstore and baseline into $tmp; installing ghz (tools/load/go.mod)"
 go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
@@ -49,7 +44,6 @@ go build -o "$tmp/baseline" ./bench/baseline
 mkdir -p "$bin"
 (cd tools/load && GOBIN="$bin" go install tool)
 clk_tck=$(getconf CLK_TCK)
-. bench/lib.sh # cpu_ticks, jget, ghzsum, children_cpu_s
 
 # client_us CALLS: ghz's CPU µs per call between $tmp/times0 and
 # $tmp/times1, two outputs of `times` around one ghz run in this shell.
@@ -57,19 +51,13 @@ client_us() { python3 -c 'import sys; print(f"{float(sys.argv[1]) * 1e6 / int(sy
 
 # start DIR: starts the broker on DIR/run.db; sets pid and grpc.
 start() {
-  local dir=$1 i
+  local dir=$1 t0 http secs
+  t0=$(date +%s.%N)
   "$tmp/tokenbroker" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data "$dir/run.db" \
     --bootstrap-file "$dir/admin.json" --ui=false >"$dir/broker.log" 2>&1 &
   pid=$!
-  for ((i = 0; ; i++)); do
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; die "the broker exited"; }
-    grep -q '"msg":"tokenbroker serving"' "$dir/broker.log" && break
-    ((i < 1200)) || die "broker not up after 60 s"
-    sleep 0.05
-  done
-  grpc=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    if l.startswith("{") and "tokenbroker serving" in l: print(json.loads(l)["grpc"])' "$dir/broker.log")
+  wait_serving "$pid" "$dir/broker.log" 60 || die "no broker on $dir"
+  read -r grpc http secs < <(serving_addrs "$dir/broker.log" "$t0")
 }
 
 "$tmp/baseline" --addr 127.0.0.1:0 >"$tmp/baseline.log" 2>&1 &
@@ -83,10 +71,10 @@ baseline_addr=$(sed -n 's/^listening on //p' "$tmp/baseline.log")
 for n in "$small" "$big"; do
   dir=$tmp/store-$n
   mkdir -p "$dir"
-  start "$dir"; stop # bootstrap: the organization, its roles, the admin token
+  start "$dir"; stop_broker # bootstrap: the organization, its roles, the admin token
   log "filling $n application tokens"
   "$tmp/fillstore" -data "$dir/run.db" -role "$rw_role" -tokens "$n" -auth 0 2>&1 | sed 's/^/  /' >&2
-  start "$dir"; stop # a clean close: the free-page list is saved
+  start "$dir"; stop_broker # a clean close: the free-page list is saved
   mv "$dir/run.db" "$dir/filled.db"
 done
 
@@ -120,7 +108,7 @@ for ((r = 1; r <= rounds; r++)); do
     ((errs == 0)) || log "round $r, store $n: $errs failed creates"
     cpu_us=$(((after - before) * 1000000 / clk_tck / calls))
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$r" "$rps" "$p99" "$cpu_us" "$(client_us "$calls")" >>"$results"
-    stop
+    stop_broker
   done
 done
 

@@ -1,4 +1,4 @@
-# Helpers the bench scripts share; source it: . "$root/bench/lib.sh"
+# Helpers the bench scripts share; each sources it from the repository root: . bench/lib.sh
 # (bash; needs python3).
 
 # cpu_ticks PID: the process's utime + stime (fields 14 and 15 of
@@ -36,4 +36,46 @@ def secs(path):
     return sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", line))
 print(f"{secs(sys.argv[2]) - secs(sys.argv[1]):.3f}")
 PY
+}
+
+# wait_serving PID LOG SECONDS: waits until the broker PID has logged its
+# "tokenbroker serving" line to LOG; fails (after printing LOG) if it exits
+# first or SECONDS pass.
+wait_serving() {
+  local pid=$1 log=$2 i
+  for ((i = 0; i < $3 * 50; i++)); do
+    grep -q '"msg":"tokenbroker serving"' "$log" && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "the broker exited" >&2; return 1; }
+    sleep 0.02
+  done
+  echo "the broker did not log 'tokenbroker serving' within $3 s" >&2
+  return 1
+}
+
+# serving_addrs LOG T0: "GRPC_ADDR HTTP_HOST:PORT SECONDS" from the broker's
+# "tokenbroker serving" line in LOG, SECONDS being the time that line
+# carries minus T0 (date +%s.%N taken before the start): both listeners are
+# up then, and polling would add the script's own latency.
+serving_addrs() {
+  python3 - "$1" "$2" <<'PY'
+import datetime, json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{") and "tokenbroker serving" in line:
+        m = json.loads(line)
+        t = datetime.datetime.fromisoformat(m["time"].replace("Z", "+00:00")).timestamp()
+        print(m["grpc"], m["http"].split("://")[1], f"{t - float(sys.argv[2]):.2f}")
+        break
+PY
+}
+
+# stop_broker: stops the broker whose PID is in $pid (SIGTERM, SIGKILL
+# after 20 s) and clears pid; nothing if pid is empty.
+stop_broker() {
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 200; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
 }

@@ -34,6 +34,7 @@
 # bench/results/load-<UTC timestamp>.txt (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # cpu_ticks, jget, children_cpu_s
 root=$PWD
 
 duration=${DURATION:-4s}           # each duration-bound run (ghz -z, hey -z)
@@ -93,7 +94,6 @@ mkdir -p "$bin"
 (cd tools/load && GOBIN="$bin" go install tool)
 
 
-. bench/lib.sh # cpu_ticks, jget, children_cpu_s
 
 # ---------------------------------------------------------------- 2. servers
 # Port 0 everywhere: each server picks a free loopback port and logs it.

@@ -23,6 +23,7 @@
 #   go tool pprof -http=: bench/results/profile-.../tokenbroker bench/results/profile-.../check-app-c50.prof
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # jget
 root=$PWD
 seconds=${PROFILE_SECONDS:-10}
 connections=${CONNECTIONS:-4}
@@ -43,7 +44,6 @@ trap cleanup EXIT
 log() { echo "profile.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-. bench/lib.sh # jget
 
 mkdir -p "$out" "$bin"
 log "building into $out"

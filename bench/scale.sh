@@ -31,6 +31,7 @@
 #   IDLE_SECONDS=20 CHECK_DURATION=5s bash bench/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # cpu_ticks, jget, ghzsum, wait_serving, serving_addrs, stop_broker
 root=$PWD
 big=${SCALE_TOKENS:-1000000}
 small=1000
@@ -45,15 +46,6 @@ pid=
 
 log() { echo "scale.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
-stop_broker() {
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 200; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=
-}
 trap 'stop_broker; rm -rf "$tmp"' EXIT
 
 log "building tokenbroker; installing ghz (tools/load/go.mod)"
@@ -62,35 +54,18 @@ go build -o "$tmp/filestats" ./bench/internal/filestats
 mkdir -p "$bin"
 (cd tools/load && GOBIN="$bin" go install tool)
 clk_tck=$(getconf CLK_TCK)
-. bench/lib.sh # cpu_ticks, jget, ghzsum
 
 # start_broker DIR: starts it (setting pid, grpc and http), waits for
 # GET /healthz 200 and sets started_in to the seconds that took. It must
 # not run in a subshell: the caller needs pid to stop the broker.
 start_broker() {
-  local dir=$1 t0 i
+  local dir=$1 t0
   t0=$(date +%s.%N)
   "$tmp/tokenbroker" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data "$dir/tb.db" \
     --bootstrap-file "$dir/admin.json" --pulsar-token-limit 100000000 --ui=false >"$dir/broker.log" 2>&1 &
   pid=$!
-  for ((i = 0; ; i++)); do
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; die "the broker exited"; }
-    if grep -q '"msg":"tokenbroker serving"' "$dir/broker.log"; then break; fi
-    ((i < 600)) || die "broker not up after 60 s"
-    sleep 0.05
-  done
-  # The time is the one the "tokenbroker serving" line carries (both
-  # listeners up; /healthz is then checked, untimed): polling would add the
-  # script's own latency.
-  read -r grpc http started_in < <(python3 - "$dir/broker.log" "$t0" <<'PY'
-import datetime, json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{") and "tokenbroker serving" in line:
-        m = json.loads(line)
-        t = datetime.datetime.fromisoformat(m["time"].replace("Z", "+00:00")).timestamp()
-        print(m["grpc"], m["http"].split("://")[1], f"{t - float(sys.argv[2]):.2f}")
-PY
-)
+  wait_serving "$pid" "$dir/broker.log" 60 || die "no broker on $dir"
+  read -r grpc http started_in < <(serving_addrs "$dir/broker.log" "$t0")
   until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$http/healthz") == 200 ]]; do sleep 0.02; done
 }
 # drop_page_cache: empties the kernel's page cache so that the next start

@@ -24,6 +24,7 @@
 #   TOKENBROKER_BIN=/tmp/tokenbroker-old bash bench/startup.sh   # a prebuilt broker
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # jget, cpu_ticks, wait_serving, serving_addrs
 big=${STARTUP_TOKENS:-1000000}
 small=1000
 rounds=${ROUNDS:-3}
@@ -43,35 +44,21 @@ go build -o "$tmp/fillstore" ./bench/internal/fillstore
 can_drop=no
 if sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then can_drop=yes; else log "cannot drop the page cache: no start from disk measured"; fi
 drop_cache() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-. bench/lib.sh # jget
 
 # start DIR: starts the broker, waits for GET /healthz 200; sets pid, http,
 # ready_s (seconds) and ready_ticks (CPU used so far).
 start() {
-  local dir=$1 t0 i
+  local dir=$1 t0
   : >"$dir/broker.log"
   t0=$(date +%s.%N)
   "$tmp/tokenbroker" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data "$dir/tb.db" \
     --bootstrap-file "$dir/admin.json" --ui=false >"$dir/broker.log" 2>&1 &
   pid=$!
-  for ((i = 0; ; i++)); do
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; die "the broker exited"; }
-    grep -q '"msg":"tokenbroker serving"' "$dir/broker.log" && break
-    ((i < 6000)) || die "broker not up after 120 s"
-    sleep 0.02
-  done
-  read -r http ready_s < <(python3 - "$dir/broker.log" "$t0" <<'PY'
-import datetime, json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{") and "tokenbroker serving" in line:
-        m = json.loads(line)
-        t = datetime.datetime.fromisoformat(m["time"].replace("Z", "+00:00")).timestamp()
-        print(m["http"].split("://")[1], f"{t - float(sys.argv[2]):.2f}")
-PY
-)
+  wait_serving "$pid" "$dir/broker.log" 120 || die "no broker on $dir"
+  local grpc
+  read -r grpc http ready_s < <(serving_addrs "$dir/broker.log" "$t0")
   until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$http/healthz") == 200 ]]; do sleep 0.02; done
-  local s f
-  s=$(<"/proc/$pid/stat"); read -r -a f <<<"${s##*) }"; ready_ticks=$((f[11] + f[12]))
+  ready_ticks=$(cpu_ticks "$pid")
 }
 stop_term() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 # stop_kill DIR: one create (so the file's free-page list is dropped), then SIGKILL.
