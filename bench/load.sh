@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load-tests a real tokenbroker process over loopback with real clients (ghz
-# for gRPC, hey for REST) and prints one table. Every figure is shown next to
+# or grpcload for gRPC, hey for REST) and prints one table. Every figure is shown next to
 # a baseline measured in the same run, on the same machine, with the same
 # client settings: for gRPC an empty grpc-go server (bench/baseline: only
 # grpc.health.v1, no interceptors), for REST a bare net/http JSON handler
@@ -13,6 +13,7 @@
 #   LOGIN_COUNT=100 CONNECTIONS=4 bash bench/load.sh
 #   ONLY=rest bash bench/load.sh         # only the REST rows (ONLY=grpc: only the gRPC rows)
 #   TOKENBROKER_BIN=/tmp/tb-old ONLY=rest bash bench/load.sh  # a prebuilt broker (old vs new)
+#   GRPC_CLIENT=grpcload ONLY=grpc bash bench/load.sh       # gRPC rows through grpcload instead of ghz
 #
 # Each Check scenario and its baseline run ROUNDS times (default 3),
 # interleaved: a round runs the baseline, then the group's other scenarios
@@ -28,6 +29,12 @@
 # baseline. TOKENBROKER_BIN is served instead of a build of this tree, so
 # two binaries can be measured alternately (interleaved rounds) with the
 # same script, baseline and clients.
+#
+# GRPC_CLIENT picks the gRPC load client: ghz (default; it builds every
+# request from JSON through dynamic messages, 40-110 us of its own CPU per
+# call here) or grpcload (bench/internal/grpcload: generated stubs and
+# grpc-go's client, as a calling service would, a fraction of that). Both
+# share the cores with the servers; the table shows each one's CPU per call.
 #
 # Needs Go, curl and python3. ghz and hey (pinned in tools/load/go.mod) are
 # installed into tools/bin. The table is also written to
@@ -47,6 +54,8 @@ run_grpc() { [[ $only != rest ]]; }
 run_rest() { [[ $only != grpc ]]; }
 login_count=${LOGIN_COUNT:-200}    # database-user logins per run (argon2id: slow on purpose)
 connections=${CONNECTIONS:-4}      # gRPC connections at c=50 (c=1 uses one)
+grpc_client=${GRPC_CLIENT:-ghz}    # ghz or grpcload
+case $grpc_client in ghz | grpcload) ;; *) echo "load.sh: GRPC_CLIENT must be ghz or grpcload, not $grpc_client" >&2; exit 2 ;; esac
 rw_role=b4ed0e9e-67e8-47b6-8b58-c6629be961a9 # "R/W Svc Acct" default role
 action=db-table-select
 started=$(date +%s)
@@ -89,6 +98,7 @@ else
   go build -o "$tmp/tokenbroker" ./cmd/tokenbroker
 fi
 go build -o "$tmp/baseline" ./bench/baseline
+go build -o "$tmp/grpcload" ./bench/internal/grpcload
 log "installing ghz and hey (tools/load/go.mod) into tools/bin"
 mkdir -p "$bin"
 (cd tools/load && GOBIN="$bin" go install tool)
@@ -217,11 +227,16 @@ measure() {
   fi
 }
 
-# parse.py ghz|hey FILE → calls, req/s, p50 s, p99 s, errors ("-" or "ERR ...")
+# parse.py ghz|grpcload|hey FILE → calls, req/s, p50 s, p99 s, errors ("-" or "ERR ...")
 cat >"$tmp/parse.py" <<'PY'
 import json, re, sys
 kind, path = sys.argv[1], sys.argv[2]
-if kind == "ghz":
+if kind == "grpcload":
+    r = json.load(open(path))
+    lat = {50: r["p50"], 99: r["p99"]}
+    bad = r["errors"]
+    calls, rps = r["count"], r["rps"]
+elif kind == "ghz":
     r = json.load(open(path))
     lat = {d["percentage"]: d["latency"] / 1e9 for d in r.get("latencyDistribution") or []}
     bad = {k: v for k, v in (r.get("statusCodeDistribution") or {}).items() if k != "OK"}
@@ -243,13 +258,34 @@ print(f"{calls}\t{rps:.1f}\t{lat.get(50, 0):.6f}\t{lat.get(99, 0):.6f}\t{err}".r
 PY
 
 ghz=("$bin/ghz" --insecure -O json --duration-stop ignore)
-# grpc_run KEY C SERVER_PID ADDR CALL DATA [ghz args...]; connections scale with c.
+# grpc_run KEY C SERVER_PID ADDR BOUND KIND [VALUES...]: one gRPC run with
+# $grpc_client; connections scale with c. BOUND: "z" ($duration) or a
+# call count. KIND and its VALUES: health; check CREDENTIAL; login
+# USERNAME PASSWORD.
 grpc_run() {
-  local key=$1 c=$2 pid=$3 addr=$4 call=$5 data=$6 conns=1
+  local key=$1 c=$2 pid=$3 addr=$4 bound=$5 kind=$6 conns=1
   shift 6
   if ((c > 1)); then conns=$connections; fi
-  measure "$key" "$c" "$pid" ghz -- "${ghz[@]}" -c "$c" --connections "$conns" \
-    --call "$call" -d "$data" "$@" "$addr"
+  if [[ $grpc_client == grpcload ]]; then
+    local -a args=(-addr "$addr" -c "$c" -conns "$conns" -call "$kind")
+    if [[ $bound == z ]]; then args+=(-duration "$duration"); else args+=(-n "$bound"); fi
+    case $kind in
+      check) args+=(-credential "$1" -action "$action" -resource "$resource") ;;
+      login) args+=(-username "$1" -password "$2") ;;
+    esac
+    measure "$key" "$c" "$pid" grpcload -- "$tmp/grpcload" "${args[@]}"
+    return
+  fi
+  local -a args=(-c "$c" --connections "$conns")
+  if [[ $bound == z ]]; then args+=(-z "$duration"); else args+=(-n "$bound"); fi
+  case $kind in
+    health) args+=(--proto "$root/bench/ghz/health.proto" --call grpc.health.v1.Health/Check -d '{}') ;;
+    check) args+=(--call tokenbroker.v1.AuthService/Check
+      -d "{\"credential\":\"$1\",\"action\":\"$action\",\"resource\":\"$resource\"}") ;;
+    login) args+=(--call tokenbroker.v1.AuthService/CreateAuthToken
+      -d "{\"username\":\"$1\",\"password\":\"$2\"}") ;;
+  esac
+  measure "$key" "$c" "$pid" ghz -- "${ghz[@]}" "${args[@]}" "$addr"
 }
 # rest_run KEY C [hey args...] URL  (against the broker; rest_run_pid for another process)
 rest_run() {
@@ -263,13 +299,12 @@ rest_run_pid() {
   measure "$key" "$c" "$pid" hey -- "$bin/hey" -c "$c" -z "$duration" "$@"
 }
 
-health=(--proto "$root/bench/ghz/health.proto")
 # One function per scenario (argument: the concurrency), so that a round
 # can run a group in any order.
-grpc_baseline() { grpc_run grpc-baseline "$1" "$baseline_pid" "$baseline_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"; }
-grpc_health() { grpc_run grpc-health "$1" "$broker_pid" "$grpc_addr" grpc.health.v1.Health/Check '{}' "${health[@]}" -z "$duration"; }
-grpc_check_app() { grpc_run grpc-check-app "$1" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_app" -z "$duration"; }
-grpc_check_auth() { grpc_run grpc-check-auth "$1" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/Check "$check_auth" -z "$duration"; }
+grpc_baseline() { grpc_run grpc-baseline "$1" "$baseline_pid" "$baseline_addr" z health; }
+grpc_health() { grpc_run grpc-health "$1" "$broker_pid" "$grpc_addr" z health; }
+grpc_check_app() { grpc_run grpc-check-app "$1" "$broker_pid" "$grpc_addr" z check "$app_token"; }
+grpc_check_auth() { grpc_run grpc-check-auth "$1" "$broker_pid" "$grpc_addr" z check "$auth_token"; }
 rest_baseline() { rest_run_pid rest-baseline "$1" "$baseline_pid" -m POST -T application/json -d "$check_body" "http://$baseline_http/v1/auth/check"; }
 rest_healthz() { rest_run rest-healthz "$1" "http://$http_addr/healthz"; }
 rest_check_xct() {
@@ -301,10 +336,8 @@ round=1
 # the store as it was. Login is throttled on failures only.
 if run_grpc; then
   for c in 50 1; do
-    grpc_run grpc-login-app "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
-      "{\"username\":\"$app_client_id\",\"password\":\"$app_secret\"}" -z "$duration"
-    grpc_run grpc-login-user "$c" "$broker_pid" "$grpc_addr" tokenbroker.v1.AuthService/CreateAuthToken \
-      "$user_login" -n "$login_count"
+    grpc_run grpc-login-app "$c" "$broker_pid" "$grpc_addr" z login "$app_client_id" "$app_secret"
+    grpc_run grpc-login-user "$c" "$broker_pid" "$grpc_addr" "$login_count" login bench-user bench-password-123
   done
 fi
 
@@ -314,7 +347,7 @@ report=bench/results/load-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
   echo "tokenbroker load run: $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TOKENBROKER_BIN:+, broker binary $TOKENBROKER_BIN}${only:+, $only rows only}"
   echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "each run: ${duration}, Check groups in ${rounds} interleaved rounds, medians shown (logins: one run; database-user login: ${login_count} calls); gRPC: ghz, ${connections} connections at c=50, 1 at c=1; REST: hey"
+  echo "each run: ${duration}, Check groups in ${rounds} interleaved rounds, medians shown (logins: one run; database-user login: ${login_count} calls); gRPC: $grpc_client, ${connections} connections at c=50, 1 at c=1; REST: hey"
   echo
   python3 - "$results" "$clk_tck" "$login_count" <<'PY'
 import sys
@@ -424,7 +457,7 @@ PY
   echo "Every figure is the median over the rounds; every ratio and difference is the median of the"
   echo "per-round comparisons against the baseline of its group at the same concurrency in the same"
   echo "round (gRPC: the empty grpc-go server; REST: a bare net/http JSON handler). CPU us/call = the"
-  echo "server process's utime+stime over the run / calls; client us/call = the load tool's (ghz's or"
+  echo "server process's utime+stime over the run / calls; client us/call = the load tool's ($grpc_client's or"
   echo "hey's) utime+stime / calls, its start-up included: both share the same cores, so req/s is partly the client's limit, and"
   echo "a scenario whose calls cost the client more reaches fewer req/s at the same server cost. Targets are informational, never pass/fail: gRPC Check >= 0.90x"
   echo "req/s and CPU <= +10 us at c=50, p50 <= +30 us at c=1; REST Check >= 0.75x req/s."

@@ -798,6 +798,39 @@ func TestAuditRefusedAfterAtMostOneSecond(t *testing.T) {
 	}
 }
 
+// TestAuditRefusedSurvivesAFailedFlush: a flush whose write fails (here
+// its context has ended, so the store refuses the write before queueing
+// it) keeps the batch it took from the queue, and the next flush stores
+// it: refused-call events are delayed by a failing store, never lost.
+func TestAuditRefusedSurvivesAFailedFlush(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	var rids []string
+	failed := 0
+	for i := range 5 {
+		rid := fmt.Sprintf("au-failed-flush-%d", i)
+		rids = append(rids, rid)
+		code, raw, _ := auREST(t, env, http.MethodGet, "/v2/clientIdSecrets", "", rid, nil)
+		auCode(t, "no token", code, raw, http.StatusUnauthorized)
+		// The server's own flush (every second) may take the event first;
+		// then this flush finds nothing to write and succeeds.
+		if err := env.Server.Broker().FlushAudit(ended); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Log("every event was flushed by the server before the failing flush took it; nothing was tested")
+	}
+	events := auFlushAll(t, env)
+	for _, rid := range rids {
+		if got := len(auByRID(events, rid)); got != 1 {
+			t.Errorf("request %s: %d audit events after a failed and a good flush, want 1", rid, got)
+		}
+	}
+}
+
 // TestAuditFailedWritesLeaveNothing: a call that fails (validation, not
 // found, conflict) records nothing: there is a record exactly when the
 // change exists.

@@ -49,6 +49,14 @@ type refusedAudit struct {
 	// call are stored (the periodic flush and Shutdown's, or a test's, may
 	// overlap).
 	flushing sync.Mutex
+	// unwritten is the batch whose write failed last (the store
+	// unreachable, a full disk, the flush's context ended): the next flush
+	// writes it first, so a failing store delays these events rather than
+	// losing them. One batch at most, so memory stays bounded; a write
+	// whose outcome the store could not tell (a commit error) may be
+	// stored twice, which an audit log prefers to a gap. Guarded by
+	// flushing.
+	unwritten []store.AuditEvent
 }
 
 const refusedAuditBuffer = 10_000
@@ -69,6 +77,7 @@ func (b *Broker) RecordRefused(ev store.AuditEvent) {
 // FlushAudit writes the queued events of refused calls, in batches of up
 // to 1000, until the queue is empty. When it returns nil, every event
 // queued before the call is stored, also when another flush ran meanwhile.
+// When a write fails, its batch is kept for the next flush.
 func (b *Broker) FlushAudit(ctx context.Context) error {
 	b.refused.flushing.Lock()
 	defer b.refused.flushing.Unlock()
@@ -76,7 +85,11 @@ func (b *Broker) FlushAudit(ctx context.Context) error {
 		b.log.WarnContext(ctx, "audit buffer full: refused-call events dropped", "count", n)
 	}
 	for {
-		batch := make([]store.AuditEvent, 0, 64)
+		batch := b.refused.unwritten
+		b.refused.unwritten = nil
+		if batch == nil {
+			batch = make([]store.AuditEvent, 0, 64)
+		}
 	drain:
 		for len(batch) < 1000 {
 			select {
@@ -90,6 +103,7 @@ func (b *Broker) FlushAudit(ctx context.Context) error {
 			return nil
 		}
 		if err := b.st.AppendAuditEvents(ctx, batch); err != nil {
+			b.refused.unwritten = batch
 			return fmt.Errorf("write audit events: %w", err)
 		}
 	}

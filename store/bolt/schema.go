@@ -103,11 +103,16 @@ const schemaVersion1 = "1"
 // mostly now + a fixed lifetime, so they too grow mostly at the right
 // edge; they keep 10% headroom for the odd insert elsewhere (a token
 // imported with an older client ID) and for records that grow in place.
+// So does auth_tokens_by_use, keyed by last use: a login adds its token at
+// now, and a use moves the entry to the flushed last-use time, at most a
+// flush interval (10 s) behind now, so inserts land in the last pages and
+// the older pages only lose entries (to later uses and to collection).
 var fillPercent = map[string]float64{
 	string(kvrecords.BucketAudit):          1.0,
 	string(kvrecords.BucketTokens):         0.9,
 	string(kvrecords.BucketTokensByRole):   0.9,
 	string(kvrecords.BucketTokensByExpiry): 0.9,
+	string(kvrecords.BucketAuthByUse):      0.9,
 }
 
 // setFillPercent applies fillPercent to b, the bucket named name.

@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/internal/kvrecords"
 	"github.com/tokenbroker/tokenbroker/store/storetest"
 )
 
@@ -29,29 +30,33 @@ func TestAppendedBucketsArePacked(t *testing.T) {
 	}
 	// Ascending client IDs and expiries, created in rounds of concurrent
 	// writers so that commits carry many creates each, as they do when
-	// served, and every round's keys follow the previous round's.
+	// served, and every round's keys follow the previous round's. Then
+	// auth tokens of those principals, logged in at ascending times (their
+	// MACs, the other buckets' keys, are random).
 	const tokens, writers = 2000, 16
-	for round := 0; round < tokens; round += writers {
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		for i := round; i < round+writers; i++ {
-			wg.Go(func() {
-				tok := storetest.NewToken(storetest.ClientID(i), role)
-				tok.Expiry = storetest.Base.Add(time.Duration(i) * time.Second)
-				ev := &store.AuditEvent{Action: "TokenService.CreateToken", TargetKind: "token", TargetID: tok.ClientID, Outcome: "success"}
-				errs <- s.CreateToken(store.WithAudit(ctx, ev), tok)
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+	inRounds(t, tokens, writers, func(i int) error {
+		tok := storetest.NewToken(storetest.ClientID(i), role)
+		tok.Expiry = storetest.Base.Add(time.Duration(i) * time.Second)
+		ev := &store.AuditEvent{Action: "TokenService.CreateToken", TargetKind: "token", TargetID: tok.ClientID, Outcome: "success"}
+		return s.CreateToken(store.WithAudit(ctx, ev), tok)
+	})
+	inRounds(t, tokens, writers, func(i int) error {
+		at := storetest.NewAuthToken(i, store.PrincipalApplicationToken, storetest.ClientID(i))
+		at.CreatedAt = storetest.Base.Add(time.Duration(i) * time.Second)
+		at.LastUsed = at.CreatedAt
+		return s.CreateAuthToken(ctx, at)
+	})
+	// The buckets this test fills, named here rather than taken from
+	// fillPercent so that dropping one from fillPercent fails the test.
+	packed := map[string]float64{
+		string(kvrecords.BucketAudit):          1.0,
+		string(kvrecords.BucketTokens):         0.9,
+		string(kvrecords.BucketTokensByRole):   0.9,
+		string(kvrecords.BucketTokensByExpiry): 0.9,
+		string(kvrecords.BucketAuthByUse):      0.9,
 	}
 	err = s.db.View(func(tx *bbolt.Tx) error {
-		for name, want := range fillPercent {
+		for name, want := range packed {
 			st := tx.Bucket([]byte(name)).Stats()
 			if st.LeafPageN < 10 {
 				t.Errorf("%s: %d leaf pages; the test needs more records", name, st.LeafPageN)
@@ -68,5 +73,25 @@ func TestAppendedBucketsArePacked(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// inRounds runs write(i) for i in [0, n), in rounds of `writers`
+// concurrent calls, each round after the previous one has returned.
+func inRounds(t *testing.T, n, writers int, write func(i int) error) {
+	t.Helper()
+	for round := 0; round < n; round += writers {
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for i := round; i < min(round+writers, n); i++ {
+			wg.Go(func() { errs <- write(i) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -15,6 +15,7 @@ const (
 var (
 	Be64                 = be64
 	BucketAudit          = bucketAudit
+	BucketAuthByUse      = bucketAuthByUse
 	BucketOrg            = bucketOrg
 	BucketTokensByExpiry = bucketTokensByExpiry
 	BucketDatabaseUsage  = bucketDatabaseUsage
